@@ -39,13 +39,15 @@ proto-lint: tools
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 
-# Breaking-change check against main (or the previous commit when main is checked out).
+# Breaking-change check: the API must stay compatible with the first published v1 (the
+# commit that introduced buf.yaml) and with the previous commit.
 proto-breaking: tools
-	@if git rev-parse --verify -q main >/dev/null && [ "$$(git rev-parse HEAD)" != "$$(git rev-parse main)" ]; then \
-		$(BUF) breaking --against '.git#branch=main'; \
-	elif git rev-parse --verify -q HEAD~1 >/dev/null && git cat-file -e HEAD~1:buf.yaml 2>/dev/null; then \
-		$(BUF) breaking --against '.git#ref=HEAD~1'; \
-	else echo "proto-breaking: no earlier API to compare with"; fi
+	@first=$$(git log --diff-filter=A --format=%H -- buf.yaml | tail -n 1); \
+	for ref in $$first $$(git rev-parse -q --verify HEAD~1); do \
+		if [ -n "$$ref" ] && [ "$$ref" != "$$(git rev-parse HEAD)" ] && git cat-file -e $$ref:buf.yaml 2>/dev/null; then \
+			echo "buf breaking against $$ref"; $(BUF) breaking --against ".git#ref=$$ref" || exit 1; \
+		fi; \
+	done
 
 vet:
 	$(GO) vet $(PKGS)
