@@ -1,0 +1,142 @@
+package replication
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/storage"
+)
+
+// HostConfig configures the multi-Raft host of one node.
+type HostConfig struct {
+	// NodeID is this node's Raft id; it must be non-zero.
+	NodeID uint64
+	// DataDir holds the partitions (DataDir/partitions/<spec.Dir>).
+	DataDir string
+	// Transport carries Raft messages to other nodes; nil = single node
+	// (groups whose only voter is NodeID need no transport).
+	Transport Transport
+	// TickInterval is the Raft logical clock period (default 100ms).
+	// Elections time out after ElectionTicks ticks, heartbeats every
+	// HeartbeatTicks ticks.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks (defaults 10 and 1).
+	ElectionTicks, HeartbeatTicks int
+	// Workers is the size of the scheduler's worker pool (default
+	// 2*GOMAXPROCS, at least 4).
+	Workers int
+	// SyncWorkers bounds concurrent log syncs (default 64). Syncs of many
+	// partitions issued together merge into one group commit.
+	SyncWorkers int
+	// SnapshotEntries: take a partition snapshot when this many entries
+	// were applied since the last one (default 10000).
+	SnapshotEntries uint64
+	// RetentionCheck is how often retention runs per partition (default 30s).
+	RetentionCheck time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	// Storage are the options every partition log opens with; the host
+	// sets Syncer (shared SyncGroup) when nil and SegmentBytes per
+	// partition config.
+	Storage storage.Options
+	// Now is the clock for LogAppendTime (default time.Now).
+	Now func() time.Time
+}
+
+func (c *HostConfig) validate() error {
+	if c.NodeID == 0 {
+		return errors.New("replication: NodeID must be non-zero")
+	}
+	if c.DataDir == "" {
+		return errors.New("replication: DataDir is required")
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 10
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks {
+		return errors.New("replication: ElectionTicks must exceed HeartbeatTicks")
+	}
+	if c.Workers <= 0 {
+		c.Workers = defaultWorkers()
+	}
+	if c.SyncWorkers <= 0 {
+		c.SyncWorkers = 64
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
+	}
+	if c.RetentionCheck <= 0 {
+		c.RetentionCheck = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// PartitionSpec names a partition replica hosted by this node.
+type PartitionSpec struct {
+	// GroupID is the Raft group id, unique in the cluster and non-zero.
+	GroupID uint64
+	// Dir is relative to DataDir/partitions.
+	Dir string
+	// Voters are the initial voters (node ids) used when the partition is
+	// created; a recovered partition uses its persisted configuration.
+	Voters []uint64
+	Config PartitionConfig
+}
+
+// PartitionConfig is the per-topic configuration a partition applies.
+type PartitionConfig struct {
+	RetentionMs    int64 // <= 0: keep forever
+	RetentionBytes int64 // <= 0: no size limit
+	SegmentBytes   int64 // 0: the host's storage default
+	LogAppendTime  bool  // the leader stamps batches at proposal
+}
+
+// Acks is how much durability Produce waits for.
+type Acks int
+
+const (
+	// AcksNone returns once the batch is proposed to Raft.
+	AcksNone Acks = 0
+	// AcksLeader returns after the leader's durable local append. The
+	// batch may be lost if the leader fails before it replicates.
+	AcksLeader Acks = 1
+	// AcksAll returns once the batch is committed (durable on a majority)
+	// and applied: its offsets are below the high watermark.
+	AcksAll Acks = -1
+)
+
+// ProduceBatch is one producer batch to append.
+type ProduceBatch struct {
+	// Data is the stored batch bytes, validated by the caller.
+	Data         []byte
+	Records      uint32
+	MaxTimestamp int64
+	// ProducerID/Epoch/BaseSequence identify an idempotent batch;
+	// -1/-1/-1 = not idempotent.
+	ProducerID    int64
+	ProducerEpoch int32
+	BaseSequence  int32
+}
+
+// ProduceResult is where a batch landed.
+type ProduceResult struct {
+	BaseOffset uint64
+	// LogAppendTime is the leader's stamp (unix ms) when the topic uses
+	// log-append time, else -1.
+	LogAppendTime int64
+}

@@ -1,0 +1,75 @@
+// Package replication is the multi-Raft host of one node: every partition
+// replica is an etcd-raft group (a RawNode) whose log is the partition's
+// storage.Log — the Raft log is the data log, there is no second copy.
+//
+// # Moving parts
+//
+//   - Host owns the replicas of the node, a scheduler with a fixed pool of
+//     workers (no goroutine per partition), the sync workers of the
+//     durability pipeline, the Raft clock and the outbox to other nodes.
+//   - The scheduler (scheduler.go) runs one pass per group at a time;
+//     ticks, inbound messages, proposals and local responses set flags
+//     that merge while a group waits or is processed.
+//   - A pass (raftgroup.go) ticks, steps queued messages, proposes queued
+//     batches and handles Ready with AsyncStorageWrites: MsgStorageAppend
+//     entries are appended to the log, MsgStorageApply entries are applied
+//     at once, messages to peers go to the outbox immediately.
+//   - The durability pipeline (durability.go) syncs logs on a pool of sync
+//     workers through the shared storage.SyncGroup (group commit across
+//     partitions) and only then delivers the append responses: entries are
+//     durable before raft counts them and before any producer is answered.
+//     Term and vote are saved durably before the responses that depend on
+//     them; the commit index is saved lazily (it is re-learned), clamped to
+//     the durable log.
+//   - The partition state machine assigns offsets from the log position
+//     (storage.Log.OffsetAt: the entry's Records, dense per record and equal
+//     on every replica), moves the high watermark on apply, remembers the
+//     last five batches of each idempotent producer and takes snapshots of
+//     that state so retention can delete segments below them.
+//   - Transport (transport.go) carries batched messages of all groups per
+//     destination node; MemNetwork is the in-process network for tests.
+//
+// # Entries
+//
+// The Data of a normal entry is a command; command.go documents the
+// encoding (a versioned header: command type, proposal identity, then for
+// record batches the record count, max timestamp, producer id, epoch and
+// base sequence, the leader's log-append time, then the stored batch
+// bytes). Empty entries are Raft's leader no-ops. Snapshot data is
+// documented in producers.go.
+//
+// # Leadership and outcomes
+//
+// Only a ready leader accepts writes: one that applied the first entry of
+// its own term, so every entry of its predecessors is applied and the
+// idempotent producer state is complete. Followers answer
+// *NotLeaderError{Leader} (definitely not written). Once proposed, a
+// request ends with its result or ErrUnknownOutcome (leadership lost, the
+// context ended, or the host closed before the entry applied).
+//
+// # Locking
+//
+// Per partition, three mutexes:
+//
+//   - Partition.raftMu guards the RawNode and the applied state machine
+//     (raftMu fields). It is held by the scheduler worker for a whole pass
+//     and by close. Methods that need it end in RaftMuLocked.
+//   - Partition.mu guards what client goroutines touch: leadership as seen
+//     by clients, high watermark, start offset, Changed channel, proposal
+//     queues and the leader's proposal-time producer view (mu fields).
+//     Methods that need it end in Locked. It is never held across I/O.
+//   - Partition.syncMu guards the durability pipeline state (syncMu
+//     fields): queued responses, the appended and durable marks.
+//
+// Order: raftMu before mu, raftMu before syncMu; mu and syncMu are never
+// held together. Host.mu (an RWMutex over the partition map) may be held
+// while taking a partition's mu (receive), never the reverse. The
+// scheduler's and sync queue's own mutexes are leaves.
+//
+// # Goroutines
+//
+// Host starts and owns: the scheduler workers, the sync workers, the
+// ticker and the outbox sender. Close stops them in that order and waits
+// for each; MemNetwork owns one delivery goroutine per directed link until
+// its Close.
+package replication

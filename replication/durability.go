@@ -1,0 +1,217 @@
+package replication
+
+import (
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// The durability pipeline.
+//
+// A scheduler worker appends entries to a partition's log (a write to the
+// page cache, cheap) and queues the MsgStorageAppend's responses as a
+// syncItem. A pool of sync workers makes logs durable: a worker takes every
+// item queued for one partition, calls Log.Sync (concurrent syncs of many
+// partitions merge into one group commit in the shared storage.SyncGroup),
+// then delivers the responses — to raft on this node (its own append
+// acknowledgement, which lets a leader count itself and commit) and to the
+// leader on other nodes (MsgAppResp) — and answers acks=1 producers. A slow
+// fsync holds up only its own partitions' acknowledgements; the scheduler
+// keeps stepping and appending every group meanwhile.
+//
+// Invariant: an entry is never acknowledged to raft (and so never counted
+// toward a commit or an acks=all answer) before Sync covering it returned.
+// At most one sync per partition is in flight, so responses are delivered
+// in the order raft produced them.
+
+type syncItem struct {
+	resps []*raftpb.Message
+	acks1 []*proposal
+}
+
+// noteAppended records entries [first, last] appended; an append that
+// rewrote entries lowers the durable mark.
+func (p *Partition) noteAppended(first, last uint64) {
+	p.syncMu.Lock()
+	if first <= p.syncMu.appended {
+		p.syncMu.gen++
+		if p.syncMu.durable >= first {
+			p.syncMu.durable = first - 1
+		}
+	}
+	p.syncMu.appended = last
+	p.syncMu.Unlock()
+}
+
+func (p *Partition) queueSync(it syncItem) {
+	p.syncMu.Lock()
+	p.syncMu.queued = append(p.syncMu.queued, it)
+	start := !p.syncMu.syncing
+	p.syncMu.syncing = true
+	p.syncMu.Unlock()
+	if start {
+		p.h.syncq.push(p)
+	}
+}
+
+// syncOnce runs on a sync worker.
+func (p *Partition) syncOnce() {
+	p.syncMu.Lock()
+	items := p.syncMu.queued
+	p.syncMu.queued = nil
+	target, gen := p.syncMu.appended, p.syncMu.gen
+	p.syncMu.Unlock()
+
+	start := time.Now()
+	err := p.log.Sync()
+	p.h.metrics.syncLatency.Observe(time.Since(start).Seconds())
+	if err != nil {
+		p.h.logger.Error("log sync failed", "group", p.id, "err", err)
+		p.mu.Lock()
+		if p.mu.failed == nil {
+			p.mu.failed = err
+		}
+		for _, it := range items {
+			for _, pr := range it.acks1 {
+				pr.finishLocked(ProduceResult{}, ErrUnknownOutcome)
+			}
+		}
+		p.mu.Unlock()
+		// Responses are withheld: raft never learns these entries are
+		// durable, so this replica cannot acknowledge them.
+		p.finishSync()
+		return
+	}
+
+	p.syncMu.Lock()
+	if gen == p.syncMu.gen && target > p.syncMu.durable {
+		p.syncMu.durable = target
+	}
+	p.syncMu.Unlock()
+
+	var local []*raftpb.Message
+	var remote []*raftpb.Message
+	for _, it := range items {
+		for _, m := range it.resps {
+			if m.GetTo() == p.h.cfg.NodeID {
+				local = append(local, m)
+			} else {
+				remote = append(remote, m)
+			}
+		}
+	}
+	if len(remote) > 0 {
+		p.h.send(p.id, remote)
+	}
+	if len(local) > 0 {
+		p.deliverLocal(local)
+	}
+	p.resolveAcks1(items)
+	p.finishSync()
+}
+
+func (p *Partition) resolveAcks1(items []syncItem) {
+	var acks []*proposal
+	for _, it := range items {
+		acks = append(acks, it.acks1...)
+	}
+	if len(acks) == 0 {
+		return
+	}
+	offs := make([]uint64, len(acks))
+	for i, pr := range acks {
+		offs[i], _ = p.log.OffsetAt(pr.index)
+	}
+	p.mu.Lock()
+	for i, pr := range acks {
+		pr.finishLocked(ProduceResult{BaseOffset: offs[i], LogAppendTime: pr.res.LogAppendTime}, nil)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Partition) finishSync() {
+	p.syncMu.Lock()
+	again := len(p.syncMu.queued) > 0
+	if !again {
+		p.syncMu.syncing = false
+		p.syncMu.idle.Broadcast()
+	}
+	p.syncMu.Unlock()
+	if again {
+		p.h.syncq.push(p)
+	}
+}
+
+// waitSyncIdle blocks until no sync of the partition is queued or running.
+func (p *Partition) waitSyncIdle() {
+	p.syncMu.Lock()
+	for p.syncMu.syncing {
+		p.syncMu.idle.Wait()
+	}
+	p.syncMu.Unlock()
+}
+
+// deliverLocal queues messages for this node's raft and schedules a pass.
+func (p *Partition) deliverLocal(msgs []*raftpb.Message) {
+	p.mu.Lock()
+	p.mu.inbox = append(p.mu.inbox, msgs...)
+	p.mu.Unlock()
+	p.h.sched.enqueue(p.id, workMessages)
+}
+
+// syncQueue feeds partitions to the sync workers.
+type syncQueue struct {
+	mu struct {
+		sync.Mutex
+		cond   sync.Cond
+		q      []*Partition
+		closed bool
+	}
+	wg sync.WaitGroup
+}
+
+func newSyncQueue(workers int) *syncQueue {
+	q := &syncQueue{}
+	q.mu.cond.L = &q.mu.Mutex
+	q.wg.Add(workers)
+	for i := 0; i < workers; i++ {
+		go q.worker()
+	}
+	return q
+}
+
+func (q *syncQueue) push(p *Partition) {
+	q.mu.Lock()
+	q.mu.q = append(q.mu.q, p)
+	q.mu.cond.Signal()
+	q.mu.Unlock()
+}
+
+func (q *syncQueue) worker() {
+	defer q.wg.Done()
+	for {
+		q.mu.Lock()
+		for len(q.mu.q) == 0 && !q.mu.closed {
+			q.mu.cond.Wait()
+		}
+		if len(q.mu.q) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		p := q.mu.q[0]
+		q.mu.q[0] = nil
+		q.mu.q = q.mu.q[1:]
+		q.mu.Unlock()
+		p.syncOnce()
+	}
+}
+
+// close lets the workers drain the queue, then stops them and waits.
+func (q *syncQueue) close() {
+	q.mu.Lock()
+	q.mu.closed = true
+	q.mu.cond.Broadcast()
+	q.mu.Unlock()
+	q.wg.Wait()
+}

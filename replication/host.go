@@ -1,0 +1,395 @@
+package replication
+
+import (
+	"cmp"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/sluicehq/sluice/storage"
+)
+
+// Host is the multi-Raft host of one node: it owns the partition replicas
+// of the node, the scheduler that drives their RawNodes, the durability
+// pipeline and the Raft clock.
+type Host struct {
+	cfg     HostConfig
+	logger  *slog.Logger
+	metrics *metrics
+	syncer  *storage.SyncGroup
+	ownSync bool
+	sched   *scheduler
+	syncq   *syncQueue
+	out     *outbox
+	seq     atomic.Uint64
+
+	commitSaveTicks int
+	retentionTicks  int
+	openLog         func(dir string, opts storage.Options) (logStore, error)
+
+	openMu sync.Mutex // serializes OpenPartition/RemovePartition
+	mu     struct {
+		sync.RWMutex
+		parts  map[uint64]*Partition
+		ids    []uint64 // cached keys of parts, nil when stale
+		closed bool
+	}
+	stop   chan struct{}
+	tickWG sync.WaitGroup
+}
+
+// NewHost starts a host. Close stops it.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	h := &Host{cfg: cfg, logger: cfg.Logger, stop: make(chan struct{}), openLog: openStorageLog}
+	h.mu.parts = make(map[uint64]*Partition)
+	h.metrics = newMetrics(cfg.Registerer)
+	h.syncer = cfg.Storage.Syncer
+	if h.syncer == nil {
+		h.syncer = storage.NewSyncGroup(storage.WithSyncLogger(cfg.Logger), storage.WithSyncRegisterer(cfg.Registerer))
+		h.ownSync = true
+	}
+	var b [8]byte
+	_, _ = crand.Read(b[:])
+	h.seq.Store(binary.BigEndian.Uint64(b[:]) >> 2) // random per run: proposal ids never repeat across restarts
+	h.commitSaveTicks = max(1, int(10*time.Second/cfg.TickInterval))
+	h.retentionTicks = max(1, int(cfg.RetentionCheck/cfg.TickInterval))
+	h.sched = newScheduler(cfg.Workers, h.process)
+	h.syncq = newSyncQueue(cfg.SyncWorkers)
+	h.out = newOutbox(cfg.Transport)
+	if cfg.Transport != nil {
+		cfg.Transport.Register(cfg.NodeID, h.receive)
+	}
+	h.tickWG.Add(1)
+	go h.tickLoop()
+	return h, nil
+}
+
+func (h *Host) nextSeq() uint64 { return h.seq.Add(1) }
+
+// NodeID is this host's node id.
+func (h *Host) NodeID() uint64 { return h.cfg.NodeID }
+
+func (h *Host) tickLoop() {
+	defer h.tickWG.Done()
+	t := time.NewTicker(h.cfg.TickInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.sched.enqueueMany(h.partitionIDs(), workTick)
+		}
+	}
+}
+
+func (h *Host) partitionIDs() []uint64 {
+	h.mu.RLock()
+	ids := h.mu.ids
+	h.mu.RUnlock()
+	if ids != nil {
+		return ids
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mu.ids == nil {
+		h.mu.ids = make([]uint64, 0, len(h.mu.parts))
+		for id := range h.mu.parts {
+			h.mu.ids = append(h.mu.ids, id)
+		}
+	}
+	return h.mu.ids
+}
+
+func (h *Host) process(id uint64, f workFlags) {
+	h.mu.RLock()
+	p := h.mu.parts[id]
+	h.mu.RUnlock()
+	if p != nil {
+		p.handle(f)
+	}
+}
+
+// receive is the transport's handler for messages to this node.
+func (h *Host) receive(from uint64, msgs []GroupMessage) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.mu.closed {
+		return
+	}
+	for i := 0; i < len(msgs); {
+		j := i + 1
+		for j < len(msgs) && msgs[j].GroupID == msgs[i].GroupID {
+			j++
+		}
+		if p := h.mu.parts[msgs[i].GroupID]; p != nil {
+			p.mu.Lock()
+			for _, m := range msgs[i:j] {
+				p.mu.inbox = append(p.mu.inbox, m.Message)
+			}
+			p.mu.Unlock()
+			h.sched.enqueue(p.id, workMessages)
+		}
+		i = j
+	}
+}
+
+// send hands a group's messages for other nodes to the outbox.
+func (h *Host) send(group uint64, msgs []*raftpb.Message) {
+	h.out.add(group, msgs)
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			// The in-process and gRPC transports hand the snapshot over
+			// whole; report it done so raft resumes probing the follower.
+			h.mu.RLock()
+			p := h.mu.parts[group]
+			h.mu.RUnlock()
+			if p != nil {
+				p.mu.Lock()
+				p.mu.snapDone = append(p.mu.snapDone, m.GetTo())
+				p.mu.Unlock()
+				h.sched.enqueue(group, workMessages)
+			}
+		}
+	}
+}
+
+// OpenPartition creates the partition replica or recovers it from its
+// directory; opening an open partition returns it.
+func (h *Host) OpenPartition(spec PartitionSpec) (*Partition, error) {
+	if spec.GroupID == 0 || spec.Dir == "" || !filepath.IsLocal(spec.Dir) {
+		return nil, fmt.Errorf("replication: partition spec needs a group id and a local dir: %+v", spec)
+	}
+	h.openMu.Lock()
+	defer h.openMu.Unlock()
+	h.mu.RLock()
+	p, closed := h.mu.parts[spec.GroupID], h.mu.closed
+	h.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if p != nil {
+		if p.spec.Dir != spec.Dir {
+			return nil, fmt.Errorf("%w: group %d in %q", ErrPartitionExists, spec.GroupID, p.spec.Dir)
+		}
+		return p, nil
+	}
+	dir := filepath.Join(h.cfg.DataDir, "partitions", spec.Dir)
+	opts := h.cfg.Storage
+	opts.Syncer = h.syncer
+	if spec.Config.SegmentBytes > 0 {
+		opts.SegmentBytes = spec.Config.SegmentBytes
+	}
+	opts.Logger = h.logger.With("group", spec.GroupID)
+	log, err := h.openLog(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("replication: open partition %d: %w", spec.GroupID, err)
+	}
+	p, err = newPartition(h, spec, dir, log)
+	if err != nil {
+		_ = log.Close()
+		return nil, err
+	}
+	h.mu.Lock()
+	h.mu.parts[spec.GroupID] = p
+	h.mu.ids = nil
+	h.mu.Unlock()
+	h.metrics.partitions.Inc()
+	h.sched.enqueue(spec.GroupID, workReady)
+	return p, nil
+}
+
+// Partition returns an open partition.
+func (h *Host) Partition(groupID uint64) (*Partition, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	p, ok := h.mu.parts[groupID]
+	return p, ok
+}
+
+// Partitions lists the open partitions.
+func (h *Host) Partitions() []*Partition {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	ps := make([]*Partition, 0, len(h.mu.parts))
+	for _, p := range h.mu.parts {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *Partition) int { return cmp.Compare(a.id, b.id) })
+	return ps
+}
+
+// RemovePartition stops the replica and deletes its data.
+func (h *Host) RemovePartition(groupID uint64) error {
+	h.openMu.Lock()
+	defer h.openMu.Unlock()
+	h.mu.Lock()
+	p := h.mu.parts[groupID]
+	delete(h.mu.parts, groupID)
+	h.mu.ids = nil
+	h.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	h.metrics.partitions.Dec()
+	err := p.close()
+	if rerr := os.RemoveAll(p.dir); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}
+
+// Close stops every partition (waiting producers get ErrUnknownOutcome or
+// ErrClosed), persists their state, and waits for every goroutine.
+func (h *Host) Close() error {
+	h.mu.Lock()
+	if h.mu.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.mu.closed = true
+	parts := make([]*Partition, 0, len(h.mu.parts))
+	for _, p := range h.mu.parts {
+		parts = append(parts, p)
+	}
+	h.mu.Unlock()
+	if h.cfg.Transport != nil {
+		h.cfg.Transport.Register(h.cfg.NodeID, nil)
+	}
+	close(h.stop)
+	h.tickWG.Wait()
+	h.sched.stop()
+	h.syncq.close()
+	h.out.close()
+	var errs []error
+	for _, p := range parts {
+		errs = append(errs, p.close())
+	}
+	h.mu.Lock()
+	h.mu.parts = map[uint64]*Partition{}
+	h.mu.ids = nil
+	h.mu.Unlock()
+	if h.ownSync {
+		errs = append(errs, h.syncer.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// newPartition recovers or bootstraps the replica's Raft state from its log.
+func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Partition, error) {
+	p := &Partition{h: h, id: spec.GroupID, spec: spec, dir: dir, log: log}
+	p.mu.cfg = spec.Config
+	p.mu.pending = make(map[uint64]*proposal)
+	p.mu.changed = make(chan struct{})
+	p.mu.readyCh = make(chan struct{})
+	p.syncMu.idle = sync.NewCond(&p.syncMu.Mutex)
+
+	hs, cs, err := log.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := log.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	last, err := log.LastIndex()
+	if err != nil {
+		return nil, err
+	}
+	sm := stateMachine{producers: producerTable{}}
+	if !raft.IsEmptySnap(snap) {
+		ps, err := decodeSnapshot(snap.GetData())
+		if err != nil {
+			return nil, fmt.Errorf("replication: partition %d: %w", spec.GroupID, err)
+		}
+		md := snap.GetMetadata()
+		sm.applied, sm.appliedTerm, sm.snapIndex = md.GetIndex(), md.GetTerm(), md.GetIndex()
+		sm.producers = ps.Producers
+	}
+	if sm.nextOffset, err = log.OffsetAt(sm.applied + 1); err != nil {
+		return nil, fmt.Errorf("replication: partition %d offset at %d: %w", spec.GroupID, sm.applied+1, err)
+	}
+	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && last == 0 && raft.IsEmptySnap(snap) {
+		if len(spec.Voters) == 0 {
+			return nil, fmt.Errorf("replication: new partition %d needs voters", spec.GroupID)
+		}
+		cs = &raftpb.ConfState{Voters: slices.Clone(spec.Voters)}
+		if err := log.SaveState(nil, cs); err != nil {
+			return nil, err
+		}
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        h.cfg.NodeID,
+		ElectionTick:              h.cfg.ElectionTicks,
+		HeartbeatTick:             h.cfg.HeartbeatTicks,
+		Storage:                   log,
+		Applied:                   sm.applied,
+		AsyncStorageWrites:        true,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
+		Logger:                    &raftLogger{l: h.logger.With("group", spec.GroupID)},
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.raftMu.rn = rn
+	p.raftMu.sm = sm
+	p.raftMu.cs = cs
+	if hs != nil {
+		p.raftMu.hs = hardState{term: hs.GetTerm(), vote: hs.GetVote(), commit: hs.GetCommit()}
+		p.raftMu.saved = p.raftMu.hs
+		p.raftMu.term = hs.GetTerm()
+	}
+	p.syncMu.appended, p.syncMu.durable = last, last
+	p.mu.hw, p.mu.start = sm.nextOffset, log.StartOffset()
+	if v := cs.GetVoters(); len(v) == 1 && v[0] == h.cfg.NodeID {
+		_ = rn.Campaign() // a group of one need not wait for an election timeout
+	}
+	return p, nil
+}
+
+// close stops the replica: no more passes, pending requests answered,
+// HardState saved, log closed.
+func (p *Partition) close() error {
+	p.raftMu.Lock()
+	var err error
+	if p.raftMu.rn != nil {
+		if p.raftMu.hs.commit > p.raftMu.saved.commit {
+			err = p.saveHardStateRaftMuLocked()
+		}
+		if p.raftMu.isLeader {
+			p.h.metrics.leaders.Dec()
+		}
+		p.raftMu.rn = nil
+	}
+	p.raftMu.Unlock()
+	p.waitSyncIdle()
+	p.mu.Lock()
+	if !p.mu.closed {
+		p.mu.closed = true
+		p.resetLeadershipLocked(false, ErrClosed)
+		close(p.mu.changed)
+		p.mu.changed = make(chan struct{})
+	}
+	p.mu.Unlock()
+	return errors.Join(err, p.log.Close())
+}

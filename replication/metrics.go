@@ -1,0 +1,49 @@
+package replication
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	partitions      prometheus.Gauge
+	leaders         prometheus.Gauge
+	leaderChanges   prometheus.Counter
+	applied         prometheus.Counter
+	proposalLatency prometheus.Histogram
+	syncLatency     prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "partitions",
+			Help: "Partition replicas hosted by this node.",
+		}),
+		leaders: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "leader_partitions",
+			Help: "Partition replicas this node currently leads.",
+		}),
+		leaderChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "leadership_changes_total",
+			Help: "Leader changes observed by this node's replicas.",
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "applied_entries_total",
+			Help: "Raft entries applied by this node's replicas.",
+		}),
+		proposalLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "proposal_duration_seconds",
+			Help:    "Time from proposal to apply on the leader.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		syncLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "log_sync_duration_seconds",
+			Help:    "Time a partition waits for its log to become durable.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency)
+	}
+	return m
+}

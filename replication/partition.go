@@ -1,0 +1,391 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/sluicehq/sluice/storage"
+)
+
+// Partition is one replica of a partition: a Raft group whose log is a
+// storage.Log and whose state machine assigns offsets, advances the high
+// watermark and remembers idempotent producers. All methods are safe for
+// concurrent use.
+type Partition struct {
+	h    *Host
+	id   uint64
+	spec PartitionSpec
+	dir  string
+	log  logStore
+
+	// raftMu serializes the Raft state: held by the scheduler worker
+	// processing this group, and by Close. Lock order: raftMu before mu,
+	// raftMu before syncMu.
+	raftMu struct {
+		sync.Mutex
+		rn *raft.RawNode // nil once closed
+		sm stateMachine
+		// hs is the latest HardState raft asked to persist; saved is
+		// the one last written (Term/Vote durably before responses,
+		// Commit lazily, clamped to the durable log).
+		hs, saved hardState
+		cs        *raftpb.ConfState
+		isLeader  bool
+		lead      uint64
+		term      uint64
+		ticks     int
+		out       []*raftpb.Message // remote messages of this pass
+	}
+
+	// mu guards what client goroutines read and the proposal queues.
+	mu struct {
+		sync.Mutex
+		closed bool
+		failed error
+		cfg    PartitionConfig
+
+		leader   uint64
+		isLeader bool
+		ready    bool          // leader and applied its own term's first entry
+		readyCh  chan struct{} // closed when ready or leadership changes
+		hw       uint64
+		start    uint64
+		changed  chan struct{}
+
+		inbox    []*raftpb.Message // stepped by the next pass
+		snapDone []uint64          // followers a snapshot was handed to
+		props    []*proposal       // queued, not yet proposed
+		pending  map[uint64]*proposal
+		// producers is the leader's proposal-time view: applied
+		// producer state plus in-flight batches. nil when not ready.
+		producers producerTable
+		viewStale bool
+	}
+
+	// syncMu guards the durability pipeline (see durability.go).
+	syncMu struct {
+		sync.Mutex
+		queued   []syncItem
+		syncing  bool
+		appended uint64 // last index appended to the log
+		durable  uint64 // last index known durable
+		gen      uint64 // bumped when an append truncates the log
+		idle     *sync.Cond
+	}
+}
+
+// proposal is a client request waiting for its entry.
+type proposal struct {
+	seq     uint64
+	data    []byte
+	acks    Acks
+	pid     int64 // -1 unless idempotent
+	start   time.Time
+	deleteR bool
+
+	// guarded by Partition.mu
+	proposed bool
+	canceled bool
+	index    uint64
+	done     chan struct{}
+	res      ProduceResult
+	newStart uint64
+	err      error
+}
+
+// finishLocked resolves the proposal once; p.mu must be held.
+func (pr *proposal) finishLocked(res ProduceResult, err error) {
+	select {
+	case <-pr.done:
+		return
+	default:
+	}
+	pr.res, pr.err = res, err
+	close(pr.done)
+}
+
+// GroupID is the Raft group id of the partition.
+func (p *Partition) GroupID() uint64 { return p.id }
+
+// Spec is the spec the partition was opened with.
+func (p *Partition) Spec() PartitionSpec { return p.spec }
+
+// Produce appends a batch. See Acks for when it returns. Errors:
+// *NotLeaderError (definitely not written), ErrOutOfOrderSequence and
+// ErrProducerFenced (definitely not written), ErrUnknownOutcome (proposed;
+// wraps the context error when the context ended), ErrClosed.
+func (p *Partition) Produce(ctx context.Context, b ProduceBatch, acks Acks) (ProduceResult, error) {
+	if b.Records == 0 || len(b.Data) == 0 {
+		return ProduceResult{}, ErrInvalidBatch
+	}
+	for {
+		pr, dup, err := p.propose(ctx, &b, acks)
+		if err != nil {
+			return ProduceResult{}, err
+		}
+		if dup != nil {
+			if dup.prop == nil {
+				return ProduceResult{BaseOffset: dup.Offset, LogAppendTime: -1}, nil
+			}
+			pr = dup.prop // a retry of an in-flight batch shares its fate
+		}
+		res, err := p.wait(ctx, pr)
+		if errors.Is(err, errRetryPropose) {
+			continue
+		}
+		return res, err
+	}
+}
+
+var errRetryPropose = errors.New("replication: retry proposal")
+
+// waitReady blocks while this replica is the leader but not yet ready.
+// It returns with p.mu held when ready.
+func (p *Partition) lockReady(ctx context.Context) error {
+	p.mu.Lock()
+	for {
+		if p.mu.closed {
+			p.mu.Unlock()
+			return ErrClosed
+		}
+		if p.mu.failed != nil {
+			err := p.mu.failed
+			p.mu.Unlock()
+			return err
+		}
+		if !p.mu.isLeader {
+			l := p.mu.leader
+			p.mu.Unlock()
+			return &NotLeaderError{Leader: l}
+		}
+		if p.mu.ready {
+			return nil
+		}
+		ch := p.mu.readyCh
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.mu.Lock()
+	}
+}
+
+func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*proposal, *batchMeta, error) {
+	if err := p.lockReady(ctx); err != nil {
+		return nil, nil, err
+	}
+	defer p.mu.Unlock()
+	idem := b.ProducerID >= 0
+	if idem {
+		switch err := p.mu.producers.check(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records); {
+		case err == nil:
+		case errors.As(err, new(*duplicateError)):
+			var de *duplicateError
+			errors.As(err, &de)
+			return nil, &de.b, nil
+		default:
+			return nil, nil, err
+		}
+	}
+	lat := int64(-1)
+	if p.mu.cfg.LogAppendTime {
+		lat = p.h.cfg.Now().UnixMilli()
+	}
+	seq := p.h.nextSeq()
+	pr := &proposal{
+		seq:   seq,
+		data:  encodeRecords(p.h.cfg.NodeID, seq, b, lat),
+		acks:  acks,
+		pid:   -1,
+		start: time.Now(),
+		done:  make(chan struct{}),
+	}
+	pr.res.LogAppendTime = lat
+	if idem {
+		pr.pid = b.ProducerID
+		p.mu.producers.record(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records, batchMeta{prop: pr})
+	}
+	p.enqueueLocked(pr)
+	return pr, nil, nil
+}
+
+func (p *Partition) enqueueLocked(pr *proposal) {
+	p.mu.props = append(p.mu.props, pr)
+	p.mu.pending[pr.seq] = pr
+	p.h.sched.enqueue(p.id, workPropose)
+}
+
+// wait blocks until pr reaches the durability acks asks for.
+func (p *Partition) wait(ctx context.Context, pr *proposal) (ProduceResult, error) {
+	if pr.acks == AcksNone {
+		// Returned once proposed: the worker signals through done when
+		// it proposes (or fails to).
+	}
+	select {
+	case <-pr.done:
+		return pr.res, pr.err
+	case <-ctx.Done():
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-pr.done:
+		return pr.res, pr.err
+	default:
+	}
+	if !pr.proposed {
+		pr.canceled = true
+		delete(p.mu.pending, pr.seq)
+		p.mu.viewStale = p.mu.viewStale || pr.pid >= 0
+		return ProduceResult{}, ctx.Err()
+	}
+	return ProduceResult{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, ctx.Err())
+}
+
+// Read returns batches from offset, bounded by the high watermark and
+// maxBytes (at least one batch when any is readable). Reading at the high
+// watermark returns nothing; past it, *storage.OffsetOutOfRangeError.
+// Batch.Data is the stored batch bytes.
+func (p *Partition) Read(offset uint64, maxBytes int) ([]storage.Batch, error) {
+	p.mu.Lock()
+	hw, start, closed := p.mu.hw, p.mu.start, p.mu.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if offset > hw || offset < start {
+		return nil, &storage.OffsetOutOfRangeError{Offset: offset, Start: start, End: hw}
+	}
+	if offset == hw {
+		return nil, nil
+	}
+	bs, err := p.log.Read(offset, hw, maxBytes)
+	if err != nil {
+		var oor *storage.OffsetOutOfRangeError
+		if errors.As(err, &oor) && oor.End > hw {
+			oor.End = hw
+		}
+		return nil, err
+	}
+	out := bs[:0]
+	for _, b := range bs {
+		if b.BaseOffset >= hw {
+			break
+		}
+		c, ok, err := decodeCommand(b.Data)
+		if err != nil || !ok || c.Type != cmdRecords {
+			return nil, fmt.Errorf("replication: partition %d offset %d: %w", p.id, b.BaseOffset, errBadCommand)
+		}
+		b.Data = c.Batch
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// HighWatermark is the offset after the last committed and applied record.
+func (p *Partition) HighWatermark() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.hw
+}
+
+// StartOffset is the log start offset.
+func (p *Partition) StartOffset() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.start
+}
+
+// Changed returns a channel closed when the high watermark or the start
+// offset next moves. Take a fresh one after each wake-up.
+func (p *Partition) Changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.changed
+}
+
+// OffsetForTime is the first offset of the first batch with a max
+// timestamp at or after ts (ok=false when none, below the high watermark).
+func (p *Partition) OffsetForTime(ts int64) (uint64, bool, error) {
+	off, ok, err := p.log.OffsetForTime(ts)
+	if err != nil || !ok {
+		return off, ok, err
+	}
+	if hw := p.HighWatermark(); off >= hw {
+		return 0, false, nil
+	}
+	return off, true, nil
+}
+
+// DeleteRecords moves the log start offset to before (Kafka's
+// DeleteRecords), replicated through the log. before must not exceed the
+// high watermark.
+func (p *Partition) DeleteRecords(ctx context.Context, before uint64) (uint64, error) {
+	if err := p.lockReady(ctx); err != nil {
+		return 0, err
+	}
+	if before > p.mu.hw {
+		err := &storage.OffsetOutOfRangeError{Offset: before, Start: p.mu.start, End: p.mu.hw}
+		p.mu.Unlock()
+		return 0, err
+	}
+	if before <= p.mu.start {
+		s := p.mu.start
+		p.mu.Unlock()
+		return s, nil
+	}
+	seq := p.h.nextSeq()
+	pr := &proposal{seq: seq, data: encodeDeleteRecords(p.h.cfg.NodeID, seq, before), acks: AcksAll,
+		pid: -1, start: time.Now(), deleteR: true, done: make(chan struct{})}
+	p.enqueueLocked(pr)
+	p.mu.Unlock()
+	_, err := p.wait(ctx, pr)
+	if err != nil {
+		return 0, err
+	}
+	return p.StartOffset(), nil
+}
+
+// UpdateConfig changes the partition's configuration. SegmentBytes takes
+// effect when the partition is next opened.
+func (p *Partition) UpdateConfig(cfg PartitionConfig) {
+	p.mu.Lock()
+	p.mu.cfg = cfg
+	p.mu.Unlock()
+}
+
+// Leader is the node id of the current leader (0 = unknown).
+func (p *Partition) Leader() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.leader
+}
+
+// IsLeader reports whether this replica leads the group.
+func (p *Partition) IsLeader() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.isLeader
+}
+
+// LogSize is the bytes the partition's log takes on disk.
+func (p *Partition) LogSize() int64 { return p.log.Size() }
+
+// publishLocked moves the high watermark and start offset, waking Changed
+// waiters when either moved. p.mu must be held.
+func (p *Partition) publishLocked(hw, start uint64) {
+	if hw == p.mu.hw && start == p.mu.start {
+		return
+	}
+	p.mu.hw, p.mu.start = hw, start
+	close(p.mu.changed)
+	p.mu.changed = make(chan struct{})
+}

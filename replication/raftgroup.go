@@ -1,0 +1,486 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicehq/sluice/storage"
+)
+
+// stateMachine is the applied state of a partition (guarded by raftMu).
+type stateMachine struct {
+	applied     uint64
+	appliedTerm uint64
+	nextOffset  uint64 // offset after the last applied record
+	producers   producerTable
+	snapIndex   uint64 // index of the latest snapshot
+}
+
+// maxReadyPasses bounds Ready handling per scheduler pass; more work is
+// re-queued so one busy group cannot starve others.
+const maxReadyPasses = 4
+
+// handle runs one scheduler pass for the group. Only the scheduler calls
+// it, never for the same group concurrently.
+func (p *Partition) handle(f workFlags) {
+	p.raftMu.Lock()
+	defer p.raftMu.Unlock()
+	rn := p.raftMu.rn
+	if rn == nil {
+		return
+	}
+	if f&workTick != 0 {
+		rn.Tick()
+		p.onTickRaftMuLocked()
+	}
+	p.mu.Lock()
+	inbox, props, snapDone := p.mu.inbox, p.mu.props, p.mu.snapDone
+	p.mu.inbox, p.mu.props, p.mu.snapDone = nil, nil, nil
+	p.mu.Unlock()
+	for _, to := range snapDone {
+		rn.ReportSnapshot(to, raft.SnapshotFinish)
+	}
+	for _, m := range inbox {
+		if err := rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+			p.h.logger.Debug("raft step", "group", p.id, "type", m.GetType(), "err", err)
+		}
+	}
+	if len(props) > 0 {
+		p.proposeRaftMuLocked(props)
+	}
+	for i := 0; p.raftMu.rn != nil && rn.HasReady(); i++ {
+		if i == maxReadyPasses {
+			p.h.sched.enqueue(p.id, workReady)
+			break
+		}
+		p.handleReadyRaftMuLocked(rn.Ready())
+	}
+	if out := p.raftMu.out; len(out) > 0 {
+		p.raftMu.out = nil
+		p.h.send(p.id, out)
+	}
+}
+
+// proposeRaftMuLocked hands queued proposals to raft. A proposal raft
+// drops was definitely not proposed.
+func (p *Partition) proposeRaftMuLocked(props []*proposal) {
+	rn := p.raftMu.rn
+	for _, pr := range props {
+		p.mu.Lock()
+		canceled := pr.canceled
+		p.mu.Unlock()
+		if canceled {
+			continue
+		}
+		err := raft.ErrProposalDropped
+		if p.raftMu.isLeader {
+			err = rn.Propose(pr.data)
+		}
+		p.mu.Lock()
+		if err != nil {
+			delete(p.mu.pending, pr.seq)
+			if pr.pid >= 0 {
+				p.mu.viewStale = true
+			}
+			pr.finishLocked(ProduceResult{}, &NotLeaderError{Leader: p.raftMu.lead})
+		} else {
+			pr.proposed = true
+			if pr.acks == AcksNone {
+				pr.finishLocked(ProduceResult{LogAppendTime: pr.res.LogAppendTime}, nil)
+			}
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *Partition) handleReadyRaftMuLocked(rd raft.Ready) {
+	if rd.SoftState != nil {
+		p.onSoftStateRaftMuLocked(rd.SoftState)
+	}
+	for _, m := range rd.Messages {
+		if p.raftMu.rn == nil {
+			return // failed
+		}
+		switch m.GetTo() {
+		case raft.LocalAppendThread:
+			p.storageAppendRaftMuLocked(m)
+		case raft.LocalApplyThread:
+			p.storageApplyRaftMuLocked(m)
+		default:
+			p.raftMu.out = append(p.raftMu.out, m)
+		}
+	}
+}
+
+func (p *Partition) onSoftStateRaftMuLocked(ss *raft.SoftState) {
+	wasLeader, oldLead := p.raftMu.isLeader, p.raftMu.lead
+	p.raftMu.isLeader = ss.RaftState == raft.StateLeader
+	p.raftMu.lead = ss.Lead
+	if ss.Lead != oldLead {
+		p.h.metrics.leaderChanges.Inc()
+	}
+	if wasLeader && !p.raftMu.isLeader {
+		p.h.metrics.leaders.Dec()
+	} else if !wasLeader && p.raftMu.isLeader {
+		p.h.metrics.leaders.Inc()
+	}
+	p.raftMu.term = p.raftMu.rn.BasicStatus().GetTerm()
+	p.mu.Lock()
+	p.mu.leader = ss.Lead
+	if wasLeader != p.raftMu.isLeader {
+		p.resetLeadershipLocked(p.raftMu.isLeader, &NotLeaderError{Leader: ss.Lead})
+	}
+	p.mu.Unlock()
+	p.updateReadyRaftMuLocked()
+}
+
+// resetLeadershipLocked fails every waiting proposal: queued ones were
+// never proposed, proposed ones have an unknown outcome.
+func (p *Partition) resetLeadershipLocked(isLeader bool, notLeader error) {
+	p.mu.isLeader = isLeader
+	p.mu.ready = false
+	p.mu.producers = nil
+	p.mu.viewStale = false
+	close(p.mu.readyCh)
+	p.mu.readyCh = make(chan struct{})
+	for seq, pr := range p.mu.pending {
+		if pr.proposed {
+			pr.finishLocked(ProduceResult{}, ErrUnknownOutcome)
+		} else {
+			pr.canceled = true
+			pr.finishLocked(ProduceResult{}, notLeader)
+		}
+		delete(p.mu.pending, seq)
+	}
+	p.mu.props = nil
+}
+
+// updateReadyRaftMuLocked makes a leader ready once it applied the first
+// entry of its term: then every entry of earlier leaders is applied and
+// the producer view is complete.
+func (p *Partition) updateReadyRaftMuLocked() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.mu.isLeader || p.raftMu.sm.appliedTerm != p.raftMu.term {
+		return
+	}
+	if p.mu.ready && p.mu.viewStale {
+		inflight := 0
+		for _, pr := range p.mu.pending {
+			if pr.pid >= 0 {
+				inflight++
+			}
+		}
+		if inflight > 0 {
+			return
+		}
+		p.mu.ready = false
+	}
+	if p.mu.ready {
+		return
+	}
+	p.mu.ready = true
+	p.mu.viewStale = false
+	p.mu.producers = p.raftMu.sm.producers.clone()
+	close(p.mu.readyCh)
+	p.mu.readyCh = make(chan struct{})
+}
+
+// storageAppendRaftMuLocked writes entries, hard state and snapshots of a
+// MsgStorageAppend to the log, then queues its responses behind a sync.
+func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
+	if snap := m.GetSnapshot(); !raft.IsEmptySnap(snap) {
+		if err := p.installSnapshotRaftMuLocked(snap); err != nil {
+			p.failRaftMuLocked(err)
+			return
+		}
+	}
+	var item syncItem
+	if ents := m.GetEntries(); len(ents) > 0 {
+		sents := make([]storage.Entry, len(ents))
+		for i, e := range ents {
+			recs, maxTS := entryMeta(e.GetData())
+			sents[i] = storage.Entry{Index: e.GetIndex(), Term: e.GetTerm(), Type: e.GetType(),
+				Records: recs, MaxTimestamp: maxTS, Data: e.GetData()}
+		}
+		first, last := sents[0].Index, sents[len(sents)-1].Index
+		if err := p.log.Append(sents); err != nil {
+			p.failRaftMuLocked(err)
+			return
+		}
+		p.noteAppended(first, last)
+		item.acks1 = p.collectAcks1(ents)
+	}
+	if m.Term != nil { // the message carries a HardState
+		p.raftMu.hs = hardState{term: m.GetTerm(), vote: m.GetVote(), commit: m.GetCommit()}
+		p.raftMu.term = m.GetTerm()
+		if p.raftMu.hs.term != p.raftMu.saved.term || p.raftMu.hs.vote != p.raftMu.saved.vote {
+			if err := p.saveHardStateRaftMuLocked(); err != nil {
+				p.failRaftMuLocked(err)
+				return
+			}
+		}
+	}
+	item.resps = m.GetResponses()
+	if len(item.resps) > 0 || len(item.acks1) > 0 {
+		p.queueSync(item)
+	}
+}
+
+// collectAcks1 finds this node's acks=1 proposals among appended entries.
+func (p *Partition) collectAcks1(ents []*raftpb.Entry) []*proposal {
+	var out []*proposal
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, e := range ents {
+		c, ok, err := decodeCommand(e.GetData())
+		if err != nil || !ok || c.Origin != p.h.cfg.NodeID {
+			continue
+		}
+		if pr := p.mu.pending[c.Seq]; pr != nil && pr.acks == AcksLeader {
+			pr.index = e.GetIndex()
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// saveHardStateRaftMuLocked persists the latest HardState with Commit
+// clamped to the durable log (a commit index past the durable log would
+// not be recoverable).
+func (p *Partition) saveHardStateRaftMuLocked() error {
+	hs := p.raftMu.hs
+	p.syncMu.Lock()
+	hs.commit = min(hs.commit, p.syncMu.durable)
+	p.syncMu.Unlock()
+	hs.commit = max(hs.commit, p.raftMu.saved.commit)
+	if err := p.log.SaveState(hs.proto(), nil); err != nil {
+		return err
+	}
+	p.raftMu.saved = hs
+	return nil
+}
+
+// storageApplyRaftMuLocked applies committed entries and steps the
+// responses back into raft.
+func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
+	sm := &p.raftMu.sm
+	var resolved []resolvedProp
+	for _, e := range m.GetEntries() {
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if r, ok := p.applyNormalRaftMuLocked(e); ok {
+				resolved = append(resolved, r)
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				p.applyConfChangeRaftMuLocked(&cc)
+			}
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				p.applyConfChangeRaftMuLocked(&cc)
+			}
+		}
+		sm.applied, sm.appliedTerm = e.GetIndex(), e.GetTerm()
+	}
+	p.h.metrics.applied.Add(float64(len(m.GetEntries())))
+	now := time.Now()
+	p.mu.Lock()
+	for _, r := range resolved {
+		pr := p.mu.pending[r.seq]
+		if pr == nil {
+			continue
+		}
+		delete(p.mu.pending, r.seq)
+		if pr.pid >= 0 && p.mu.producers != nil {
+			if ps := p.mu.producers[pr.pid]; ps != nil {
+				for i := range ps.Batches {
+					if ps.Batches[i].prop == pr {
+						ps.Batches[i].prop, ps.Batches[i].Offset = nil, r.res.BaseOffset
+					}
+				}
+			}
+		}
+		r.res.LogAppendTime = pr.res.LogAppendTime
+		pr.finishLocked(r.res, r.err)
+		p.h.metrics.proposalLatency.Observe(now.Sub(pr.start).Seconds())
+	}
+	p.publishLocked(sm.nextOffset, p.log.StartOffset())
+	p.mu.Unlock()
+	p.updateReadyRaftMuLocked()
+	if p.raftMu.rn == nil {
+		return
+	}
+	for _, r := range m.GetResponses() {
+		if err := p.raftMu.rn.Step(r); err != nil {
+			p.h.logger.Warn("raft step apply response", "group", p.id, "err", err)
+		}
+	}
+	if sm.applied-sm.snapIndex >= p.h.cfg.SnapshotEntries {
+		p.snapshotRaftMuLocked()
+	}
+}
+
+type resolvedProp struct {
+	seq uint64
+	res ProduceResult
+	err error
+}
+
+func (p *Partition) applyNormalRaftMuLocked(e *raftpb.Entry) (resolvedProp, bool) {
+	sm := &p.raftMu.sm
+	c, ok, err := decodeCommand(e.GetData())
+	if err != nil {
+		p.h.logger.Error("skipping malformed entry", "group", p.id, "index", e.GetIndex(), "err", err)
+		return resolvedProp{}, false
+	}
+	if !ok {
+		return resolvedProp{}, false
+	}
+	r := resolvedProp{seq: c.Seq}
+	switch c.Type {
+	case cmdRecords:
+		base, err := p.log.OffsetAt(e.GetIndex())
+		if err != nil {
+			base = sm.nextOffset
+		} else if base != sm.nextOffset {
+			p.h.logger.Error("offset mismatch at apply", "group", p.id, "index", e.GetIndex(),
+				"log", base, "state", sm.nextOffset)
+		}
+		sm.nextOffset = base + uint64(c.Records)
+		if c.idempotent() {
+			sm.producers.record(c.ProducerID, c.ProducerEpoch, c.BaseSequence, c.Records, batchMeta{Offset: base})
+		}
+		r.res.BaseOffset = base
+	case cmdDeleteRecords:
+		before := min(c.Before, sm.nextOffset)
+		if err := p.log.DeleteBefore(before, sm.snapIndex); err != nil {
+			r.err = err
+			p.h.logger.Error("delete records", "group", p.id, "before", before, "err", err)
+		}
+	}
+	return r, c.Origin == p.h.cfg.NodeID
+}
+
+func (p *Partition) applyConfChangeRaftMuLocked(cc raftpb.ConfChangeI) {
+	cs := p.raftMu.rn.ApplyConfChange(cc)
+	p.raftMu.cs = cs
+	if err := p.log.SaveState(nil, cs); err != nil {
+		p.failRaftMuLocked(err)
+	}
+}
+
+// snapshotRaftMuLocked records the applied partition state as the log's
+// snapshot, allowing retention to delete the log below it.
+func (p *Partition) snapshotRaftMuLocked() {
+	sm := &p.raftMu.sm
+	if sm.applied == 0 || sm.applied == sm.snapIndex {
+		return
+	}
+	if p.raftMu.saved.commit < sm.applied {
+		// A snapshot above the persisted commit index would not be
+		// recoverable: raft refuses a commit index below the snapshot.
+		p.raftMu.hs.commit = max(p.raftMu.hs.commit, sm.applied)
+		if err := p.saveHardStateRaftMuLocked(); err != nil {
+			p.failRaftMuLocked(err)
+			return
+		}
+	}
+	data := encodeSnapshot(&partitionSnapshot{NextOffset: sm.nextOffset, Producers: sm.producers})
+	if err := p.log.CreateSnapshot(sm.applied, p.raftMu.cs, data); err != nil {
+		p.h.logger.Warn("create snapshot", "group", p.id, "index", sm.applied, "err", err)
+		return
+	}
+	sm.snapIndex = sm.applied
+}
+
+// installSnapshotRaftMuLocked replaces the log and state with a snapshot
+// received from the leader.
+func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
+	ps, err := decodeSnapshot(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("replication: partition %d snapshot at %d: %w", p.id, snap.GetMetadata().GetIndex(), err)
+	}
+	if err := p.log.ApplySnapshot(snap, ps.NextOffset); err != nil {
+		return err
+	}
+	idx := snap.GetMetadata().GetIndex()
+	p.raftMu.sm = stateMachine{applied: idx, appliedTerm: snap.GetMetadata().GetTerm(),
+		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx}
+	p.raftMu.cs = snap.GetMetadata().GetConfState()
+	p.syncMu.Lock()
+	p.syncMu.appended, p.syncMu.durable = idx, idx
+	p.syncMu.gen++
+	p.syncMu.Unlock()
+	p.raftMu.hs.commit = max(p.raftMu.hs.commit, idx)
+	if err := p.saveHardStateRaftMuLocked(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.publishLocked(ps.NextOffset, p.log.StartOffset())
+	p.mu.Unlock()
+	return nil
+}
+
+// onTickRaftMuLocked runs periodic upkeep: lazy commit persistence and
+// retention.
+func (p *Partition) onTickRaftMuLocked() {
+	p.raftMu.ticks++
+	if p.raftMu.ticks%p.h.commitSaveTicks == 0 && p.raftMu.hs.commit > p.raftMu.saved.commit {
+		if err := p.saveHardStateRaftMuLocked(); err != nil {
+			p.failRaftMuLocked(err)
+			return
+		}
+	}
+	if p.raftMu.ticks%p.h.retentionTicks == 0 {
+		p.retentionRaftMuLocked()
+	}
+}
+
+func (p *Partition) retentionRaftMuLocked() {
+	p.mu.Lock()
+	cfg := p.mu.cfg
+	p.mu.Unlock()
+	if cfg.RetentionMs <= 0 && cfg.RetentionBytes <= 0 {
+		return
+	}
+	p.snapshotRaftMuLocked()
+	n, err := p.log.ApplyRetention(p.raftMu.sm.snapIndex, cfg.RetentionMs, cfg.RetentionBytes)
+	if err != nil {
+		p.h.logger.Warn("retention", "group", p.id, "err", err)
+		return
+	}
+	if n > 0 {
+		p.mu.Lock()
+		p.publishLocked(p.mu.hw, p.log.StartOffset())
+		p.mu.Unlock()
+	}
+}
+
+// failRaftMuLocked stops the replica after a storage failure: it no longer
+// participates in the group, and waiting producers learn the outcome is
+// unknown.
+func (p *Partition) failRaftMuLocked(err error) {
+	p.h.logger.Error("partition log failed", "group", p.id, "err", err)
+	p.mu.Lock()
+	if p.mu.failed == nil {
+		p.mu.failed = fmt.Errorf("%w: %w", ErrLogFailed, err)
+	}
+	p.resetLeadershipLocked(false, &NotLeaderError{})
+	p.mu.Unlock()
+	p.raftMu.rn = nil
+}
+
+// hardState is a plain copy of raftpb.HardState.
+type hardState struct{ term, vote, commit uint64 }
+
+func (h hardState) proto() *raftpb.HardState {
+	return &raftpb.HardState{Term: new(h.term), Vote: new(h.vote), Commit: new(h.commit)}
+}
