@@ -55,9 +55,10 @@ func (o *outbox) run() {
 	defer o.wg.Done()
 	for range o.wake {
 		o.mu.Lock()
-		batch := o.mu.pending
+		var batch map[uint64][]GroupMessage
 		closed := o.mu.closed
-		if len(batch) > 0 {
+		if len(o.mu.pending) > 0 {
+			batch = o.mu.pending
 			o.mu.pending = make(map[uint64][]GroupMessage, len(batch))
 		}
 		o.mu.Unlock()
