@@ -1,0 +1,461 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// maxOpenSealed bounds the sealed segments whose files a log keeps open.
+const maxOpenSealed = 8
+
+// Log is one partition's segmented log: the Raft log and the record log at
+// once. It implements raft.Storage. All methods are safe for concurrent use.
+type Log struct {
+	dir    string
+	opts   Options
+	fs     FS
+	logger *slog.Logger
+	syncer *SyncGroup // nil: Sync flushes inline
+
+	// syncMu serializes flushes of this log; held across the fsync, never
+	// while waiting for mu... it is always taken before mu.
+	syncMu sync.Mutex
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		failed error // first write/fsync error; the log refuses writes
+
+		segs      []*segment // ascending; the last one is active
+		lastIndex uint64
+		lastTerm  uint64
+		next      uint64 // next offset
+		start     uint64 // log start offset
+		st        *persistedState // immutable once set; replaced whole
+		cache     entryCache
+
+		seq       uint64 // bumped by every write
+		syncedSeq uint64 // seq made durable
+		dirDirty  bool   // a file was created since the last dir fsync
+
+		wbuf       []byte
+		clock      uint64 // for segment.lastUsed
+		openSealed int
+	}
+}
+
+// Open creates or recovers the log in dir.
+func Open(dir string, opts Options) (*Log, error) {
+	opts = opts.withDefaults()
+	l := &Log{dir: dir, opts: opts, fs: opts.FS, logger: opts.Logger.With("dir", dir), syncer: opts.Syncer}
+	l.mu.cache.max = opts.CacheBytes
+	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.recoverLocked(); err != nil {
+		l.closeFilesLocked()
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *Log) recoverLocked() error {
+	names, err := l.fs.ReadDir(l.dir)
+	if err != nil {
+		return err
+	}
+	st := &persistedState{}
+	segNames := map[string]bool{}
+	var bases []uint64
+	for _, n := range names {
+		switch {
+		case n == stateFile:
+			b, err := readWholeFile(l.fs, filepath.Join(l.dir, n))
+			if err != nil {
+				return err
+			}
+			if st, err = decodeState(b); err != nil {
+				return &CorruptionError{File: filepath.Join(l.dir, n), Reason: err.Error()}
+			}
+		case strings.HasSuffix(n, ".tmp"):
+			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
+				return err
+			}
+		default:
+			if b, ok := parseSegName(n); ok {
+				bases = append(bases, b)
+				segNames[segBaseName(b)] = true
+			}
+		}
+	}
+	l.mu.st = st
+	// Leftovers: other snapshots, index files without a segment.
+	for _, n := range names {
+		base, _, _ := strings.Cut(n, ".")
+		orphan := (strings.HasSuffix(n, offIndexSuffix) || strings.HasSuffix(n, timeIndexSuffix)) && !segNames[base]
+		oldSnap := strings.HasPrefix(n, "snap-") && strings.HasSuffix(n, ".snap") && n != snapName(st.SnapIndex)
+		if orphan || oldSnap {
+			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
+				return err
+			}
+		}
+	}
+	if st.ResetPending {
+		return l.resetLogLocked(bases)
+	}
+	for i, b := range bases {
+		s, err := l.openSegmentLocked(b, i == len(bases)-1)
+		if err != nil {
+			var ce *CorruptionError
+			if i == len(bases)-1 && errors.As(err, &ce) {
+				// A torn header of the newest segment: it was created but
+				// never synced with data in it.
+				l.logger.Warn("removing segment with a torn header", "file", ce.File, "reason", ce.Reason)
+				if err := removeSegmentFiles(l.fs, segPathIn(l.dir, b)); err != nil {
+					return err
+				}
+				break
+			}
+			return err
+		}
+		l.mu.segs = append(l.mu.segs, s)
+	}
+	if len(l.mu.segs) == 0 || l.mu.segs[0].BaseIndex > st.SnapIndex+1 {
+		return l.resetLogLocked(bases)
+	}
+	if err := l.recoverActiveLocked(); err != nil {
+		return err
+	}
+	if l.mu.lastIndex < st.SnapIndex {
+		return l.resetLogLocked(bases)
+	}
+	l.mu.start = max(st.StartOffset, l.mu.segs[0].BaseOffset)
+	return nil
+}
+
+// openSegmentLocked reads a segment's header; it keeps the file open only
+// for the active segment.
+func (l *Log) openSegmentLocked(base uint64, active bool) (*segment, error) {
+	s := &segment{path: segPathIn(l.dir, base), sealed: !active, maxTs: noTimestamp}
+	f, err := l.fs.OpenFile(s.segPath(), os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	size, err := f.Size()
+	if err == nil {
+		hdr := make([]byte, segHeaderSize)
+		if err = readFullAt(f, hdr, 0); err != nil {
+			err = &CorruptionError{File: s.segPath(), Reason: "short segment header"}
+		} else if s.segHeader, err = decodeSegHeader(hdr); err != nil {
+			err = &CorruptionError{File: s.segPath(), Reason: err.Error()}
+		} else if s.BaseIndex != base {
+			err = &CorruptionError{File: s.segPath(), Reason: fmt.Sprintf("header base index %d does not match the name", s.BaseIndex)}
+		}
+	}
+	if err != nil || !active {
+		f.Close()
+		s.size = size
+		return s, err
+	}
+	s.f, s.size = f, size
+	return s, nil
+}
+
+// recoverActiveLocked scans the whole active segment, truncates it at the
+// first torn or corrupt frame and rebuilds its indexes.
+func (l *Log) recoverActiveLocked() error {
+	a := l.activeLocked()
+	if err := a.openIndexesLocked(l.fs, true); err != nil {
+		return err
+	}
+	a.idx, a.oiCount, a.tiCount = indexOK, 0, 0
+	a.lastIdxPos, a.lastIdxTs = segHeaderSize, noTimestamp
+	p, term := a.startPoint(), a.PrevTerm
+	r := newFrameReader(a.f, a.segPath(), p.pos, a.size)
+	defer r.release()
+	for {
+		m, _, _, done, err := r.next()
+		if done {
+			break
+		}
+		var ce *CorruptionError
+		if err != nil && !errors.As(err, &ce) {
+			return err
+		}
+		if err == nil && (m.Index != p.index || m.Term < term) {
+			err = &CorruptionError{File: a.segPath(), Pos: p.pos, Reason: "frame out of sequence"}
+		}
+		if err != nil {
+			l.logger.Warn("truncating the log at a torn or corrupt frame", "file", a.segPath(), "pos", p.pos, "err", err)
+			if err := a.f.Truncate(p.pos); err != nil {
+				return err
+			}
+			if err := a.f.Sync(); err != nil {
+				return err
+			}
+			break
+		}
+		a.addIndexLocked(p, l.opts.IndexIntervalBytes)
+		p = advance(p, &m)
+		term = m.Term
+	}
+	a.size, a.maxTs, a.maxTsKnown = p.pos, p.tsBefore, true
+	if err := a.flushIndexLocked(); err != nil {
+		return err
+	}
+	l.mu.lastIndex, l.mu.lastTerm, l.mu.next = p.index-1, term, p.offset
+	return nil
+}
+
+// resetLogLocked drops every segment and starts an empty log after the
+// snapshot. It completes a snapshot install interrupted by a crash.
+func (l *Log) resetLogLocked(bases []uint64) error {
+	st := l.mu.st
+	for _, s := range l.mu.segs {
+		l.removeSegmentLocked(s)
+	}
+	l.mu.segs = nil
+	for _, b := range bases {
+		if err := removeSegmentFiles(l.fs, segPathIn(l.dir, b)); err != nil {
+			return err
+		}
+	}
+	s, err := l.createSegmentLocked(segHeader{BaseIndex: st.SnapIndex + 1, PrevTerm: st.SnapTerm, BaseOffset: st.SnapNext})
+	if err != nil {
+		return err
+	}
+	l.mu.segs = []*segment{s}
+	if err := s.f.Sync(); err != nil {
+		return err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return err
+	}
+	l.mu.dirDirty = false
+	l.mu.cache.reset()
+	l.mu.lastIndex, l.mu.lastTerm, l.mu.next = st.SnapIndex, st.SnapTerm, st.SnapNext
+	l.mu.start = max(st.StartOffset, st.SnapNext)
+	if st.ResetPending {
+		next := l.cloneStateLocked()
+		next.ResetPending = false
+		if err := l.saveStateLocked(next); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createSegmentLocked creates a new active segment file with its indexes.
+func (l *Log) createSegmentLocked(h segHeader) (*segment, error) {
+	h.Created = l.opts.Now().UnixMilli()
+	s := &segment{path: segPathIn(l.dir, h.BaseIndex), segHeader: h, maxTs: noTimestamp, maxTsKnown: true, idx: indexOK}
+	f, err := l.fs.OpenFile(s.segPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.f = f
+	if _, err := f.WriteAt(h.encode(), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := s.openIndexesLocked(l.fs, true); err != nil {
+		s.closeFilesLocked()
+		return nil, err
+	}
+	s.size, s.lastIdxPos, s.lastIdxTs = segHeaderSize, segHeaderSize, noTimestamp
+	l.mu.dirDirty = true
+	l.mu.seq++
+	return s, nil
+}
+
+func (l *Log) activeLocked() *segment { return l.mu.segs[len(l.mu.segs)-1] }
+
+func (l *Log) firstIndexLocked() uint64 { return l.mu.segs[0].BaseIndex }
+
+// writableLocked returns why the log refuses writes, if it does.
+func (l *Log) writableLocked() error {
+	if l.mu.closed {
+		return ErrClosed
+	}
+	return l.mu.failed
+}
+
+// failLocked marks the log failed after a write or fsync error.
+func (l *Log) failLocked(err error) error {
+	if l.mu.failed == nil {
+		l.mu.failed = &failedError{cause: err}
+		l.logger.Error("log failed, refusing further writes", "err", err)
+	}
+	return l.mu.failed
+}
+
+// segmentForIndexLocked returns the position in segs of the segment holding
+// index i (first <= i).
+func (l *Log) segmentForIndexLocked(i uint64) int {
+	segs := l.mu.segs
+	lo, hi := 0, len(segs)
+	for hi-lo > 1 {
+		m := (lo + hi) / 2
+		if segs[m].BaseIndex <= i {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// segmentForOffsetLocked returns the last segment whose base offset is
+// <= off: the one holding off when start <= off < next.
+func (l *Log) segmentForOffsetLocked(off uint64) int {
+	segs := l.mu.segs
+	lo, hi := 0, len(segs)
+	for hi-lo > 1 {
+		m := (lo + hi) / 2
+		if segs[m].BaseOffset <= off {
+			lo = m
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// endPointLocked is the state at the end of segment k.
+func (l *Log) endPointLocked(k int) point {
+	s := l.mu.segs[k]
+	if k == len(l.mu.segs)-1 {
+		return point{pos: s.size, index: l.mu.lastIndex + 1, offset: l.mu.next, tsBefore: s.maxTs}
+	}
+	n := l.mu.segs[k+1]
+	return point{pos: s.size, index: n.BaseIndex, offset: n.BaseOffset, tsBefore: s.maxTs}
+}
+
+// ensureOpenLocked opens a segment's files and validates its indexes
+// (rebuilding them if missing or damaged).
+func (l *Log) ensureOpenLocked(k int) (*segment, error) {
+	s := l.mu.segs[k]
+	l.mu.clock++
+	s.lastUsed = l.mu.clock
+	if !s.sealed || (s.f != nil && s.oi != nil) {
+		return s, nil
+	}
+	if s.f == nil {
+		f, err := l.fs.OpenFile(s.segPath(), os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		s.f = f
+	}
+	if s.idx != indexOK {
+		if err := l.checkIndexLocked(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.openIndexesLocked(l.fs, false); err != nil {
+		return nil, err
+	}
+	l.mu.openSealed++
+	l.evictSealedLocked(s)
+	return s, nil
+}
+
+// evictSealedLocked closes the least recently used sealed segments' files
+// beyond maxOpenSealed.
+func (l *Log) evictSealedLocked(keep *segment) {
+	for l.mu.openSealed > maxOpenSealed {
+		var lru *segment
+		for _, s := range l.mu.segs {
+			if s.sealed && s != keep && s.oi != nil && s.refs == 0 && (lru == nil || s.lastUsed < lru.lastUsed) {
+				lru = s
+			}
+		}
+		if lru == nil {
+			return
+		}
+		lru.closeFilesLocked()
+		l.mu.openSealed--
+	}
+}
+
+// removeSegmentLocked unlinks a segment; readers holding it keep reading
+// through their open file.
+func (l *Log) removeSegmentLocked(s *segment) {
+	if s.sealed && s.oi != nil {
+		l.mu.openSealed--
+	}
+	s.removed = true
+	s.closeFilesLocked()
+	if err := removeSegmentFiles(l.fs, s.path); err != nil {
+		l.logger.Warn("removing segment files", "file", s.segPath(), "err", err)
+	}
+}
+
+// acquireLocked pins s.f for use outside mu.
+func (l *Log) acquireLocked(s *segment) File {
+	s.refs++
+	return s.f
+}
+
+func (l *Log) release(s *segment) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.releaseLocked(s)
+}
+
+func (l *Log) releaseLocked(s *segment) {
+	s.refs--
+	if s.refs == 0 && (s.removed || l.mu.closed) && s.f != nil {
+		s.f.Close()
+		s.f = nil
+	}
+}
+
+func (l *Log) closeFilesLocked() {
+	for _, s := range l.mu.segs {
+		s.closeFilesLocked()
+	}
+}
+
+// Size is the total size of the segment files in bytes.
+func (l *Log) Size() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var n int64
+	for _, s := range l.mu.segs {
+		n += s.size
+	}
+	return n
+}
+
+// Close syncs what was appended and closes the log. Close waits for an
+// in-flight flush of the log.
+func (l *Log) Close() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.closed {
+		return ErrClosed
+	}
+	var err error
+	if l.mu.failed == nil {
+		a := l.activeLocked()
+		if err = a.flushIndexLocked(); err == nil && l.mu.seq != l.mu.syncedSeq {
+			if err = a.f.Sync(); err == nil && l.mu.dirDirty {
+				err = l.fs.SyncDir(l.dir)
+			}
+		}
+	}
+	l.mu.closed = true
+	l.closeFilesLocked()
+	l.mu.cache.reset()
+	return err
+}

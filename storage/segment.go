@@ -1,0 +1,279 @@
+package storage
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+const (
+	segSuffix       = ".log"
+	offIndexSuffix  = ".index"
+	timeIndexSuffix = ".timeindex"
+)
+
+func segBaseName(baseIndex uint64) string { return fmt.Sprintf("%020d", baseIndex) }
+
+// parseSegName returns the base index of a segment file name.
+func parseSegName(name string) (uint64, bool) {
+	s, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(s) != 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+// indexState of a segment's index files.
+type indexState uint8
+
+const (
+	indexUnchecked indexState = iota // sealed, not yet validated since open
+	indexOK                          // trusted
+)
+
+// segment is one segment file and its two index files. Fields are guarded
+// by Log.mu except where noted.
+type segment struct {
+	path string // segment file path without suffix
+	segHeader
+
+	size   int64 // bytes in the segment file (header included)
+	sealed bool  // not the active segment
+
+	// maxTs is the largest batch timestamp in the segment (noTimestamp if
+	// none); known for the active segment, lazily for sealed ones.
+	maxTs      int64
+	maxTsKnown bool
+
+	f        File // segment file; nil when closed (sealed segments open lazily)
+	refs     int  // readers holding f outside Log.mu
+	removed  bool // unlinked: close f when refs drops to zero
+	lastUsed uint64
+
+	idx indexState
+	oi  File // offset index (open while active, or during lookups)
+	ti  File // time index
+	// Index entries already in the files, and those not yet written.
+	oiCount, tiCount int64
+	oiPend, tiPend   []byte
+	// Active segment only: the last indexed position and timestamp.
+	lastIdxPos int64
+	lastIdxTs  int64
+}
+
+func (s *segment) segPath() string   { return s.path + segSuffix }
+func (s *segment) oiPath() string    { return s.path + offIndexSuffix }
+func (s *segment) tiPath() string    { return s.path + timeIndexSuffix }
+func (s *segment) empty() bool       { return s.size <= segHeaderSize }
+func (s *segment) entriesStart() int64 { return segHeaderSize }
+
+// readFullAt reads len(b) bytes at off.
+func readFullAt(f File, b []byte, off int64) error {
+	n, err := f.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// closeFilesLocked closes every open file of the segment; f only if no
+// reader holds it.
+func (s *segment) closeFilesLocked() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	if s.oi != nil {
+		keep(s.oi.Close())
+		s.oi = nil
+	}
+	if s.ti != nil {
+		keep(s.ti.Close())
+		s.ti = nil
+	}
+	if s.f != nil && s.refs == 0 {
+		keep(s.f.Close())
+		s.f = nil
+	}
+	return first
+}
+
+// openIndexesLocked opens both index files for reading and writing.
+func (s *segment) openIndexesLocked(fs FS, truncate bool) error {
+	flag := os.O_RDWR | os.O_CREATE
+	if truncate {
+		flag |= os.O_TRUNC
+	}
+	var err error
+	if s.oi == nil {
+		if s.oi, err = fs.OpenFile(s.oiPath(), flag, 0o644); err != nil {
+			return err
+		}
+	}
+	if s.ti == nil {
+		if s.ti, err = fs.OpenFile(s.tiPath(), flag, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flushIndexLocked writes the pending index entries.
+func (s *segment) flushIndexLocked() error {
+	if len(s.oiPend) > 0 {
+		if _, err := s.oi.WriteAt(s.oiPend, s.oiCount*indexEntrySize); err != nil {
+			return err
+		}
+		s.oiCount += int64(len(s.oiPend) / indexEntrySize)
+		s.oiPend = s.oiPend[:0]
+	}
+	if len(s.tiPend) > 0 {
+		if _, err := s.ti.WriteAt(s.tiPend, s.tiCount*indexEntrySize); err != nil {
+			return err
+		}
+		s.tiCount += int64(len(s.tiPend) / indexEntrySize)
+		s.tiPend = s.tiPend[:0]
+	}
+	return nil
+}
+
+// idxAt returns the i-th entry of an index (file entries, then pending).
+func idxAt(f File, count int64, pend []byte, i int64, path string) (idxEntry, error) {
+	var b [indexEntrySize]byte
+	var raw []byte
+	if i < count {
+		if err := readFullAt(f, b[:], i*indexEntrySize); err != nil {
+			return idxEntry{}, err
+		}
+		raw = b[:]
+	} else {
+		j := (i - count) * indexEntrySize
+		raw = pend[j : j+indexEntrySize]
+	}
+	e, err := decodeIdxEntry(raw)
+	if err != nil {
+		return e, &CorruptionError{File: path, Pos: i * indexEntrySize, Reason: err.Error()}
+	}
+	return e, nil
+}
+
+// searchIdx returns the last entry of an index for which le(entry) holds
+// (le must be monotonic: true for a prefix), or ok=false.
+func searchIdx(f File, count int64, pend []byte, path string, le func(idxEntry) bool) (idxEntry, bool, error) {
+	n := count + int64(len(pend)/indexEntrySize)
+	var ferr error
+	i := sort.Search(int(n), func(i int) bool {
+		if ferr != nil {
+			return true
+		}
+		e, err := idxAt(f, count, pend, int64(i), path)
+		if err != nil {
+			ferr = err
+			return true
+		}
+		return !le(e)
+	})
+	if ferr != nil {
+		return idxEntry{}, false, ferr
+	}
+	if i == 0 {
+		return idxEntry{}, false, nil
+	}
+	e, err := idxAt(f, count, pend, int64(i-1), path)
+	return e, err == nil, err
+}
+
+// point is a frame boundary in a segment and the log's state there.
+type point struct {
+	pos      int64
+	index    uint64 // index of the frame at pos
+	offset   uint64 // next offset at pos
+	tsBefore int64  // max timestamp of the segment's batches before pos
+}
+
+func (s *segment) startPoint() point {
+	return point{pos: segHeaderSize, index: s.BaseIndex, offset: s.BaseOffset, tsBefore: noTimestamp}
+}
+
+// seekIndexLocked returns the last indexed point whose Raft index is <= i.
+func (s *segment) seekIndexLocked(i uint64) (point, error) {
+	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.B <= i })
+}
+
+// seekOffsetLocked returns the last indexed point whose next offset is <=
+// off.
+func (s *segment) seekOffsetLocked(off uint64) (point, error) {
+	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.A <= off })
+}
+
+func (s *segment) seekOffIdxLocked(le func(idxEntry) bool) (point, error) {
+	e, ok, err := searchIdx(s.oi, s.oiCount, s.oiPend, s.oiPath(), le)
+	if err != nil || !ok {
+		return s.startPoint(), err
+	}
+	p := point{pos: int64(e.Pos), index: e.B, offset: e.A, tsBefore: noTimestamp}
+	// The time index has an entry at every offset-index point where the
+	// max timestamp grew, so the last one at or before pos is exact.
+	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, s.tiPath(), func(t idxEntry) bool { return int64(t.Pos) <= p.pos })
+	if err != nil {
+		return p, err
+	}
+	if ok {
+		p.tsBefore = int64(t.A)
+	}
+	return p, nil
+}
+
+// seekTimeLocked returns the last time-indexed point whose max timestamp
+// before it is < ts (every batch before it is older than ts).
+func (s *segment) seekTimeLocked(ts int64) (point, error) {
+	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, s.tiPath(), func(t idxEntry) bool { return int64(t.A) < ts })
+	if err != nil || !ok {
+		return s.startPoint(), err
+	}
+	return point{pos: int64(t.Pos), offset: t.B, tsBefore: int64(t.A)}, nil
+}
+
+// addIndexLocked records the point p (before writing the frame at p.pos)
+// if the interval has passed.
+func (s *segment) addIndexLocked(p point, interval int) {
+	if p.pos-s.lastIdxPos < int64(interval) {
+		return
+	}
+	s.lastIdxPos = p.pos
+	s.oiPend = appendIdxEntry(s.oiPend, idxEntry{A: p.offset, B: p.index, Pos: uint32(p.pos)})
+	if p.tsBefore > s.lastIdxTs {
+		s.lastIdxTs = p.tsBefore
+		s.tiPend = appendIdxEntry(s.tiPend, idxEntry{A: uint64(p.tsBefore), B: p.offset, Pos: uint32(p.pos)})
+	}
+}
+
+// sealIndexLocked appends the sentinels at the end of the segment.
+func (s *segment) sealIndexLocked(end point) {
+	s.oiPend = appendIdxEntry(s.oiPend, idxEntry{A: end.offset, B: end.index, Pos: uint32(end.pos)})
+	s.tiPend = appendIdxEntry(s.tiPend, idxEntry{A: uint64(end.tsBefore), B: end.offset, Pos: uint32(end.pos)})
+}
+
+func removeSegmentFiles(fs FS, path string) error {
+	var first error
+	for _, suf := range []string{segSuffix, offIndexSuffix, timeIndexSuffix} {
+		if err := fs.Remove(path + suf); err != nil && !os.IsNotExist(err) && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func segPathIn(dir string, baseIndex uint64) string {
+	return filepath.Join(dir, segBaseName(baseIndex))
+}
