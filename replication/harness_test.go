@@ -23,11 +23,16 @@ type testCluster struct {
 	hosts map[uint64]*Host
 	dirs  map[uint64]string
 	disk  *memDisk // nil = real storage
+	tweak func(*HostConfig)
 	mu    sync.Mutex
 }
 
 func newTestCluster(t testing.TB, n int, mem bool) *testCluster {
-	c := &testCluster{t: t, hosts: map[uint64]*Host{}, dirs: map[uint64]string{}}
+	return newTestClusterWith(t, n, mem, nil)
+}
+
+func newTestClusterWith(t testing.TB, n int, mem bool, tweak func(*HostConfig)) *testCluster {
+	c := &testCluster{t: t, hosts: map[uint64]*Host{}, dirs: map[uint64]string{}, tweak: tweak}
 	if n > 1 {
 		c.net = NewMemNetwork()
 	}
@@ -46,6 +51,9 @@ func (c *testCluster) start(id uint64) *Host {
 	cfg := HostConfig{NodeID: id, DataDir: c.dirs[id], TickInterval: 10 * time.Millisecond, Workers: 4}
 	if c.net != nil {
 		cfg.Transport = c.net.Transport(id)
+	}
+	if c.tweak != nil {
+		c.tweak(&cfg)
 	}
 	h, err := NewHost(cfg)
 	if err != nil {

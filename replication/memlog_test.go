@@ -261,7 +261,22 @@ func (l *memLog) OffsetForTime(ts int64) (uint64, bool, error) {
 	return 0, false, nil
 }
 
-func (l *memLog) ApplyRetention(uint64, int64, int64) (int, error) { return 0, nil }
+// ApplyRetention drops every entry up to safeIndex when a size limit is
+// set (enough to force followers onto snapshots in tests).
+func (l *memLog) ApplyRetention(safeIndex uint64, _, retentionBytes int64) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if retentionBytes <= 0 || safeIndex < l.first || safeIndex > l.last() {
+		return 0, nil
+	}
+	n := safeIndex - l.first + 1
+	next := l.offsetAtLocked(safeIndex + 1)
+	l.ents, l.offs = append([]storage.Entry(nil), l.ents[n:]...), append([]uint64(nil), l.offs[n:]...)
+	l.first = safeIndex + 1
+	l.snapOffset = next
+	l.start = max(l.start, next)
+	return int(n), nil
+}
 
 func (l *memLog) DeleteBefore(offset uint64, _ uint64) error {
 	l.mu.Lock()

@@ -159,6 +159,7 @@ func decodeSnapshot(data []byte) (*partitionSnapshot, error) {
 	s := &partitionSnapshot{NextOffset: be.Uint64(data[1:]), Producers: producerTable{}}
 	n := be.Uint32(data[9:])
 	p := data[13:]
+	var prev int64
 	for i := uint32(0); i < n; i++ {
 		if len(p) < 13 {
 			return nil, errBadSnapshot
@@ -170,9 +171,10 @@ func decodeSnapshot(data []byte) (*partitionSnapshot, error) {
 		if nb > maxProducerBatches || len(p) < nb*16 {
 			return nil, errBadSnapshot
 		}
-		if _, dup := s.Producers[id]; dup {
+		if i > 0 && id <= prev { // canonical: ids strictly increasing
 			return nil, errBadSnapshot
 		}
+		prev = id
 		for j := 0; j < nb; j++ {
 			ps.Batches = append(ps.Batches, batchMeta{
 				FirstSeq: int32(be.Uint32(p)),
