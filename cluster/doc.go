@@ -1,0 +1,31 @@
+// Package cluster owns a node's cluster metadata: the cluster id, the
+// nodes, the topics with their configuration and partition placement, and
+// the producer-id blocks.
+//
+// The metadata lives in a log, KRaft style: the internal partition
+// __cluster_metadata is a Raft group (MetadataGroupID) opened through the
+// replication host with the controller voters (on a one-node cluster, the
+// node itself). A change is a command appended to that partition with
+// acks=all by the controller (the group's leader); every node applies the
+// committed records in order to an in-memory State, so every node holds the
+// same metadata at the same offset. The record format is documented in
+// command.go.
+//
+// Each node reconciles its partition replicas toward the State: it opens
+// the replicas placed on it, pushes configuration changes to them, and
+// removes the replicas (and their data) the State no longer places on it.
+// Place spreads replicas and preferred leaders over the nodes (and racks).
+//
+// Not yet: snapshots of the State so the metadata log can be compacted (the
+// log is kept whole and replayed at start), node heartbeats for liveness
+// (only the local node is considered alive), and proposals from nodes that
+// are not the controller (they get *NotControllerError).
+//
+// LOCKING. Metadata.mu guards the published State (immutable once
+// published; readers share it), the change channels, the rejected-command
+// outcomes, the reconciled offset and the local producer-id block.
+// Metadata.proposeMu serializes proposals so each is validated against the
+// state that includes every earlier proposal; it is taken before mu, never
+// while holding it. The apply loop and the reconcile loop are the only
+// goroutines; both stop in Close.
+package cluster

@@ -1,0 +1,302 @@
+package cluster
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/replication"
+)
+
+// Reserved Raft group ids. Topic partitions get ids from firstTopicGroupID on.
+const (
+	// MetadataGroupID is the Raft group of the __cluster_metadata partition.
+	MetadataGroupID uint64 = 1
+	// MetadataTopic names the metadata partition.
+	MetadataTopic = "__cluster_metadata"
+
+	firstTopicGroupID uint64 = 1 << 10
+)
+
+// Config configures a node's metadata.
+type Config struct {
+	// NodeID of this node; non-zero.
+	NodeID uint64
+	// Host runs this node's replicas (the metadata partition among them).
+	Host *replication.Host
+	// DataDir is the host's data directory; when set, partition
+	// directories no replica uses are deleted at start.
+	DataDir string
+	// Addr and InternalAddr are what other nodes and clients are told.
+	Addr, InternalAddr string
+	Rack               string
+	// Voters of the metadata group when it is created (default: this node).
+	Voters []uint64
+	// DefaultPartitions and DefaultReplicationFactor apply when a topic is
+	// created with 0 (defaults 1 and 3; the factor is capped at the number
+	// of nodes).
+	DefaultPartitions, DefaultReplicationFactor int32
+	// ProducerIDBlock is how many producer ids a node takes at a time
+	// (default 1000).
+	ProducerIDBlock int64
+	// ReconcileInterval re-checks the local replicas even without
+	// metadata changes (default 10s).
+	ReconcileInterval time.Duration
+	Logger            *slog.Logger
+	Registerer        prometheus.Registerer
+	Now               func() time.Time
+}
+
+func (c *Config) validate() error {
+	if c.NodeID == 0 || c.Host == nil {
+		return errors.New("cluster: NodeID and Host are required")
+	}
+	if len(c.Voters) == 0 {
+		c.Voters = []uint64{c.NodeID}
+	}
+	if c.DefaultPartitions <= 0 {
+		c.DefaultPartitions = 1
+	}
+	if c.DefaultReplicationFactor <= 0 {
+		c.DefaultReplicationFactor = 3
+	}
+	if c.ProducerIDBlock <= 0 {
+		c.ProducerIDBlock = 1000
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Metadata is one node's view of the cluster metadata and, on the
+// controller leader, the way to change it.
+type Metadata struct {
+	cfg    Config
+	logger *slog.Logger
+	part   *replication.Partition // the metadata partition replica
+
+	proposeMu sync.Mutex // serializes proposals: validate, propose, wait
+
+	mu struct {
+		sync.Mutex
+		state      *State
+		changed    chan struct{} // closed when state moves
+		rejected   map[uint64]error
+		failed     error // apply stopped on a record it cannot read
+		reconciled uint64
+		recCh      chan struct{} // closed when reconciled moves
+		pidNext    int64
+		pidEnd     int64
+	}
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens (or creates) the metadata partition, replays it, registers
+// this node, and starts applying and reconciling. It returns once the
+// node's view is current or ctx ends.
+func Open(ctx context.Context, cfg Config) (*Metadata, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p, err := cfg.Host.OpenPartition(replication.PartitionSpec{
+		GroupID: MetadataGroupID,
+		Dir:     MetadataTopic + "-0",
+		Voters:  cfg.Voters,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: open metadata partition: %w", err)
+	}
+	m := &Metadata{cfg: cfg, logger: cfg.Logger.With("component", "cluster"), part: p, stop: make(chan struct{})}
+	m.mu.state = newState()
+	m.mu.changed = make(chan struct{})
+	m.mu.recCh = make(chan struct{})
+	m.mu.rejected = map[uint64]error{}
+	m.wg.Add(1)
+	go m.applyLoop()
+
+	if err := m.register(ctx); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	m.wg.Add(1)
+	go m.reconcileLoop()
+	if err := m.waitReconciled(ctx, m.State().Applied); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// register records this node in the metadata (a barrier too: once it is
+// applied, everything before it is). The first registration of a cluster
+// also sets its id.
+func (m *Metadata) register(ctx context.Context) error {
+	var idb [16]byte
+	_, _ = crand.Read(idb[:])
+	c := &command{Type: cmdRegisterNode, ClusterID: hex.EncodeToString(idb[:]), Node: &NodeInfo{
+		ID: m.cfg.NodeID, Addr: m.cfg.Addr, InternalAddr: m.cfg.InternalAddr, Rack: m.cfg.Rack,
+	}}
+	backoff := 10 * time.Millisecond
+	for {
+		_, err := m.propose(ctx, c)
+		var nc *NotControllerError
+		if err == nil || !errors.As(err, &nc) {
+			if err != nil {
+				return fmt.Errorf("cluster: register node %d: %w", m.cfg.NodeID, err)
+			}
+			return nil
+		}
+		// No controller yet (an election is under way): wait for one.
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 500*time.Millisecond)
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: register node %d: %w", m.cfg.NodeID, ctx.Err())
+		case <-m.stop:
+			return ErrClosed
+		}
+	}
+}
+
+// Close stops applying and reconciling. It leaves the replicas open: the
+// replication host owns them.
+func (m *Metadata) Close() error {
+	select {
+	case <-m.stop:
+	default:
+		close(m.stop)
+	}
+	m.wg.Wait()
+	return nil
+}
+
+// State is the current metadata. It is immutable: do not modify it.
+func (m *Metadata) State() *State {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.state
+}
+
+// Changed is closed when the state next changes.
+func (m *Metadata) Changed() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.changed
+}
+
+// NodeID is this node's id.
+func (m *Metadata) NodeID() uint64 { return m.cfg.NodeID }
+
+// ControllerID is the node leading the metadata group (0 if none).
+func (m *Metadata) ControllerID() uint64 { return m.part.Leader() }
+
+// Alive reports whether a node is known to be up. Until nodes heartbeat
+// to the controller, only this node is known alive.
+func (m *Metadata) Alive(id uint64) bool { return id == m.cfg.NodeID }
+
+// Partition returns this node's replica of a topic partition.
+func (m *Metadata) Partition(topic string, index int32) (*replication.Partition, *Topic, error) {
+	s := m.State()
+	t, ok := s.Topics[topic]
+	if !ok {
+		return nil, nil, &UnknownTopicError{Topic: topic}
+	}
+	if index < 0 || int(index) >= len(t.Partitions) {
+		return nil, t, &UnknownPartitionError{Topic: topic, Partition: index}
+	}
+	pi := t.Partitions[index]
+	p, ok := m.cfg.Host.Partition(pi.GroupID)
+	if !ok {
+		for _, r := range pi.Replicas {
+			if r == m.cfg.NodeID {
+				return nil, t, ErrNotOpen
+			}
+		}
+		return nil, t, &NotReplicaError{Topic: topic, Partition: index, Replicas: pi.Replicas}
+	}
+	return p, t, nil
+}
+
+// propose appends c to the metadata log and waits until it is applied
+// here. It returns the state right after c, or the reason apply skipped c.
+func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
+	if !m.part.IsLeader() {
+		return nil, &NotControllerError{Leader: m.part.Leader()}
+	}
+	now := m.cfg.Now().UnixMilli()
+	data, err := encodeCommand(c, now)
+	if err != nil {
+		return nil, err
+	}
+	res, err := m.part.Produce(ctx, replication.ProduceBatch{
+		Data: data, Records: 1, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}, replication.AcksAll)
+	if err != nil {
+		var nl *replication.NotLeaderError
+		if errors.As(err, &nl) {
+			return nil, &NotControllerError{Leader: nl.Leader}
+		}
+		return nil, fmt.Errorf("cluster: propose %s: %w", c.Type, err)
+	}
+	return m.waitApplied(ctx, res.BaseOffset)
+}
+
+// waitApplied waits until the record at offset is applied and returns the
+// state after it (or the error that made apply skip it).
+func (m *Metadata) waitApplied(ctx context.Context, offset uint64) (*State, error) {
+	for {
+		m.mu.Lock()
+		s, ch, failed := m.mu.state, m.mu.changed, m.mu.failed
+		rej, isRej := m.mu.rejected[offset]
+		m.mu.Unlock()
+		if s.Applied > offset {
+			if isRej {
+				return nil, rej
+			}
+			return s, nil
+		}
+		if failed != nil {
+			return nil, failed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-m.stop:
+			return nil, ErrClosed
+		}
+	}
+}
+
+// topicSeed spreads the placement start of different topics.
+func topicSeed(name string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum64()
+}
+
+func newTopicID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluicehq/sluice/replication"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type node struct {
+	host *replication.Host
+	md   *Metadata
+}
+
+func openNode(t *testing.T, dir string) *node {
+	t.Helper()
+	h, err := replication.NewHost(replication.HostConfig{NodeID: 1, DataDir: dir, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	md, err := Open(ctx, Config{NodeID: 1, Host: h, DataDir: dir, Addr: "127.0.0.1:1", DefaultPartitions: 2})
+	if err != nil {
+		_ = h.Close()
+		t.Fatal(err)
+	}
+	return &node{host: h, md: md}
+}
+
+func (n *node) close(t *testing.T) {
+	t.Helper()
+	if err := n.md.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := n.host.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestTopicLifecycleSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	s := n.md.State()
+	if s.ClusterID == "" || s.Nodes[1] == nil || s.Nodes[1].Addr != "127.0.0.1:1" {
+		t.Fatalf("bootstrap state: %+v", s)
+	}
+	clusterID := s.ClusterID
+	ctx := ctxT(t)
+	top, err := n.md.CreateTopic(ctx, TopicSpec{Name: "orders", Configs: map[string]string{ConfigRetentionMs: "1000"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(top.Partitions) != 2 || top.ReplicationFactor != 1 || top.ID == "" {
+		t.Fatalf("topic: %+v", top)
+	}
+	for i := range int32(2) {
+		if _, _, err := n.md.Partition("orders", i); err != nil {
+			t.Fatalf("partition %d: %v", i, err)
+		}
+	}
+	if _, err := n.md.CreateTopic(ctx, TopicSpec{Name: "orders"}); !errors.As(err, new(*TopicExistsError)) {
+		t.Fatalf("create twice: %v", err)
+	}
+	if _, err := n.md.CreateTopic(ctx, TopicSpec{Name: "gone"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.md.AddPartitions(ctx, "orders", 3, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.md.AlterConfig(ctx, "orders", map[string]string{ConfigTimestampType: TimestampLogAppendTime}, []string{ConfigRetentionMs}, false); err != nil {
+		t.Fatal(err)
+	}
+	pid1, err := n.md.NextProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, _ := n.md.State().Topic("gone")
+	goneDir := filepath.Join(dir, "partitions", partitionDir("gone", 0, gone.Partitions[0].GroupID))
+	if _, err := os.Stat(goneDir); err != nil {
+		t.Fatalf("replica dir: %v", err)
+	}
+	if err := n.md.DeleteTopic(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(goneDir); !os.IsNotExist(err) {
+		t.Fatalf("deleted topic's dir still there: %v", err)
+	}
+	n.close(t)
+
+	n = openNode(t, dir)
+	defer n.close(t)
+	s = n.md.State()
+	if s.ClusterID != clusterID {
+		t.Fatalf("cluster id changed: %q -> %q", clusterID, s.ClusterID)
+	}
+	top, ok := s.Topic("orders")
+	if !ok || len(top.Partitions) != 3 || !top.Config().LogAppendTime || top.Config().RetentionMs != 604800000 {
+		t.Fatalf("after restart: %+v", top)
+	}
+	if _, ok := s.Topic("gone"); ok {
+		t.Fatal("deleted topic came back")
+	}
+	for i := range int32(3) {
+		if _, _, err := n.md.Partition("orders", i); err != nil {
+			t.Fatalf("partition %d after restart: %v", i, err)
+		}
+	}
+	pid2, err := n.md.NextProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid2 <= pid1 {
+		t.Fatalf("producer id reused: %d then %d", pid1, pid2)
+	}
+}
+
+func TestCreateTopicValidation(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.close(t)
+	ctx := ctxT(t)
+	cases := []struct {
+		spec TopicSpec
+		want any
+	}{
+		{TopicSpec{Name: ""}, new(*InvalidError)},
+		{TopicSpec{Name: "__x"}, new(*InvalidError)},
+		{TopicSpec{Name: "a/b"}, new(*InvalidError)},
+		{TopicSpec{Name: "ok", Partitions: -1}, new(*InvalidError)},
+		{TopicSpec{Name: "ok", ReplicationFactor: 2}, new(*InvalidError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{"nope": "1"}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigRetentionMs: "x"}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigTimestampType: "Now"}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigMinInsyncReplicas: "2"}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigSegmentBytes: "10"}}, new(*ConfigError)},
+	}
+	for _, c := range cases {
+		_, err := n.md.CreateTopic(ctx, c.spec)
+		if err == nil || !errors.As(err, c.want) {
+			t.Errorf("%+v: got %v", c.spec, err)
+		}
+	}
+	if top, err := n.md.CreateTopic(ctx, TopicSpec{Name: "ok", ValidateOnly: true}); err != nil || top == nil {
+		t.Fatalf("validate only: %v", err)
+	}
+	if _, ok := n.md.State().Topic("ok"); ok {
+		t.Fatal("validate only created the topic")
+	}
+	if len(n.md.cfg.Host.Partitions()) != 1 {
+		t.Fatal("a rejected creation opened replicas")
+	}
+}
