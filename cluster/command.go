@@ -45,8 +45,8 @@ type command struct {
 	Topic    string            `json:"topic,omitempty"`
 	TopicID  string            `json:"topic_id,omitempty"`
 	RF       int32             `json:"rf,omitempty"`
-	Configs  map[string]string `json:"configs,omitempty"` // create: all explicit; alter: keys to set
-	Reset    []string          `json:"reset,omitempty"`   // alter: keys to reset
+	Configs  map[string]string `json:"configs,omitempty"`  // create: all explicit; alter: keys to set
+	Reset    []string          `json:"reset,omitempty"`    // alter: keys to reset
 	Replicas [][]uint64        `json:"replicas,omitempty"` // create/add: placement of each new partition
 
 	// alloc_producer_ids

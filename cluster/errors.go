@@ -43,7 +43,9 @@ type InvalidError struct {
 	Field, Reason string
 }
 
-func (e *InvalidError) Error() string { return fmt.Sprintf("cluster: invalid %s: %s", e.Field, e.Reason) }
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("cluster: invalid %s: %s", e.Field, e.Reason)
+}
 
 // NotControllerError: this node does not lead the metadata group, so it
 // cannot change the metadata. Leader is the controller's node id (0 when
