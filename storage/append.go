@@ -102,7 +102,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 	for i := range ents {
 		e := &ents[i]
 		fsize := int64(frameSize(e))
-		if !a.empty() && (p.pos+fsize > l.opts.SegmentBytes ||
+		if p.pos > segHeaderSize && (p.pos+fsize > l.opts.SegmentBytes ||
 			(l.opts.SegmentAge > 0 && now.UnixMilli()-a.Created >= l.opts.SegmentAge.Milliseconds())) {
 			if err := flush(); err != nil {
 				return err

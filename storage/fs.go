@@ -1,101 +1,13 @@
 package storage
 
-import (
-	"io"
-	"os"
-	"path/filepath"
-	"sort"
-)
+import "github.com/sluicehq/sluice/storage/vfs"
 
-// FS is the small filesystem surface the log uses. The default is the OS
-// filesystem; tests inject faults (see storage/faultfs).
-type FS interface {
-	// OpenFile opens a file like os.OpenFile.
-	OpenFile(name string, flag int, perm os.FileMode) (File, error)
-	// Remove removes a file.
-	Remove(name string) error
-	// Rename atomically replaces newname with oldname.
-	Rename(oldname, newname string) error
-	// MkdirAll creates a directory and its parents.
-	MkdirAll(dir string, perm os.FileMode) error
-	// ReadDir lists the names of the entries in dir, sorted.
-	ReadDir(dir string) ([]string, error)
-	// SyncDir makes the directory's entries (creations, renames, removals)
-	// durable.
-	SyncDir(dir string) error
-}
+// FS is the small filesystem surface the log uses; nil in Options means the
+// OS filesystem. storage/faultfs injects faults for tests.
+type FS = vfs.FS
 
 // File is an open file of an FS.
-type File interface {
-	io.ReaderAt
-	io.WriterAt
-	io.Closer
-	// Truncate changes the size of the file.
-	Truncate(size int64) error
-	// Sync makes the file's contents durable (fdatasync where available).
-	Sync() error
-	// Size returns the current size of the file.
-	Size() (int64, error)
-}
+type File = vfs.File
 
 // OSFS is the operating system's filesystem.
-type OSFS struct{}
-
-var _ FS = OSFS{}
-
-type osFile struct{ *os.File }
-
-func (f osFile) Size() (int64, error) {
-	st, err := f.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return st.Size(), nil
-}
-
-func (f osFile) Sync() error { return fdatasync(f.File) }
-
-// OpenFile implements FS.
-func (OSFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := os.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return osFile{f}, nil
-}
-
-// Remove implements FS.
-func (OSFS) Remove(name string) error { return os.Remove(name) }
-
-// Rename implements FS.
-func (OSFS) Rename(oldname, newname string) error { return os.Rename(oldname, newname) }
-
-// MkdirAll implements FS.
-func (OSFS) MkdirAll(dir string, perm os.FileMode) error { return os.MkdirAll(dir, perm) }
-
-// ReadDir implements FS.
-func (OSFS) ReadDir(dir string) ([]string, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, 0, len(des))
-	for _, d := range des {
-		names = append(names, d.Name())
-	}
-	sort.Strings(names)
-	return names, nil
-}
-
-// SyncDir implements FS.
-func (OSFS) SyncDir(dir string) error {
-	d, err := os.Open(filepath.Clean(dir))
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+type OSFS = vfs.OSFS

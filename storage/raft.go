@@ -24,7 +24,7 @@ func (l *Log) InitialState() (*raftpb.HardState, *raftpb.ConfState, error) {
 	if l.mu.st.HasHardState {
 		hs = proto.Clone(&l.mu.st.HardState).(*raftpb.HardState)
 	}
-	return hs, proto.Clone(&l.mu.st.ConfState).(*raftpb.ConfState), nil
+	return hs, raftpb.EnsureConfState(proto.Clone(&l.mu.st.ConfState).(*raftpb.ConfState)), nil
 }
 
 // Entries implements raft.Storage. Recent entries come from the cache;
@@ -253,7 +253,7 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 	snap := raftpb.EnsureSnapshot(nil)
 	snap.Data = data
 	snap.Metadata.Index, snap.Metadata.Term = new(idx), new(term)
-	snap.Metadata.ConfState = proto.Clone(&st.SnapConf).(*raftpb.ConfState)
+	snap.Metadata.ConfState = raftpb.EnsureConfState(proto.Clone(&st.SnapConf).(*raftpb.ConfState))
 	return snap, nil
 }
 
