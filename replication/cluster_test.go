@@ -54,7 +54,7 @@ func checkReplicasAgree(t *testing.T, c *testCluster, group uint64, acked map[ui
 }
 
 func TestThreeNodeReplicates(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	lh, p := c.leader(1)
 	ctx := testCtx(t)
@@ -84,7 +84,7 @@ func TestThreeNodeReplicates(t *testing.T) {
 }
 
 func TestLeaderFailoverKeepsAcknowledged(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	acked := map[uint64]string{}
@@ -116,7 +116,7 @@ func TestLeaderFailoverKeepsAcknowledged(t *testing.T) {
 }
 
 func TestCutOffFollowerCatchesUp(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	lh, p := c.leader(1)
@@ -146,7 +146,7 @@ func TestCutOffFollowerCatchesUp(t *testing.T) {
 }
 
 func TestIsolatedLeaderLosesLeadership(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	old, op := c.leader(1)
@@ -186,7 +186,7 @@ func TestIsolatedLeaderLosesLeadership(t *testing.T) {
 }
 
 func TestLossyLinks(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	for a := uint64(1); a <= 3; a++ {

@@ -18,7 +18,7 @@ func testCtx(t testing.TB) context.Context {
 }
 
 func TestSingleNodeProduceRead(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	_, p := c.leader(1)
 	ctx := testCtx(t)
@@ -63,7 +63,7 @@ func TestSingleNodeProduceRead(t *testing.T) {
 }
 
 func TestAcksLevels(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	_, p := c.leader(1)
 	ctx := testCtx(t)
@@ -84,7 +84,7 @@ func TestAcksLevels(t *testing.T) {
 }
 
 func TestLogAppendTime(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	_, p := c.leader(1)
 	p.UpdateConfig(PartitionConfig{LogAppendTime: true})
@@ -103,7 +103,7 @@ func TestLogAppendTime(t *testing.T) {
 }
 
 func TestChangedWakesOnProduce(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	_, p := c.leader(1)
 	ch := p.Changed()
@@ -119,7 +119,7 @@ func TestChangedWakesOnProduce(t *testing.T) {
 }
 
 func TestRestartRecovery(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	for g := uint64(1); g <= 3; g++ {
 		c.open(g)
 	}
@@ -158,7 +158,7 @@ func TestRestartRecovery(t *testing.T) {
 }
 
 func TestConcurrentProduceManyPartitions(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	const groups, producers, perProducer = 8, 4, 25
 	for g := uint64(1); g <= groups; g++ {
 		c.open(g)
@@ -212,7 +212,7 @@ func TestConcurrentProduceManyPartitions(t *testing.T) {
 }
 
 func TestRemovePartition(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	h, p := c.leader(1)
 	if err := h.RemovePartition(1); err != nil {

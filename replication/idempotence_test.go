@@ -13,7 +13,7 @@ func idemBatch(pid int64, epoch, seq int32, records uint32) ProduceBatch {
 }
 
 func TestIdempotentProducer(t *testing.T) {
-	c := newTestCluster(t, 1, true)
+	c := newTestCluster(t, 1, false)
 	c.open(1)
 	_, p := c.leader(1)
 	ctx := testCtx(t)
@@ -68,7 +68,7 @@ func TestIdempotentProducer(t *testing.T) {
 }
 
 func TestIdempotentStateSurvivesRestartAndSnapshot(t *testing.T) {
-	c := newTestClusterWith(t, 1, true, func(cfg *HostConfig) { cfg.SnapshotEntries = 4 })
+	c := newTestClusterWith(t, 1, false, func(cfg *HostConfig) { cfg.SnapshotEntries = 4 })
 	c.open(1)
 	_, p := c.leader(1)
 	ctx := testCtx(t)
@@ -94,7 +94,7 @@ func TestIdempotentStateSurvivesRestartAndSnapshot(t *testing.T) {
 }
 
 func TestIdempotentRetryOnNewLeader(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	old, p := c.leader(1)

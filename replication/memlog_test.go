@@ -157,8 +157,11 @@ func (l *memLog) Append(ents []storage.Entry) error {
 }
 
 func (l *memLog) Sync() error {
-	if l.syncHook != nil {
-		l.syncHook()
+	l.mu.Lock()
+	hook := l.syncHook
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -7,7 +7,8 @@ import (
 )
 
 func TestFollowerBehindLogStartGetsSnapshot(t *testing.T) {
-	c := newTestClusterWith(t, 3, true, func(cfg *HostConfig) {
+	c := newTestClusterWith(t, 3, false, func(cfg *HostConfig) {
+		cfg.Storage.SegmentBytes = 1024
 		cfg.SnapshotEntries = 10
 		cfg.RetentionCheck = 20 * time.Millisecond
 	})
@@ -68,7 +69,7 @@ func TestFollowerBehindLogStartGetsSnapshot(t *testing.T) {
 }
 
 func TestDeleteRecords(t *testing.T) {
-	c := newTestCluster(t, 3, true)
+	c := newTestCluster(t, 3, false)
 	c.open(1)
 	ctx := testCtx(t)
 	_, p := c.leader(1)
