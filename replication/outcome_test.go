@@ -1,0 +1,80 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestIsolatedLeaderReportsOutcome(t *testing.T) {
+	c := newTestCluster(t, 3, false)
+	c.open(1)
+	old, p := c.leader(1)
+	c.net.Isolate(old.NodeID(), 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := p.Produce(ctx, testBatch(0), AcksAll)
+	var nle *NotLeaderError
+	switch {
+	case err == nil:
+		t.Fatal("isolated leader acknowledged a write")
+	case errors.Is(err, ErrUnknownOutcome), errors.As(err, &nle):
+	default:
+		t.Fatalf("isolated leader: %v, want unknown outcome or not leader", err)
+	}
+	// Once it stepped down it refuses outright.
+	deadline := time.Now().Add(30 * time.Second)
+	for p.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("isolated leader never stepped down")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := p.Produce(testCtx(t), testBatch(1), AcksAll); !errors.As(err, &nle) {
+		t.Fatalf("after step-down: %v", err)
+	}
+}
+
+func TestAcksLeaderOnThreeNodes(t *testing.T) {
+	c := newTestCluster(t, 3, false)
+	c.open(1)
+	_, p := c.leader(1)
+	ctx := testCtx(t)
+	for i := 0; i < 5; i++ {
+		res, err := p.Produce(ctx, testBatch(i), AcksLeader)
+		if err != nil || res.BaseOffset != uint64(i) {
+			t.Fatalf("acks=1 produce %d: %v at %d", i, err, res.BaseOffset)
+		}
+	}
+	waitHW(t, p, 5)
+}
+
+func TestMetricsRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := newTestClusterWith(t, 1, false, func(cfg *HostConfig) { cfg.Registerer = reg })
+	c.open(1)
+	_, p := c.leader(1)
+	if _, err := p.Produce(testCtx(t), testBatch(0), AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	got := strings.Join(names, " ")
+	for _, want := range []string{"sluice_replication_partitions", "sluice_replication_leader_partitions",
+		"sluice_replication_leadership_changes_total", "sluice_replication_proposal_duration_seconds",
+		"sluice_replication_applied_entries_total"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("metric %s missing from %s", want, got)
+		}
+	}
+}
