@@ -57,6 +57,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	h := &Host{cfg: cfg, logger: cfg.Logger, stop: make(chan struct{}), openLog: openStorageLog}
 	h.mu.parts = make(map[uint64]*Partition)
 	h.metrics = newMetrics(cfg.Registerer)
+	h.registerStateGauges(cfg.Registerer)
 	h.syncer = cfg.Storage.Syncer
 	if h.syncer == nil {
 		h.syncer = storage.NewSyncGroup(storage.WithSyncLogger(cfg.Logger), storage.WithSyncRegisterer(cfg.Registerer))

@@ -47,3 +47,41 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	return m
 }
+
+// registerStateGauges exports gauges computed from the replicas at scrape
+// time: partitions without a known leader, and partitions this node leads
+// whose replicas lag or are unreachable.
+func (h *Host) registerStateGauges(reg prometheus.Registerer) {
+	if reg == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "leaderless_partitions",
+			Help: "Partition replicas on this node that know no leader.",
+		}, func() float64 {
+			n := 0
+			for _, p := range h.Partitions() {
+				if p.Leader() == 0 {
+					n++
+				}
+			}
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "under_replicated_partitions",
+			Help: "Partitions led by this node with a replica that lags the commit index or is unreachable.",
+		}, func() float64 {
+			n := 0
+			for _, p := range h.Partitions() {
+				if !p.IsLeader() {
+					continue
+				}
+				if st := p.Status(); st.UnderReplicated() {
+					n++
+				}
+			}
+			return float64(n)
+		}),
+	)
+}

@@ -72,9 +72,39 @@ func TestMetricsRegistered(t *testing.T) {
 	got := strings.Join(names, " ")
 	for _, want := range []string{"sluice_replication_partitions", "sluice_replication_leader_partitions",
 		"sluice_replication_leadership_changes_total", "sluice_replication_proposal_duration_seconds",
-		"sluice_replication_applied_entries_total"} {
+		"sluice_replication_applied_entries_total", "sluice_replication_leaderless_partitions",
+		"sluice_replication_under_replicated_partitions"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("metric %s missing from %s", want, got)
 		}
 	}
+}
+
+func TestStatusShowsReplicaLag(t *testing.T) {
+	c := newTestCluster(t, 3, false)
+	c.open(1)
+	lh, p := c.leader(1)
+	var f uint64 = 1
+	if lh.NodeID() == 1 {
+		f = 2
+	}
+	c.net.Isolate(f, 1, 2, 3)
+	ctx := testCtx(t)
+	for i := 0; i < 10; i++ {
+		if _, err := p.Produce(ctx, testBatch(i), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := p.Status()
+	if !st.IsLeader || len(st.Replicas) != 3 || len(st.Voters) != 3 || !st.UnderReplicated() {
+		t.Fatalf("leader status %+v", st)
+	}
+	for _, r := range st.Replicas {
+		if r.NodeID == f && r.Lag == 0 {
+			t.Fatalf("isolated replica shows no lag: %+v", st)
+		}
+	}
+	c.net.HealAll()
+	fp, _ := c.host(f).Partition(1)
+	waitHW(t, fp, p.HighWatermark())
 }
