@@ -23,7 +23,8 @@ type HostConfig struct {
 	// Elections time out after ElectionTicks ticks, heartbeats every
 	// HeartbeatTicks ticks.
 	TickInterval time.Duration
-	// ElectionTicks and HeartbeatTicks (defaults 10 and 1).
+	// ElectionTicks and HeartbeatTicks (defaults 10 and 2: leaders
+	// heartbeat every 200ms, followers campaign after 1-2s of silence).
 	ElectionTicks, HeartbeatTicks int
 	// Workers is the size of the scheduler's worker pool (default
 	// 2*GOMAXPROCS, at least 4).
@@ -57,7 +58,7 @@ func (c *HostConfig) validate() error {
 		c.TickInterval = 100 * time.Millisecond
 	}
 	if c.HeartbeatTicks <= 0 {
-		c.HeartbeatTicks = 1
+		c.HeartbeatTicks = 2
 	}
 	if c.ElectionTicks <= 0 {
 		c.ElectionTicks = 10

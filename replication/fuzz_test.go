@@ -46,7 +46,7 @@ func FuzzDecodeCommand(f *testing.F) {
 func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(encodeSnapshot(&partitionSnapshot{NextOffset: 5, Producers: producerTable{}}))
 	f.Add(encodeSnapshot(&partitionSnapshot{NextOffset: 9, Producers: producerTable{
-		1: {Epoch: 2, Batches: []batchMeta{{FirstSeq: 0, LastSeq: 3, Offset: 1}, {FirstSeq: 4, LastSeq: 4, Offset: 8}}},
+		1:  {Epoch: 2, Batches: []batchMeta{{FirstSeq: 0, LastSeq: 3, Offset: 1}, {FirstSeq: 4, LastSeq: 4, Offset: 8}}},
 		-7: {Epoch: 0},
 	}}))
 	f.Add([]byte{1})

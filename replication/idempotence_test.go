@@ -119,3 +119,24 @@ func TestIdempotentRetryOnNewLeader(t *testing.T) {
 		break
 	}
 }
+
+// A batch that entered the leader's producer view but never the log (its
+// producer gave up before it was proposed) must not shadow the real next
+// batch: the view is rebuilt from the applied state first.
+func TestStaleProducerViewIsRebuilt(t *testing.T) {
+	c := newTestCluster(t, 1, false)
+	c.open(1)
+	_, p := c.leader(1)
+	ctx := testCtx(t)
+	if _, err := p.Produce(ctx, idemBatch(4, 0, 0, 1), AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.mu.producers.record(4, 0, 1, 1, batchMeta{Offset: 99})
+	p.mu.viewStale = true
+	p.mu.Unlock()
+	res, err := p.Produce(ctx, idemBatch(4, 0, 1, 1), AcksAll)
+	if err != nil || res.BaseOffset != 1 {
+		t.Fatalf("produce after a lost proposal: %v at %d, want offset 1", err, res.BaseOffset)
+	}
+}

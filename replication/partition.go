@@ -182,8 +182,23 @@ func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*p
 	if err := p.lockReady(ctx); err != nil {
 		return nil, nil, err
 	}
-	defer p.mu.Unlock()
 	idem := b.ProducerID >= 0
+	for idem && p.mu.viewStale {
+		// A proposal that never reached the log left the view; wait
+		// for the worker to rebuild it from the applied state.
+		ch := p.mu.readyCh
+		p.mu.Unlock()
+		p.h.sched.enqueue(p.id, workReady)
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+		if err := p.lockReady(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	defer p.mu.Unlock()
 	if idem {
 		switch err := p.mu.producers.check(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records); {
 		case err == nil:

@@ -60,6 +60,14 @@ func (p *Partition) handle(f workFlags) {
 		}
 		p.handleReadyRaftMuLocked(rn.Ready())
 	}
+	if p.raftMu.rn != nil {
+		p.mu.Lock()
+		stale := p.mu.viewStale
+		p.mu.Unlock()
+		if stale {
+			p.updateReadyRaftMuLocked()
+		}
+	}
 	if out := p.raftMu.out; len(out) > 0 {
 		p.raftMu.out = nil
 		p.h.send(p.id, out)
