@@ -1,0 +1,138 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures one node. DefaultConfig gives a one-node cluster with
+// data in ./data; Validate fills in defaults for zero values.
+type Config struct {
+	// NodeID is this node's id in the cluster (default 1).
+	NodeID uint64
+	// DataDir holds the node's partitions and cluster metadata (default "./data").
+	DataDir string
+	// ListenAddr is the client gRPC API address (default "127.0.0.1:9700").
+	// Port 0 picks a free port; Server.Addr reports it.
+	ListenAddr string
+	// InternalListenAddr is the node-to-node address (default
+	// "127.0.0.1:9701"); unused while the cluster has one node.
+	InternalListenAddr string
+	// HTTPListenAddr serves /metrics, /healthz and /readyz (default
+	// "127.0.0.1:9702"); empty string after Validate is not allowed, use
+	// port 0 for an ephemeral port.
+	HTTPListenAddr string
+	// AdvertiseAddr is the client address other nodes and clients are told
+	// (default: the address the client listener is bound to).
+	AdvertiseAddr string
+	// Join lists addresses of existing nodes to join (a cluster of several
+	// nodes; not yet supported: must be empty).
+	Join []string
+	// Rack of this node, for rack-aware placement.
+	Rack string
+	// DefaultPartitions is used when CreateTopic asks for 0 (default 1).
+	DefaultPartitions int32
+	// DefaultReplicationFactor is used when CreateTopic asks for 0 (default
+	// 3, capped at the number of nodes).
+	DefaultReplicationFactor int32
+	// Logger receives structured logs; nil discards them.
+	Logger *slog.Logger
+	// Registry receives every metric of the node and is served on
+	// /metrics; nil creates a private one.
+	Registry *prometheus.Registry
+	// TickInterval is the Raft clock period (default 100ms).
+	TickInterval time.Duration
+	// RetentionCheck is how often retention runs per partition (default 30s).
+	RetentionCheck time.Duration
+	// SegmentBytes is the default segment size of partition logs
+	// (default 128 MiB; a topic's segment.bytes overrides it).
+	SegmentBytes int64
+	// ProduceTimeout bounds a produce when the request sets no timeout
+	// (default 30s).
+	ProduceTimeout time.Duration
+	// MaxRecvMsgBytes is the largest request the client API accepts
+	// (default 64 MiB).
+	MaxRecvMsgBytes int
+}
+
+// DefaultConfig is a one-node cluster on loopback with data in ./data.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:                   1,
+		DataDir:                  "./data",
+		ListenAddr:               "127.0.0.1:9700",
+		InternalListenAddr:       "127.0.0.1:9701",
+		HTTPListenAddr:           "127.0.0.1:9702",
+		DefaultPartitions:        1,
+		DefaultReplicationFactor: 3,
+		TickInterval:             100 * time.Millisecond,
+		RetentionCheck:           30 * time.Second,
+		SegmentBytes:             128 << 20,
+		ProduceTimeout:           30 * time.Second,
+		MaxRecvMsgBytes:          64 << 20,
+	}
+}
+
+// Validate checks the configuration and sets defaults for zero values.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	if c.NodeID == 0 {
+		c.NodeID = d.NodeID
+	}
+	if c.NodeID > 1<<31-1 {
+		return fmt.Errorf("server: node id %d out of range (1..2147483647)", c.NodeID)
+	}
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.ListenAddr == "" {
+		c.ListenAddr = d.ListenAddr
+	}
+	if c.InternalListenAddr == "" {
+		c.InternalListenAddr = d.InternalListenAddr
+	}
+	if c.HTTPListenAddr == "" {
+		c.HTTPListenAddr = d.HTTPListenAddr
+	}
+	for name, a := range map[string]string{"listen address": c.ListenAddr, "internal listen address": c.InternalListenAddr, "HTTP listen address": c.HTTPListenAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("server: %s %q: %w", name, a, err)
+		}
+	}
+	if len(c.Join) > 0 {
+		return errors.New("server: joining a cluster of several nodes is not supported yet")
+	}
+	if c.DefaultPartitions < 0 || c.DefaultReplicationFactor < 0 {
+		return errors.New("server: default partitions and replication factor must not be negative")
+	}
+	if c.DefaultPartitions == 0 {
+		c.DefaultPartitions = d.DefaultPartitions
+	}
+	if c.DefaultReplicationFactor == 0 {
+		c.DefaultReplicationFactor = d.DefaultReplicationFactor
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = d.TickInterval
+	}
+	if c.RetentionCheck <= 0 {
+		c.RetentionCheck = d.RetentionCheck
+	}
+	if c.SegmentBytes <= 0 {
+		c.SegmentBytes = d.SegmentBytes
+	}
+	if c.ProduceTimeout <= 0 {
+		c.ProduceTimeout = d.ProduceTimeout
+	}
+	if c.MaxRecvMsgBytes <= 0 {
+		c.MaxRecvMsgBytes = d.MaxRecvMsgBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"time"
+
+	"github.com/sluicehq/sluice/batch"
+	"github.com/sluicehq/sluice/cluster"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/replication"
+)
+
+const (
+	defaultFetchMaxBytes     = 16 << 20
+	defaultFetchPartMaxBytes = 1 << 20
+	maxFetchWait             = 5 * time.Minute
+)
+
+type consumerService struct {
+	sluicev1.UnimplementedConsumerServiceServer
+	s *Server
+}
+
+// Fetch reads the partitions asked for; when fewer than min_bytes are
+// available it waits, up to max_wait_ms, for any of them to move.
+func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest) (*sluicev1.FetchResponse, error) {
+	s := cs.s
+	start := time.Now()
+	defer func() { s.metrics.fetchLat.WithLabelValues().Observe(time.Since(start).Seconds()) }()
+	t, ok := s.core.md.State().Topic(req.GetTopic())
+	if !ok {
+		return nil, s.callError(ctx, &cluster.UnknownTopicError{Topic: req.GetTopic()})
+	}
+	maxBytes := int(req.GetMaxBytes())
+	if maxBytes <= 0 {
+		maxBytes = defaultFetchMaxBytes
+	}
+	partMax := int(req.GetPartitionMaxBytes())
+	if partMax <= 0 {
+		partMax = defaultFetchPartMaxBytes
+	}
+	wait := min(time.Duration(req.GetMaxWaitMs())*time.Millisecond, maxFetchWait)
+	var deadline <-chan time.Time
+	if wait > 0 && req.GetMinBytes() > 0 {
+		tm := time.NewTimer(wait)
+		defer tm.Stop()
+		deadline = tm.C
+	}
+	for {
+		resp, bytes, changed := cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+		if bytes >= int(req.GetMinBytes()) || deadline == nil || len(changed) == 0 {
+			cs.account(t.Name, resp)
+			return resp, nil
+		}
+		cases := make([]reflect.SelectCase, 0, len(changed)+3)
+		for _, ch := range []<-chan struct{}{ctx.Done(), s.stop} {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(deadline)})
+		for _, ch := range changed {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		chosen, _, _ := reflect.Select(cases)
+		switch chosen {
+		case 0:
+			return nil, s.callError(ctx, ctx.Err())
+		case 1, 2: // shutting down, or waited long enough: answer with what there is
+			resp, _, _ = cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+			cs.account(t.Name, resp)
+			return resp, nil
+		}
+	}
+}
+
+func (cs *consumerService) account(topic string, resp *sluicev1.FetchResponse) {
+	var bytes, records int
+	for _, p := range resp.Partitions {
+		for _, b := range p.Batches {
+			records += int(b.GetRecordCount())
+		}
+		bytes += fetchedBytes(p)
+	}
+	if records > 0 {
+		cs.s.metrics.bytesOut.WithLabelValues(topic).Add(float64(bytes))
+		cs.s.metrics.recordsOut.WithLabelValues(topic).Add(float64(records))
+	}
+}
+
+func fetchedBytes(p *sluicev1.FetchedPartition) int {
+	n := 0
+	for _, b := range p.Batches {
+		n += len(b.ProtoReflect().GetUnknown()) + len(b.GetRecordsData())
+	}
+	return n
+}
+
+// fetchOnce reads every requested partition once. It returns the response,
+// the stored bytes in it, and the change channels of the partitions read
+// successfully (taken before reading, so no move is missed).
+func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req *sluicev1.FetchRequest, maxBytes, partMax int) (*sluicev1.FetchResponse, int, []<-chan struct{}) {
+	s := cs.s
+	resp := &sluicev1.FetchResponse{Topic: t.Name}
+	total := 0
+	var changed []<-chan struct{}
+	for _, pos := range req.GetPartitions() {
+		fp := &sluicev1.FetchedPartition{Partition: pos.GetPartition(), HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
+		resp.Partitions = append(resp.Partitions, fp)
+		p, _, err := s.core.md.Partition(t.Name, pos.GetPartition())
+		if err != nil {
+			fp.Error = s.toAPIError(ctx, err).proto()
+			continue
+		}
+		changed = append(changed, p.Changed())
+		budget := min(partMax, maxBytes-total)
+		if budget <= 0 && total > 0 {
+			budget = 0
+		}
+		batches, n, err := readSpliced(p, uint64(pos.GetOffset()), budget, total == 0, req.GetRecordFormat())
+		hw := p.HighWatermark()
+		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = int64(hw), int64(hw), int64(p.StartOffset())
+		if err != nil {
+			fp.Error = s.toAPIError(ctx, err).proto()
+			continue
+		}
+		fp.Batches = batches
+		total += n
+	}
+	return resp, total, changed
+}
+
+// readSpliced reads batches from offset within budget stored bytes (the
+// first batch even if larger when first is set) and splices them into
+// response batches without touching their records.
+func readSpliced(p *replication.Partition, offset uint64, budget int, first bool, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, error) {
+	if budget <= 0 && !first {
+		return nil, 0, nil
+	}
+	bs, err := p.Read(offset, max(budget, 1))
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []*sluicev1.RecordBatch
+	n := 0
+	for i, b := range bs {
+		if i > 0 && n+len(b.Data) > budget {
+			break
+		}
+		if i == 0 && !first && len(b.Data) > budget {
+			break
+		}
+		rb, err := batch.Splice(b.Data, int64(b.BaseOffset), int64(b.Term), f)
+		if err != nil {
+			return nil, 0, errors.Join(errCorruptStored, err)
+		}
+		out = append(out, rb)
+		n += len(b.Data)
+	}
+	return out, n, nil
+}
+
+// errCorruptStored: a stored batch failed to splice. It is never the
+// client's fault, so it maps to INTERNAL (and is logged).
+var errCorruptStored = errors.New("server: stored batch cannot be served")

@@ -1,0 +1,270 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/sluicehq/sluice/batch"
+	"github.com/sluicehq/sluice/cluster"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/replication"
+)
+
+type producerService struct {
+	sluicev1.UnimplementedProducerServiceServer
+	s  *Server
+	rr atomic.Uint32 // round robin for batches without key or partition
+}
+
+func (ps *producerService) Produce(ctx context.Context, req *sluicev1.ProduceRequest) (*sluicev1.ProduceResponse, error) {
+	t, idx, err := ps.route(req)
+	if err != nil {
+		return nil, ps.s.callError(ctx, err)
+	}
+	resp, err := ps.s.produce(ctx, req, t, idx)
+	return resp, ps.s.callError(ctx, err)
+}
+
+// route finds the topic and the partition a request goes to: the one it
+// names, else by the murmur2 hash of the first record's key (as Kafka's
+// default partitioner), else round robin.
+func (ps *producerService) route(req *sluicev1.ProduceRequest) (*cluster.Topic, int32, error) {
+	if req.GetTransactionalId() != "" {
+		return nil, 0, unsupported("transactional produce")
+	}
+	t, ok := ps.s.core.md.State().Topic(req.GetTopic())
+	if !ok {
+		return nil, 0, &cluster.UnknownTopicError{Topic: req.GetTopic()}
+	}
+	n := int32(len(t.Partitions))
+	if req.Partition != nil {
+		idx := req.GetPartition()
+		if idx < 0 || idx >= n {
+			return nil, 0, &cluster.UnknownPartitionError{Topic: t.Name, Partition: idx}
+		}
+		return t, idx, nil
+	}
+	if key := firstKey(req.GetBatch()); len(key) > 0 {
+		return t, batch.KeyPartition(key, n), nil
+	}
+	return t, int32(ps.rr.Add(1) % uint32(n)), nil
+}
+
+// firstKey is the key of a batch's first record; for the encoded shape it
+// decodes the records (only producers that leave the partition to the
+// server pay for it).
+func firstKey(b *sluicev1.RecordBatch) []byte {
+	if len(b.GetRecords()) > 0 {
+		return b.GetRecords()[0].GetKey()
+	}
+	if len(b.GetRecordsData()) == 0 {
+		return nil
+	}
+	recs, err := batch.Records(b)
+	if err != nil || len(recs) == 0 {
+		return nil // Normalize reports the problem
+	}
+	return recs[0].GetKey()
+}
+
+// produce validates and appends one batch to a partition of t.
+func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *cluster.Topic, idx int32) (*sluicev1.ProduceResponse, error) {
+	start := time.Now()
+	p, _, err := s.core.md.Partition(t.Name, idx)
+	if err != nil {
+		var nr *cluster.NotReplicaError
+		if errors.As(err, &nr) {
+			return s.forwardProduce(ctx, req, nr)
+		}
+		return nil, err
+	}
+	tc := t.Config()
+	now := time.Now().UnixMilli()
+	lim := batch.Limits{MaxBytes: int(tc.MaxMessageBytes), NowMs: now}
+	if tc.LogAppendTime {
+		lim.LogAppendTimeMs = now
+	}
+	stored, h, err := batch.Normalize(req.GetBatch(), lim)
+	if err != nil {
+		return nil, err
+	}
+	pb := replication.ProduceBatch{
+		Data: stored, Records: uint32(h.RecordCount), MaxTimestamp: h.MaxTimestampMs,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+	}
+	if h.Idempotent() {
+		pb.ProducerID, pb.ProducerEpoch, pb.BaseSequence = h.ProducerID, h.ProducerEpoch, h.BaseSequence
+	}
+	acks := replication.AcksAll
+	switch req.GetAcks() {
+	case sluicev1.Acks_ACKS_NONE:
+		acks = replication.AcksNone
+	case sluicev1.Acks_ACKS_LEADER:
+		acks = replication.AcksLeader
+	}
+	timeout := s.cfg.ProduceTimeout
+	if ms := req.GetTimeoutMs(); ms > 0 {
+		timeout = time.Duration(ms) * time.Millisecond
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	res, err := produceWhenLed(pctx, p, pb, acks)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.bytesIn.WithLabelValues(t.Name).Add(float64(len(stored)))
+	s.metrics.recordsIn.WithLabelValues(t.Name).Add(float64(h.RecordCount))
+	s.metrics.produceLat.WithLabelValues(req.GetAcks().String()).Observe(time.Since(start).Seconds())
+	resp := &sluicev1.ProduceResponse{
+		Partition: idx, BaseOffset: int64(res.BaseOffset), LogAppendTimeMs: -1,
+		LogStartOffset: int64(p.StartOffset()),
+	}
+	if acks == replication.AcksNone {
+		resp.BaseOffset = -1
+	}
+	if tc.LogAppendTime {
+		resp.LogAppendTimeMs = h.MaxTimestampMs
+	}
+	return resp, nil
+}
+
+// produceWhenLed appends through p, waiting out an election (a new
+// partition, or a leader change) while the context allows.
+func produceWhenLed(ctx context.Context, p *replication.Partition, b replication.ProduceBatch, acks replication.Acks) (replication.ProduceResult, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		res, err := p.Produce(ctx, b, acks)
+		var nl *replication.NotLeaderError
+		if !errors.As(err, &nl) || nl.Leader != 0 {
+			return res, err
+		}
+		select {
+		case <-time.After(backoff):
+			backoff = min(2*backoff, 100*time.Millisecond)
+		case <-ctx.Done():
+			return res, err
+		}
+	}
+}
+
+// forwardProduce is where a produce for a partition led elsewhere goes to
+// its leader. Until nodes talk to each other, it reports NOT_LEADER with
+// what is known of the leader.
+func (s *Server) forwardProduce(_ context.Context, _ *sluicev1.ProduceRequest, nr *cluster.NotReplicaError) (*sluicev1.ProduceResponse, error) {
+	return nil, nr
+}
+
+// maxStreamInFlight bounds the requests of one ProduceStream that are
+// received but not yet answered; the stream stops reading beyond it.
+const maxStreamInFlight = 256
+
+type streamJob struct {
+	req  *sluicev1.ProduceStreamRequest
+	t    *cluster.Topic
+	idx  int32
+	slot chan *sluicev1.ProduceStreamResponse
+}
+
+// ProduceStream answers every request in order. Batches for different
+// partitions are appended concurrently; batches for one partition are
+// appended one after the other, in stream order, so their offsets follow
+// the order they were sent in.
+func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	slots := make(chan chan *sluicev1.ProduceStreamResponse, maxStreamInFlight)
+	var sendErr error
+	senderDone := make(chan struct{})
+	go func() { // the only sender on the stream
+		defer close(senderDone)
+		for slot := range slots {
+			resp := <-slot
+			if sendErr != nil {
+				continue
+			}
+			if err := stream.Send(resp); err != nil {
+				sendErr = err
+				cancel()
+			}
+		}
+	}()
+	queues := map[string]chan streamJob{}
+	var workers sync.WaitGroup
+	finish := func() {
+		for _, q := range queues {
+			close(q)
+		}
+		workers.Wait()
+		close(slots)
+		<-senderDone
+	}
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			finish()
+			if errors.Is(err, io.EOF) {
+				return sendErr
+			}
+			return err
+		}
+		slot := make(chan *sluicev1.ProduceStreamResponse, 1)
+		select {
+		case slots <- slot:
+		case <-ctx.Done():
+			finish()
+			return sendErr
+		}
+		if verr := validateRequest(req.GetRequest()); verr != nil || req.GetRequest() == nil {
+			if verr == nil {
+				verr = invalidField("request", "missing")
+			}
+			slot <- ps.streamError(ctx, req, verr)
+			continue
+		}
+		t, idx, err := ps.route(req.GetRequest())
+		if err != nil {
+			slot <- ps.streamError(ctx, req, err)
+			continue
+		}
+		key := t.ID + "/" + itoa(idx)
+		q, ok := queues[key]
+		if !ok {
+			q = make(chan streamJob, maxStreamInFlight)
+			queues[key] = q
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for j := range q {
+					resp, err := ps.s.produce(ctx, j.req.GetRequest(), j.t, j.idx)
+					if err != nil {
+						j.slot <- ps.streamError(ctx, j.req, err)
+						continue
+					}
+					j.slot <- &sluicev1.ProduceStreamResponse{CorrelationId: j.req.GetCorrelationId(), Response: resp}
+				}
+			}()
+		}
+		q <- streamJob{req: req, t: t, idx: idx, slot: slot}
+	}
+}
+
+func (ps *producerService) streamError(ctx context.Context, req *sluicev1.ProduceStreamRequest, err error) *sluicev1.ProduceStreamResponse {
+	return &sluicev1.ProduceStreamResponse{CorrelationId: req.GetCorrelationId(), Error: ps.s.toAPIError(ctx, err).proto()}
+}
+
+func (ps *producerService) InitProducer(ctx context.Context, req *sluicev1.InitProducerRequest) (*sluicev1.InitProducerResponse, error) {
+	if req.GetTransactionalId() != "" {
+		return nil, unsupported("transactional producers")
+	}
+	id, err := ps.s.core.md.NextProducerID(ctx)
+	if err != nil {
+		return nil, ps.s.callError(ctx, err)
+	}
+	return &sluicev1.InitProducerResponse{ProducerId: id, ProducerEpoch: 0}, nil
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+)
+
+// Server is one Sluice node: the client gRPC API, the HTTP endpoint and
+// the core (replication host and cluster metadata) beneath them.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	core    *core // nil until Start
+	metrics *brokerMetrics
+
+	// stop is closed by Shutdown: long polls and streams end.
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	mu struct {
+		sync.Mutex
+		started  bool
+		shutdown bool
+		lis      net.Listener
+		httpLis  net.Listener
+		ready    bool
+	}
+	wg sync.WaitGroup // serving goroutines
+}
+
+// New validates cfg and builds a server; Start opens the data and listens.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: cfg.Logger, reg: cfg.Registry, stop: make(chan struct{})}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+		s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s.metrics = newBrokerMetrics(s.reg)
+
+	reqMetrics := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+		grpcprom.WithHistogramBuckets([]float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}),
+	))
+	if err := s.reg.Register(reqMetrics); err != nil {
+		return nil, fmt.Errorf("server: register request metrics: %w", err)
+	}
+	rlog := slogLogger(s.logger)
+	recov := recovery.WithRecoveryHandlerContext(recoveryHandler(s.logger))
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(
+			reqMetrics.UnaryServerInterceptor(),
+			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
+			recovery.UnaryServerInterceptor(recov),
+			validationUnary,
+		),
+		grpc.ChainStreamInterceptor(
+			reqMetrics.StreamServerInterceptor(),
+			logging.StreamServerInterceptor(rlog, loggingOptions()...),
+			recovery.StreamServerInterceptor(recov),
+			validationStream,
+		),
+	)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.registerServices()
+	reqMetrics.InitializeMetrics(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	return s, nil
+}
+
+// Start opens the node's data, joins (or bootstraps) the cluster, and
+// serves the client API and the HTTP endpoint. Its goroutines stop in
+// Shutdown.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.started || s.mu.shutdown {
+		return errors.New("server: already started")
+	}
+	s.mu.started = true
+	lis, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", s.cfg.ListenAddr, err)
+	}
+	httpLis, err := net.Listen("tcp", s.cfg.HTTPListenAddr)
+	if err != nil {
+		_ = lis.Close()
+		return fmt.Errorf("server: listen %s: %w", s.cfg.HTTPListenAddr, err)
+	}
+	advertise := s.cfg.AdvertiseAddr
+	if advertise == "" {
+		advertise = lis.Addr().String()
+	}
+	c, err := openCore(s.cfg, advertise, s.reg, s.logger)
+	if err != nil {
+		_ = lis.Close()
+		_ = httpLis.Close()
+		return err
+	}
+	s.core = c
+	s.mu.lis, s.mu.httpLis = lis, httpLis
+	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(lis); err != nil {
+			s.logger.Error("client API stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("HTTP endpoint stopped", "err", err)
+		}
+	}()
+	s.core.start(s)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.mu.ready = true
+	s.logger.Info("node started", "node", s.cfg.NodeID, "addr", lis.Addr().String(),
+		"http", httpLis.Addr().String(), "data", s.cfg.DataDir)
+	return nil
+}
+
+// Addr is the client API address (the bound port when configured as 0).
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.lis == nil {
+		return s.cfg.ListenAddr
+	}
+	return s.mu.lis.Addr().String()
+}
+
+// HTTPAddr is the address of /metrics, /healthz and /readyz.
+func (s *Server) HTTPAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.httpLis == nil {
+		return s.cfg.HTTPListenAddr
+	}
+	return s.mu.httpLis.Addr().String()
+}
+
+func (s *Server) ready() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.ready
+}
+
+// Shutdown stops accepting calls, lets running calls finish (long polls
+// and streams are told to end), then closes the core. When ctx ends first
+// the remaining calls are cut off. Safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.mu.shutdown {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.shutdown = true
+	s.mu.ready = false
+	started := s.mu.started && s.core != nil
+	s.mu.Unlock()
+	s.health.Shutdown()
+	s.stopOnce.Do(func() { close(s.stop) })
+	if !started {
+		s.grpc.Stop()
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+		err = ctx.Err()
+	}
+	hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if herr := s.http.Shutdown(hctx); herr != nil {
+		_ = s.http.Close()
+	}
+	cancel()
+	s.wg.Wait()
+	if cerr := s.core.close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	s.logger.Info("node stopped", "node", s.cfg.NodeID)
+	return err
+}
