@@ -54,4 +54,7 @@ func benchProduce(b *testing.B, parts, producers int) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	st := c.host(1).syncer.Stats()
+	b.ReportMetric(float64(b.N)/float64(max(1, st.Cycles)), "batches/cycle")
+	b.ReportMetric(float64(st.Fsyncs)/float64(max(1, st.Cycles)), "fsyncs/cycle")
 }

@@ -93,8 +93,12 @@ type PartitionSpec struct {
 	GroupID uint64
 	// Dir is relative to DataDir/partitions.
 	Dir string
-	// Voters are the initial voters (node ids) used when the partition is
-	// created; a recovered partition uses its persisted configuration.
+	// Voters are the initial voters (node ids) when the group is created;
+	// every initial replica must be given the same list, in the same
+	// order. A recovered replica uses its persisted configuration. A
+	// replica whose node is not among Voters (or with no Voters) joins an
+	// existing group: it waits, empty, until the leader adds it with
+	// ChangeReplicas and sends it the log or a snapshot.
 	Voters []uint64
 	Config PartitionConfig
 }

@@ -324,10 +324,13 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 	if sm.nextOffset, err = log.OffsetAt(sm.applied + 1); err != nil {
 		return nil, fmt.Errorf("replication: partition %d offset at %d: %w", spec.GroupID, sm.applied+1, err)
 	}
-	if len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && last == 0 && raft.IsEmptySnap(snap) {
-		if len(spec.Voters) == 0 {
-			return nil, fmt.Errorf("replication: new partition %d needs voters", spec.GroupID)
-		}
+	// A new group is bootstrapped with configuration entries in its log
+	// (as raft's Bootstrap does), so a replica added later learns the
+	// initial voters by replaying the log. The ConfState is saved first so
+	// a crash before those entries apply still restarts with the voters.
+	bootstrap := len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && last == 0 &&
+		raft.IsEmptySnap(snap) && slices.Contains(spec.Voters, h.cfg.NodeID)
+	if bootstrap {
 		cs = &raftpb.ConfState{Voters: slices.Clone(spec.Voters)}
 		if err := log.SaveState(nil, cs); err != nil {
 			return nil, err
@@ -351,6 +354,15 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 	})
 	if err != nil {
 		return nil, err
+	}
+	if bootstrap {
+		peers := make([]raft.Peer, len(spec.Voters))
+		for i, id := range spec.Voters {
+			peers[i] = raft.Peer{ID: id}
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, err
+		}
 	}
 	p.raftMu.rn = rn
 	p.raftMu.sm = sm

@@ -38,6 +38,7 @@ type Partition struct {
 		cs        *raftpb.ConfState
 		isLeader  bool
 		lead      uint64
+		confIndex uint64 // index of the last membership change appended
 		term      uint64
 		ticks     int
 		out       []*raftpb.Message // remote messages of this pass
@@ -60,7 +61,8 @@ type Partition struct {
 
 		inbox    []*raftpb.Message // stepped by the next pass
 		snapDone []uint64          // followers a snapshot was handed to
-		props    []*proposal       // queued, not yet proposed
+		ops      []func(rn *raft.RawNode)
+		props    []*proposal // queued, not yet proposed
 		pending  map[uint64]*proposal
 		// producers is the leader's proposal-time view: applied
 		// producer state plus in-flight batches. nil when not ready.
@@ -88,6 +90,7 @@ type proposal struct {
 	pid     int64 // -1 unless idempotent
 	start   time.Time
 	deleteR bool
+	cc      *raftpb.ConfChangeV2 // membership change
 
 	// guarded by Partition.mu
 	proposed bool

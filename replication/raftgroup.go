@@ -39,9 +39,12 @@ func (p *Partition) handle(f workFlags) {
 		p.onTickRaftMuLocked()
 	}
 	p.mu.Lock()
-	inbox, props, snapDone := p.mu.inbox, p.mu.props, p.mu.snapDone
-	p.mu.inbox, p.mu.props, p.mu.snapDone = nil, nil, nil
+	inbox, props, snapDone, ops := p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops
+	p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops = nil, nil, nil, nil
 	p.mu.Unlock()
+	for _, op := range ops {
+		op(rn)
+	}
 	for _, to := range snapDone {
 		rn.ReportSnapshot(to, raft.SnapshotFinish)
 	}
@@ -85,9 +88,19 @@ func (p *Partition) proposeRaftMuLocked(props []*proposal) {
 		if canceled {
 			continue
 		}
-		err := raft.ErrProposalDropped
-		if p.raftMu.isLeader {
+		var err error
+		switch {
+		case !p.raftMu.isLeader:
+			err = &NotLeaderError{Leader: p.raftMu.lead}
+		case pr.cc != nil && p.raftMu.confIndex > p.raftMu.sm.applied:
+			err = ErrConfChangeInProgress
+		case pr.cc != nil:
+			err = rn.ProposeConfChange(pr.cc)
+		default:
 			err = rn.Propose(pr.data)
+		}
+		if errors.Is(err, raft.ErrProposalDropped) {
+			err = &NotLeaderError{Leader: p.raftMu.lead}
 		}
 		p.mu.Lock()
 		if err != nil {
@@ -95,7 +108,7 @@ func (p *Partition) proposeRaftMuLocked(props []*proposal) {
 			if pr.pid >= 0 {
 				p.mu.viewStale = true
 			}
-			pr.finishLocked(ProduceResult{}, &NotLeaderError{Leader: p.raftMu.lead})
+			pr.finishLocked(ProduceResult{}, err)
 		} else {
 			pr.proposed = true
 			if pr.acks == AcksNone {
@@ -217,6 +230,11 @@ func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
 				Records: recs, MaxTimestamp: maxTS, Data: e.GetData()}
 		}
 		first, last := sents[0].Index, sents[len(sents)-1].Index
+		for _, e := range sents {
+			if e.Type != raftpb.EntryNormal {
+				p.raftMu.confIndex = e.Index
+			}
+		}
 		if err := p.log.Append(sents); err != nil {
 			p.failRaftMuLocked(err)
 			return
@@ -294,7 +312,13 @@ func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
 			var cc raftpb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
 				p.applyConfChangeRaftMuLocked(&cc)
+				if origin, seq, ok := confChangeIdentity(cc.GetContext()); ok && origin == p.h.cfg.NodeID {
+					resolved = append(resolved, resolvedProp{seq: seq})
+				}
 			}
+		}
+		if p.raftMu.rn == nil {
+			return // failed while applying
 		}
 		sm.applied, sm.appliedTerm = e.GetIndex(), e.GetTerm()
 	}
