@@ -173,10 +173,10 @@ func printSummary(g *app.Globals, topic string, parts map[int32]*PartitionSummar
 	fmt.Fprintf(g.Stdout, "produced %d records to %q\n", s.Records, topic)
 	for _, p := range s.Partitions {
 		if p.FirstOffset < 0 {
-			fmt.Fprintf(g.Stdout, "  partition %d: %d records (acks=0: offsets unknown)\n", p.Partition, p.Records)
+			fmt.Fprintf(g.Stdout, "  partition %d: %d record(s) (acks=0: offsets unknown)\n", p.Partition, p.Records)
 			continue
 		}
-		fmt.Fprintf(g.Stdout, "  partition %d: %d records, offsets %d-%d\n", p.Partition, p.Records, p.FirstOffset, p.LastOffset)
+		fmt.Fprintf(g.Stdout, "  partition %d: %d record(s), offsets %d-%d\n", p.Partition, p.Records, p.FirstOffset, p.LastOffset)
 	}
 	return nil
 }
