@@ -69,7 +69,7 @@ func (p *Partition) ChangeReplicas(ctx context.Context, changes ...ReplicaChange
 	pr := &proposal{seq: seq, cc: cc, acks: AcksAll, pid: -1, start: time.Now(), done: make(chan struct{})}
 	p.enqueueLocked(pr)
 	p.mu.Unlock()
-	_, err := p.wait(ctx, pr)
+	_, err := p.wait(ctx, pr, true)
 	return err
 }
 

@@ -119,37 +119,33 @@ func (p *Partition) GroupID() uint64 { return p.id }
 // Spec is the spec the partition was opened with.
 func (p *Partition) Spec() PartitionSpec { return p.spec }
 
-// Produce appends a batch. See Acks for when it returns. Errors:
-// *NotLeaderError (definitely not written), ErrOutOfOrderSequence and
-// ErrProducerFenced (definitely not written), ErrUnknownOutcome (proposed;
-// wraps the context error when the context ended), ErrClosed.
+// Produce appends a batch. See Acks for when it returns (with AcksNone
+// the BaseOffset is not known and reported as 0). Errors that mean the
+// batch was definitely not written: *NotLeaderError, ErrOutOfOrderSequence,
+// ErrProducerFenced, ErrInvalidBatch, ErrClosed, and a bare context error
+// (the context ended before the batch was proposed). ErrUnknownOutcome
+// (wrapping the context error when the context ended) means it was
+// proposed and may or may not be in the log.
 func (p *Partition) Produce(ctx context.Context, b ProduceBatch, acks Acks) (ProduceResult, error) {
 	if b.Records == 0 || len(b.Data) == 0 {
 		return ProduceResult{}, ErrInvalidBatch
 	}
-	for {
-		pr, dup, err := p.propose(ctx, &b, acks)
-		if err != nil {
-			return ProduceResult{}, err
-		}
-		if dup != nil {
-			if dup.prop == nil {
-				return ProduceResult{BaseOffset: dup.Offset, LogAppendTime: -1}, nil
-			}
-			pr = dup.prop // a retry of an in-flight batch shares its fate
-		}
-		res, err := p.wait(ctx, pr)
-		if errors.Is(err, errRetryPropose) {
-			continue
-		}
-		return res, err
+	pr, dup, err := p.propose(ctx, &b, acks)
+	if err != nil {
+		return ProduceResult{}, err
 	}
+	own := true
+	if dup != nil {
+		if dup.prop == nil {
+			return ProduceResult{BaseOffset: dup.Offset, LogAppendTime: -1}, nil
+		}
+		pr, own = dup.prop, false // a retry of an in-flight batch shares its fate
+	}
+	return p.wait(ctx, pr, own)
 }
 
-var errRetryPropose = errors.New("replication: retry proposal")
-
-// waitReady blocks while this replica is the leader but not yet ready.
-// It returns with p.mu held when ready.
+// lockReady blocks while this replica is the leader but not yet ready.
+// It returns with p.mu held when ready, else an error without it.
 func (p *Partition) lockReady(ctx context.Context) error {
 	p.mu.Lock()
 	for {
@@ -241,12 +237,11 @@ func (p *Partition) enqueueLocked(pr *proposal) {
 	p.h.sched.enqueue(p.id, workPropose)
 }
 
-// wait blocks until pr reaches the durability acks asks for.
-func (p *Partition) wait(ctx context.Context, pr *proposal) (ProduceResult, error) {
-	if pr.acks == AcksNone {
-		// Returned once proposed: the worker signals through done when
-		// it proposes (or fails to).
-	}
+// wait blocks until pr reaches the durability its acks ask for (for
+// AcksNone the worker finishes it once proposed). When ctx ends first, a
+// proposal not yet handed to raft is withdrawn by its owner (a definite
+// failure); otherwise the outcome is unknown.
+func (p *Partition) wait(ctx context.Context, pr *proposal, own bool) (ProduceResult, error) {
 	select {
 	case <-pr.done:
 		return pr.res, pr.err
@@ -259,7 +254,7 @@ func (p *Partition) wait(ctx context.Context, pr *proposal) (ProduceResult, erro
 		return pr.res, pr.err
 	default:
 	}
-	if !pr.proposed {
+	if !pr.proposed && own {
 		pr.canceled = true
 		delete(p.mu.pending, pr.seq)
 		p.mu.viewStale = p.mu.viewStale || pr.pid >= 0
@@ -365,8 +360,7 @@ func (p *Partition) DeleteRecords(ctx context.Context, before uint64) (uint64, e
 		pid: -1, start: time.Now(), deleteR: true, done: make(chan struct{})}
 	p.enqueueLocked(pr)
 	p.mu.Unlock()
-	_, err := p.wait(ctx, pr)
-	if err != nil {
+	if _, err := p.wait(ctx, pr, true); err != nil {
 		return 0, err
 	}
 	return p.StartOffset(), nil
