@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCLISmoke drives a one-node server through the CLI: topics, produce, consume,
+// offsets, cluster status, JSON output and error reporting.
+func TestCLISmoke(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "data"))
+
+	n.ok("", "topic", "create", "smoke", "--partitions", "2", "--replication-factor", "1")
+
+	var topics []struct {
+		Name       string `json:"name"`
+		Partitions int32  `json:"partitions"`
+	}
+	mustJSON(t, n.ok("", "topic", "list", "--format", "json"), &topics)
+	if len(topics) != 1 || topics[0].Name != "smoke" || topics[0].Partitions != 2 {
+		t.Fatalf("topic list: %+v", topics)
+	}
+	var desc struct {
+		Name       string            `json:"name"`
+		Partitions []json.RawMessage `json:"partitions"`
+	}
+	mustJSON(t, n.ok("", "topic", "describe", "smoke", "--format", "json"), &desc)
+	if desc.Name != "smoke" || len(desc.Partitions) != 2 {
+		t.Fatalf("topic describe: %+v", desc)
+	}
+
+	// Plain lines to partition 0, with a header.
+	var sum struct {
+		Records    int64 `json:"records"`
+		Partitions []struct {
+			Partition   int32 `json:"partition"`
+			FirstOffset int64 `json:"first_offset"`
+			LastOffset  int64 `json:"last_offset"`
+		} `json:"partitions"`
+	}
+	mustJSON(t, n.ok("alpha\nbeta\ngamma\n", "produce", "smoke", "--partition", "0", "--header", "src=e2e", "--format", "json"), &sum)
+	if sum.Records != 3 || len(sum.Partitions) != 1 || sum.Partitions[0].FirstOffset != 0 || sum.Partitions[0].LastOffset != 2 {
+		t.Fatalf("produce summary: %+v", sum)
+	}
+	if got := n.ok("", "consume", "smoke", "--partition", "0", "--from", "beginning", "-n", "3"); got != "alpha\nbeta\ngamma\n" {
+		t.Fatalf("consume text = %q", got)
+	}
+	lines := strings.Split(strings.TrimSpace(n.ok("", "consume", "smoke", "--partition", "0", "--from", "1", "-n", "2", "--format", "json")), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("consume json: %d lines: %q", len(lines), lines)
+	}
+	for i, line := range lines {
+		var rec struct {
+			Partition   int32  `json:"partition"`
+			Offset      int64  `json:"offset"`
+			Value       string `json:"value"`
+			TimestampMs int64  `json:"timestamp_ms"`
+			Headers     []struct {
+				Key, Value string
+			} `json:"headers"`
+		}
+		mustJSON(t, line, &rec)
+		want := []string{"beta", "gamma"}[i]
+		if rec.Partition != 0 || rec.Offset != int64(i+1) || rec.Value != want || rec.TimestampMs <= 0 ||
+			len(rec.Headers) != 1 || rec.Headers[0].Key != "src" || rec.Headers[0].Value != "e2e" {
+			t.Fatalf("consume json line %d: %+v", i, rec)
+		}
+	}
+
+	// Keyed records, compressed; a template shows key, value and coordinates.
+	n.ok("k1:v1\nk2:v2\nk1:v3\n", "produce", "smoke", "--key-separator", ":", "--compression", "zstd")
+	out := n.ok("", "consume", "smoke", "--from", "beginning", "--exit-at-end", "--format", `%k=%v@%p\n`)
+	var keyed []string
+	part := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(l, "k") {
+			keyed = append(keyed, l)
+			kv, p, _ := strings.Cut(l, "@")
+			k, _, _ := strings.Cut(kv, "=")
+			if prev, ok := part[k]; ok && prev != p {
+				t.Fatalf("key %s in partitions %s and %s", k, prev, p)
+			}
+			part[k] = p
+		}
+	}
+	if len(keyed) != 3 {
+		t.Fatalf("keyed records read back: %q (all output %q)", keyed, out)
+	}
+
+	var offs []struct {
+		Partition int32 `json:"partition"`
+		Earliest  int64 `json:"earliest"`
+		Latest    int64 `json:"latest"`
+	}
+	mustJSON(t, n.ok("", "offsets", "smoke", "--format", "json"), &offs)
+	total := int64(0)
+	for _, o := range offs {
+		total += o.Latest - o.Earliest
+	}
+	if len(offs) != 2 || total != 6 {
+		t.Fatalf("offsets: %+v", offs)
+	}
+
+	var status struct {
+		Cluster struct {
+			Nodes []json.RawMessage `json:"nodes"`
+		} `json:"cluster"`
+	}
+	mustJSON(t, n.ok("", "cluster", "status", "--format", "json"), &status)
+	if len(status.Cluster.Nodes) != 1 {
+		t.Fatalf("cluster status: %+v", status)
+	}
+
+	// Errors carry the reason and a non-zero exit status.
+	r := n.cli("", "topic", "describe", "no-such-topic")
+	if r.code != 1 || !strings.Contains(r.stderr, "UNKNOWN_TOPIC") || !strings.HasPrefix(r.stderr, "error: ") {
+		t.Fatalf("describe unknown topic: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = n.cli("", "topic", "create", "smoke")
+	if r.code != 1 || !strings.Contains(r.stderr, "TOPIC_EXISTS") {
+		t.Fatalf("create existing topic: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = n.cli("", "consume", "smoke", "--from", "yesterday-ish")
+	if r.code != 1 || !strings.Contains(r.stderr, "--from") {
+		t.Fatalf("bad --from: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = n.cli("", "produce")
+	if r.code != 2 {
+		t.Fatalf("produce without a topic: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	n.ok("", "topic", "delete", "smoke")
+	if err := n.stop(); err != nil {
+		t.Fatalf("graceful stop: %v\n%s", err, n.logs.String())
+	}
+}
+
+// TestServerHelpAndConfigErrors checks `sluice server --help` documents each setting with
+// its environment variable, and that a bad setting is a clear error.
+func TestServerHelpAndConfigErrors(t *testing.T) {
+	needBinary(t)
+	n := &node{t: t}
+	r := n.cli("", "server", "--help")
+	if r.code != 0 {
+		t.Fatalf("server --help: exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"--data-dir", "SLUICE_DATA_DIR", "--listen", "--http-listen", "--config", "--log-format"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("server --help lacks %q", want)
+		}
+	}
+	r = n.cli("", "server", "--tick-interval", "soon")
+	if r.code != 2 || !strings.Contains(r.stderr, "tick-interval") {
+		t.Fatalf("bad flag: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func mustJSON(t *testing.T, s string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		t.Fatalf("not JSON (%v): %q", err, s)
+	}
+}
