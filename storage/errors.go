@@ -53,5 +53,7 @@ func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
 // failedError wraps the first write/fsync error of a failed log.
 type failedError struct{ cause error }
 
-func (e *failedError) Error() string       { return "storage: log failed, refusing writes: " + e.cause.Error() }
-func (e *failedError) Unwrap() []error     { return []error{ErrFailed, e.cause} }
+func (e *failedError) Error() string {
+	return "storage: log failed, refusing writes: " + e.cause.Error()
+}
+func (e *failedError) Unwrap() []error { return []error{ErrFailed, e.cause} }

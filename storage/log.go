@@ -34,8 +34,8 @@ type Log struct {
 		segs      []*segment // ascending; the last one is active
 		lastIndex uint64
 		lastTerm  uint64
-		next      uint64 // next offset
-		start     uint64 // log start offset
+		next      uint64          // next offset
+		start     uint64          // log start offset
 		st        *persistedState // immutable once set; replaced whole
 		cache     entryCache
 
@@ -129,6 +129,13 @@ func (l *Log) recoverLocked() error {
 	}
 	if len(l.mu.segs) == 0 || l.mu.segs[0].BaseIndex > st.SnapIndex+1 {
 		return l.resetLogLocked(bases)
+	}
+	if a := l.activeLocked(); a.f == nil { // the newest one was removed above
+		f, err := l.fs.OpenFile(a.segPath(), os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		a.f, a.sealed = f, false
 	}
 	if err := l.recoverActiveLocked(); err != nil {
 		return err

@@ -106,19 +106,19 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 		f, end := l.acquireLocked(s), s.size
 		l.mu.Unlock()
 
-		batches, next, err := readBatches(f, s.segPath(), q.pos, end, q.offset, limit, budget, len(out) == 0)
+		batches, next, done, err := readBatches(f, s.segPath(), q.pos, end, q.offset, limit, budget, len(out) == 0)
 		l.release(s)
-		if err != nil {
-			if len(out) > 0 {
-				return out, nil
-			}
-			return nil, err
-		}
 		for _, b := range batches {
 			budget -= len(b.Data)
 		}
 		out = append(out, batches...)
-		if next == offset {
+		if err != nil {
+			if len(out) > 0 {
+				return out, nil // the next read reports it
+			}
+			return nil, err
+		}
+		if done || next == offset {
 			return out, nil
 		}
 		offset = next
@@ -126,61 +126,61 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 }
 
 // readBatches reads the frames from pos (a frame boundary whose next offset
-// is off) in one read, and returns the record batches below limit that fit
-// in budget (the first always, if mustOne). It returns the next offset
-// after what it returned.
-func readBatches(f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool) ([]Batch, uint64, error) {
-	var hdr [frameHeaderSize]byte
-	if end-pos < frameHeaderSize {
-		return nil, off, &CorruptionError{File: path, Pos: pos, Reason: errShortFrame.Error()}
-	}
-	if err := readFullAt(f, hdr[:], pos); err != nil {
-		return nil, off, err
-	}
-	first, err := frameLen(hdr[:])
-	if err != nil {
-		return nil, off, &CorruptionError{File: path, Pos: pos, Reason: err.Error()}
-	}
-	want := int64(max(budget, 0)) + frameOverhead
-	if mustOne {
-		want = max(want, int64(first))
-	}
-	want = min(want, end-pos)
-	buf := make([]byte, want)
-	if err := readFullAt(f, buf, pos); err != nil {
-		return nil, off, err
-	}
-	var out []Batch
-	for i := 0; i+frameHeaderSize <= len(buf); {
-		size, err := frameLen(buf[i:])
-		if err != nil {
-			return out, off, &CorruptionError{File: path, Pos: pos + int64(i), Reason: err.Error()}
+// is off), a budget's worth at a time, and returns the record batches below
+// limit whose data fits in budget (the first always, if mustOne). It
+// returns the next offset after what it returned and whether the read is
+// complete (limit or budget reached) rather than at the segment's end.
+func readBatches(f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool) (out []Batch, next uint64, done bool, err error) {
+	var hdr [frameOverhead]byte
+	for pos < end {
+		if end-pos < frameOverhead {
+			return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: errShortFrame.Error()}
 		}
-		if i+size > len(buf) {
-			break
+		if err := readFullAt(f, hdr[:], pos); err != nil {
+			return out, off, true, err
 		}
-		m, data, _, err := decodeFrame(buf[i:])
+		m, err := decodeFrameMeta(hdr[:])
 		if err != nil {
-			if len(out) > 0 {
-				return out, off, nil
+			return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: err.Error()}
+		}
+		if m.Records > 0 && (off >= limit || (m.DataLen > budget && !(mustOne && len(out) == 0))) {
+			return out, off, true, nil // do not read a frame that will not be returned
+		}
+		want := max(int64(max(budget, 0))+frameOverhead, m.frameSize())
+		want = min(want, end-pos)
+		buf := make([]byte, want)
+		if err := readFullAt(f, buf, pos); err != nil {
+			return out, off, true, err
+		}
+		i := 0
+		for i+frameHeaderSize <= len(buf) {
+			size, err := frameLen(buf[i:])
+			if err != nil {
+				return out, off, true, &CorruptionError{File: path, Pos: pos + int64(i), Reason: err.Error()}
 			}
-			return nil, off, &CorruptionError{File: path, Pos: pos + int64(i), Reason: err.Error()}
+			if i+size > len(buf) {
+				break
+			}
+			m, data, _, err := decodeFrame(buf[i:])
+			if err != nil {
+				return out, off, true, &CorruptionError{File: path, Pos: pos + int64(i), Reason: err.Error()}
+			}
+			if m.Records > 0 {
+				if off >= limit {
+					return out, off, true, nil
+				}
+				if len(data) > budget && !(mustOne && len(out) == 0) {
+					return out, off, true, nil
+				}
+				budget -= len(data)
+				out = append(out, Batch{BaseOffset: off, Records: m.Records, Index: m.Index, Term: m.Term, MaxTimestamp: m.MaxTimestamp, Data: data})
+				off += uint64(m.Records)
+			}
+			i += size
 		}
-		i += size
-		if m.Records == 0 {
-			continue
-		}
-		if off >= limit {
-			break
-		}
-		if len(data) > budget && !(mustOne && len(out) == 0) {
-			break
-		}
-		budget -= len(data)
-		out = append(out, Batch{BaseOffset: off, Records: m.Records, Index: m.Index, Term: m.Term, MaxTimestamp: m.MaxTimestamp, Data: data})
-		off += uint64(m.Records)
+		pos += int64(i)
 	}
-	return out, off, nil
+	return out, off, false, nil
 }
 
 // OffsetForTime returns the base offset of the first batch with
@@ -193,9 +193,6 @@ func (l *Log) OffsetForTime(ts int64) (offset uint64, ok bool, err error) {
 		return 0, false, ErrClosed
 	}
 	for k := range l.mu.segs {
-		if l.endPointLocked(k).offset <= l.mu.start {
-			continue
-		}
 		maxTs, err := l.segMaxTsLocked(k)
 		if err != nil {
 			return 0, false, err

@@ -71,13 +71,13 @@ func (l *Log) DeleteBefore(offset uint64, safeIndex uint64) error {
 	if offset > l.mu.next {
 		return &OffsetOutOfRangeError{Offset: offset, Start: l.mu.start, End: l.mu.next}
 	}
-	if offset > l.mu.start {
+	if offset > l.mu.st.StartOffset { // durable even where retention moved the start already
 		next := l.cloneStateLocked()
 		next.StartOffset = offset
 		if err := l.saveStateLocked(next); err != nil {
 			return fmt.Errorf("storage: saving the start offset: %w", err)
 		}
-		l.mu.start = offset
+		l.mu.start = max(l.mu.start, offset)
 	}
 	limit := min(safeIndex, l.mu.st.SnapIndex)
 	for len(l.mu.segs) > 1 && l.mu.segs[1].BaseOffset <= offset && l.mu.segs[1].BaseIndex-1 <= limit {

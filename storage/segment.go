@@ -66,10 +66,10 @@ type segment struct {
 	lastIdxTs  int64
 }
 
-func (s *segment) segPath() string   { return s.path + segSuffix }
-func (s *segment) oiPath() string    { return s.path + offIndexSuffix }
-func (s *segment) tiPath() string    { return s.path + timeIndexSuffix }
-func (s *segment) empty() bool       { return s.size <= segHeaderSize }
+func (s *segment) segPath() string     { return s.path + segSuffix }
+func (s *segment) oiPath() string      { return s.path + offIndexSuffix }
+func (s *segment) tiPath() string      { return s.path + timeIndexSuffix }
+func (s *segment) empty() bool         { return s.size <= segHeaderSize }
 func (s *segment) entriesStart() int64 { return segHeaderSize }
 
 // readFullAt reads len(b) bytes at off.
