@@ -72,14 +72,12 @@ func (f *FS) SetRule(r Rule) {
 	f.rule = r
 }
 
-// SetSpace limits the total bytes of all files (ENOSPC beyond); <0 = none.
+// SetSpace leaves n more bytes of space for file growth (ENOSPC beyond);
+// n < 0 = unlimited.
 func (f *FS) SetSpace(n int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.space = n
-	if n >= 0 {
-		f.space = n - f.usedLocked()
-	}
 }
 
 // Syncs returns how many file fsyncs succeeded.
@@ -87,14 +85,6 @@ func (f *FS) Syncs() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.syncCount
-}
-
-func (f *FS) usedLocked() int64 {
-	var n int64
-	for _, in := range f.files {
-		n += int64(len(in.data))
-	}
-	return n
 }
 
 func (f *FS) check(op Op, path string, size int) (int, error) {
