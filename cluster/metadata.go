@@ -141,6 +141,10 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 		_ = m.Close()
 		return nil, err
 	}
+	if err := m.waitCaughtUp(ctx); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -299,4 +303,30 @@ func newTopicID() string {
 	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// waitCaughtUp waits until every local replica has applied the entries it
+// knew to be committed when it opened, so that a restarted node does not
+// serve a high watermark behind what it acknowledged before.
+func (m *Metadata) waitCaughtUp(ctx context.Context) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for _, p := range m.cfg.Host.Partitions() {
+		for {
+			ch := p.Changed()
+			st := p.Status()
+			if st.Applied >= st.Commit {
+				break
+			}
+			select {
+			case <-ch:
+			case <-tick.C:
+			case <-ctx.Done():
+				return fmt.Errorf("cluster: replaying partition %d: %w", p.GroupID(), ctx.Err())
+			case <-m.stop:
+				return ErrClosed
+			}
+		}
+	}
+	return nil
 }

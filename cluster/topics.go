@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"time"
 )
 
 // TopicSpec describes a topic to create.
@@ -78,7 +79,9 @@ func (m *Metadata) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, err
 	if err := m.waitReconciled(ctx, ns.Applied); err != nil {
 		return nil, err
 	}
-	return ns.Topics[spec.Name], nil
+	t := ns.Topics[spec.Name]
+	m.waitLeaders(ctx, t.Partitions)
+	return t, nil
 }
 
 // DeleteTopic deletes a topic; this node's replicas are removed with their data.
@@ -134,7 +137,36 @@ func (m *Metadata) AddPartitions(ctx context.Context, name string, total int32, 
 	if err := m.waitReconciled(ctx, ns.Applied); err != nil {
 		return nil, err
 	}
-	return ns.Topics[name], nil
+	t = ns.Topics[name]
+	m.waitLeaders(ctx, t.Partitions[cur:])
+	return t, nil
+}
+
+// leaderWait bounds how long a topic change waits for its new partitions
+// to elect leaders; the change itself is done by then.
+const leaderWait = 5 * time.Second
+
+// waitLeaders waits, at most leaderWait, until this node's replicas of
+// parts know their leader, so that a topic is usable when its creation
+// returns.
+func (m *Metadata) waitLeaders(ctx context.Context, parts []PartitionInfo) {
+	ctx, cancel := context.WithTimeout(ctx, leaderWait)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for _, pi := range parts {
+		p, ok := m.cfg.Host.Partition(pi.GroupID)
+		if !ok {
+			continue
+		}
+		for p.Leader() == 0 {
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 }
 
 // AlterConfig sets keys to values and resets keys to their defaults.

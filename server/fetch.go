@@ -49,9 +49,9 @@ func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest
 		deadline = tm.C
 	}
 	for {
-		resp, bytes, changed := cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+		resp, bytes, records, changed := cs.fetchOnce(ctx, t, req, maxBytes, partMax)
 		if bytes >= int(req.GetMinBytes()) || deadline == nil || len(changed) == 0 {
-			cs.account(t.Name, resp)
+			cs.account(t.Name, bytes, records)
 			return resp, nil
 		}
 		cases := make([]reflect.SelectCase, 0, len(changed)+3)
@@ -67,42 +67,27 @@ func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest
 		case 0:
 			return nil, s.callError(ctx, ctx.Err())
 		case 1, 2: // shutting down, or waited long enough: answer with what there is
-			resp, _, _ = cs.fetchOnce(ctx, t, req, maxBytes, partMax)
-			cs.account(t.Name, resp)
+			resp, bytes, records, _ = cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+			cs.account(t.Name, bytes, records)
 			return resp, nil
 		}
 	}
 }
 
-func (cs *consumerService) account(topic string, resp *sluicev1.FetchResponse) {
-	var bytes, records int
-	for _, p := range resp.Partitions {
-		for _, b := range p.Batches {
-			records += int(b.GetRecordCount())
-		}
-		bytes += fetchedBytes(p)
-	}
+func (cs *consumerService) account(topic string, bytes, records int) {
 	if records > 0 {
 		cs.s.metrics.bytesOut.WithLabelValues(topic).Add(float64(bytes))
 		cs.s.metrics.recordsOut.WithLabelValues(topic).Add(float64(records))
 	}
 }
 
-func fetchedBytes(p *sluicev1.FetchedPartition) int {
-	n := 0
-	for _, b := range p.Batches {
-		n += len(b.ProtoReflect().GetUnknown()) + len(b.GetRecordsData())
-	}
-	return n
-}
-
 // fetchOnce reads every requested partition once. It returns the response,
-// the stored bytes in it, and the change channels of the partitions read
+// the stored bytes and records in it, and the change channels of the partitions read
 // successfully (taken before reading, so no move is missed).
-func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req *sluicev1.FetchRequest, maxBytes, partMax int) (*sluicev1.FetchResponse, int, []<-chan struct{}) {
+func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req *sluicev1.FetchRequest, maxBytes, partMax int) (*sluicev1.FetchResponse, int, int, []<-chan struct{}) {
 	s := cs.s
 	resp := &sluicev1.FetchResponse{Topic: t.Name}
-	total := 0
+	total, records := 0, 0
 	var changed []<-chan struct{}
 	for _, pos := range req.GetPartitions() {
 		fp := &sluicev1.FetchedPartition{Partition: pos.GetPartition(), HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
@@ -117,7 +102,7 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 		if budget <= 0 && total > 0 {
 			budget = 0
 		}
-		batches, n, err := readSpliced(p, uint64(pos.GetOffset()), budget, total == 0, req.GetRecordFormat())
+		batches, n, recs, err := readSpliced(p, uint64(pos.GetOffset()), budget, total == 0, req.GetRecordFormat())
 		hw := p.HighWatermark()
 		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = int64(hw), int64(hw), int64(p.StartOffset())
 		if err != nil {
@@ -126,23 +111,24 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 		}
 		fp.Batches = batches
 		total += n
+		records += recs
 	}
-	return resp, total, changed
+	return resp, total, records, changed
 }
 
 // readSpliced reads batches from offset within budget stored bytes (the
 // first batch even if larger when first is set) and splices them into
 // response batches without touching their records.
-func readSpliced(p *replication.Partition, offset uint64, budget int, first bool, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, error) {
+func readSpliced(p *replication.Partition, offset uint64, budget int, first bool, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, int, error) {
 	if budget <= 0 && !first {
-		return nil, 0, nil
+		return nil, 0, 0, nil
 	}
 	bs, err := p.Read(offset, max(budget, 1))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	var out []*sluicev1.RecordBatch
-	n := 0
+	n, records := 0, 0
 	for i, b := range bs {
 		if i > 0 && n+len(b.Data) > budget {
 			break
@@ -152,12 +138,13 @@ func readSpliced(p *replication.Partition, offset uint64, budget int, first bool
 		}
 		rb, err := batch.Splice(b.Data, int64(b.BaseOffset), int64(b.Term), f)
 		if err != nil {
-			return nil, 0, errors.Join(errCorruptStored, err)
+			return nil, 0, 0, errors.Join(errCorruptStored, err)
 		}
 		out = append(out, rb)
 		n += len(b.Data)
+		records += int(b.Records)
 	}
-	return out, n, nil
+	return out, n, records, nil
 }
 
 // errCorruptStored: a stored batch failed to splice. It is never the
