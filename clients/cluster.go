@@ -1,0 +1,200 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// cluster owns the gRPC connections of one client and its view of the cluster's
+// metadata: nodes' addresses and each known topic's partition leaders.
+type cluster struct {
+	cfg *config
+
+	mu struct {
+		sync.Mutex
+		conns  map[string]*grpc.ClientConn // by address
+		nodes  map[int32]string            // node id -> address
+		topics map[string][]int32          // topic -> leader node id per partition (-1: none)
+		closed bool
+	}
+}
+
+func newCluster(cfg *config) *cluster {
+	c := &cluster{cfg: cfg}
+	c.mu.conns = make(map[string]*grpc.ClientConn)
+	c.mu.nodes = make(map[int32]string)
+	c.mu.topics = make(map[string][]int32)
+	return c
+}
+
+// conn returns the connection to addr, dialing it (lazily; gRPC connects on first use).
+func (c *cluster) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, ErrClosed
+	}
+	if cc, ok := c.mu.conns[addr]; ok {
+		return cc, nil
+	}
+	cc, err := grpc.NewClient(addr, c.cfg.dialOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.conns[addr] = cc
+	return cc, nil
+}
+
+// anyConn returns a connection to one of the brokers, preferring known nodes' addresses
+// in order, starting at a random seed.
+func (c *cluster) anyConn(i int) (*grpc.ClientConn, error) {
+	seeds := c.cfg.brokers
+	if len(seeds) == 0 {
+		return nil, errors.New("sluice: no brokers configured")
+	}
+	return c.conn(seeds[i%len(seeds)])
+}
+
+// call runs fn against the brokers in turn until one answers without a transport error.
+func (c *cluster) call(ctx context.Context, fn func(context.Context, *grpc.ClientConn) error) error {
+	start := rand.IntN(max(len(c.cfg.brokers), 1))
+	var err error
+	for i := range max(len(c.cfg.brokers), 1) {
+		cc, cerr := c.anyConn(start + i)
+		if cerr != nil {
+			return cerr
+		}
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.requestTimeout)
+		err = fromStatus(fn(rctx, cc))
+		cancel()
+		if e, ok := AsError(err); !ok || e.Reason != sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED || e.Code != codes.Unavailable {
+			return err
+		}
+	}
+	return err
+}
+
+// refresh loads the metadata of topics (all topics when none are given).
+func (c *cluster) refresh(ctx context.Context, topics ...string) (*sluicev1.GetMetadataResponse, error) {
+	var resp *sluicev1.GetMetadataResponse
+	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = sluicev1.NewClusterServiceClient(cc).GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: topics})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range resp.GetNodes() {
+		c.mu.nodes[n.GetNodeId()] = n.GetAddress()
+	}
+	for _, t := range resp.GetTopics() {
+		leaders := make([]int32, len(t.GetPartitions()))
+		for i, p := range t.GetPartitions() {
+			leaders[i] = p.GetLeader()
+			if int(p.GetPartition()) != i {
+				leaders[i] = -1
+			}
+		}
+		c.mu.topics[t.GetName()] = leaders
+	}
+	return resp, nil
+}
+
+// partitions returns the partition count of topic, loading its metadata if needed. A
+// topic the cluster does not know fails with UNKNOWN_TOPIC.
+func (c *cluster) partitions(ctx context.Context, topic string) (int32, error) {
+	c.mu.Lock()
+	leaders, ok := c.mu.topics[topic]
+	c.mu.Unlock()
+	if ok {
+		return int32(len(leaders)), nil
+	}
+	if _, err := c.refresh(ctx, topic); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	leaders, ok = c.mu.topics[topic]
+	c.mu.Unlock()
+	if !ok {
+		return 0, &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC, Message: "topic " + strconv.Quote(topic) + " does not exist", Metadata: map[string]string{"topic": topic}}
+	}
+	return int32(len(leaders)), nil
+}
+
+// leaderAddr returns the address of the partition's leader, or "" when unknown.
+func (c *cluster) leaderAddr(topic string, partition int32) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	leaders := c.mu.topics[topic]
+	if partition < 0 || int(partition) >= len(leaders) || leaders[partition] < 0 {
+		return ""
+	}
+	return c.mu.nodes[leaders[partition]]
+}
+
+// knownTopics lists the topics whose metadata is cached.
+func (c *cluster) knownTopics() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := make([]string, 0, len(c.mu.topics))
+	for t := range c.mu.topics {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// noteLeader applies a NOT_LEADER hint: metadata "leader" (node id) and
+// "leader_address". It reports whether the hint named a usable leader.
+func (c *cluster) noteLeader(topic string, partition int32, md map[string]string) bool {
+	id, err := strconv.ParseInt(md["leader"], 10, 32)
+	addr := md["leader_address"]
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	leaders := c.mu.topics[topic]
+	if err != nil || partition < 0 || int(partition) >= len(leaders) {
+		return false
+	}
+	if addr != "" {
+		c.mu.nodes[int32(id)] = addr
+	}
+	if _, ok := c.mu.nodes[int32(id)]; !ok {
+		return false
+	}
+	leaders[partition] = int32(id)
+	return true
+}
+
+func (c *cluster) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.closed = true
+	var errs []error
+	for _, cc := range c.mu.conns {
+		errs = append(errs, cc.Close())
+	}
+	c.mu.conns = nil
+	return errors.Join(errs...)
+}
+
+// backoff returns the wait before retry attempt n (1-based): exponential with jitter.
+func (cfg *config) backoff(n int) time.Duration {
+	d := cfg.backoffMin
+	for i := 1; i < n && d < cfg.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, cfg.backoffMax)
+	return d/2 + rand.N(d/2+1)
+}

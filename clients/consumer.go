@@ -1,0 +1,517 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/sluicehq/sluice/batch"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// Consumer reads assigned partitions with long-polling fetches to their leaders. It
+// starts no goroutines of its own outside Poll. It is safe for concurrent use; Polls are
+// serialized.
+type Consumer struct {
+	cfg    config
+	cl     *cluster
+	pollMu sync.Mutex // one Poll at a time
+
+	mu struct {
+		sync.Mutex
+		closed bool
+		parts  map[topicPartition]*cpart
+		seq    uint64 // bumped by every Assign and Seek
+	}
+}
+
+// cpart is the read position of one assigned partition; guarded by Consumer.mu.
+type cpart struct {
+	tp       topicPartition
+	start    Offset // where to start while !resolved
+	resolved bool
+	offset   int64 // next offset to return
+	failed   error // a partition error stops reading until the next Seek
+	moved    uint64
+}
+
+// PartitionError is a failure of one partition in a Poll. The partition is not read again
+// until it is sought or assigned again.
+type PartitionError struct {
+	Topic     string
+	Partition int32
+	Err       error
+}
+
+func (e *PartitionError) Error() string {
+	return fmt.Sprintf("%s/%d: %v", e.Topic, e.Partition, e.Err)
+}
+
+func (e *PartitionError) Unwrap() error { return e.Err }
+
+// NewConsumer creates a consumer with the partitions of ConsumePartitions assigned.
+func NewConsumer(opts ...ConsumerOpt) (*Consumer, error) {
+	cfg := defaults()
+	for _, o := range opts {
+		o.applyConsumer(&cfg)
+	}
+	if len(cfg.brokers) == 0 {
+		return nil, errors.New("sluice: no brokers configured")
+	}
+	c := &Consumer{cfg: cfg, cl: newCluster(&cfg)}
+	c.mu.parts = make(map[topicPartition]*cpart)
+	for t, ps := range cfg.assign {
+		c.Assign(t, ps)
+	}
+	return c, nil
+}
+
+// Assign adds partitions of topic, each starting at its Offset (reassigning a partition
+// moves it).
+func (c *Consumer) Assign(topic string, partitions map[int32]Offset) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.seq++
+	for p, o := range partitions {
+		c.mu.parts[topicPartition{topic, p}] = c.newPartLocked(topic, p, o)
+	}
+}
+
+func (c *Consumer) newPartLocked(topic string, p int32, o Offset) *cpart {
+	cp := &cpart{tp: topicPartition{topic, p}, start: o, moved: c.mu.seq}
+	if o.kind == offsetExact {
+		cp.resolved, cp.offset = true, o.offset
+	}
+	return cp
+}
+
+// AssignTopic assigns every partition of topic, starting at o.
+func (c *Consumer) AssignTopic(ctx context.Context, topic string, o Offset) error {
+	n, err := c.cl.partitions(ctx, topic)
+	if err != nil {
+		return err
+	}
+	ps := make(map[int32]Offset, n)
+	for p := range n {
+		ps[p] = o
+	}
+	c.Assign(topic, ps)
+	return nil
+}
+
+// Unassign stops reading partitions of topic (all of them when none are given).
+func (c *Consumer) Unassign(topic string, partitions ...int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.seq++
+	for tp := range c.mu.parts {
+		if tp.topic == topic && (len(partitions) == 0 || contains(partitions, tp.partition)) {
+			delete(c.mu.parts, tp)
+		}
+	}
+}
+
+func contains(ps []int32, p int32) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Seek moves an assigned partition (assigning it if needed) to o and clears its error.
+func (c *Consumer) Seek(topic string, partition int32, o Offset) {
+	c.Assign(topic, map[int32]Offset{partition: o})
+}
+
+// Position returns the offset of the next record Poll returns for the partition, once
+// its start position is resolved.
+func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := c.mu.parts[topicPartition{topic, partition}]
+	if cp == nil || !cp.resolved {
+		return 0, false
+	}
+	return cp.offset, true
+}
+
+// Poll returns the next records of the assigned partitions, waiting until some arrive or
+// ctx ends (then it returns ctx.Err()). Records of one partition are in offset order.
+// Failures of single partitions come back as *PartitionError (joined) next to the records
+// of the others; a failure to reach the cluster comes back as the error with no records.
+func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
+	c.pollMu.Lock()
+	defer c.pollMu.Unlock()
+	for {
+		recs, err := c.pollOnce(ctx)
+		if len(recs) > 0 || err != nil {
+			return recs, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		c.mu.Lock()
+		active := 0
+		for _, cp := range c.mu.parts {
+			if cp.failed == nil {
+				active++
+			}
+		}
+		c.mu.Unlock()
+		if active == 0 {
+			// Nothing to read: wait as a fetch would, so callers looping on Poll do not spin.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(c.cfg.fetchMaxWait):
+			}
+		}
+	}
+}
+
+type fetchJob struct {
+	addr  string
+	topic string
+	parts []*sluicev1.FetchPosition
+	moved map[int32]uint64
+}
+
+func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var unresolved []*cpart
+	for _, cp := range c.mu.parts {
+		if cp.failed == nil && !cp.resolved {
+			unresolved = append(unresolved, &cpart{tp: cp.tp, start: cp.start, moved: cp.moved})
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	if len(unresolved) > 0 {
+		errs = append(errs, c.resolve(ctx, unresolved)...)
+	}
+
+	// Group the readable partitions by leader and topic.
+	jobs := make(map[[2]string]*fetchJob)
+	refreshed := false
+	c.mu.Lock()
+	var readable []*cpart
+	for _, cp := range c.mu.parts {
+		if cp.failed == nil && cp.resolved {
+			readable = append(readable, cp)
+		}
+	}
+	c.mu.Unlock()
+	if len(readable) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	sort.Slice(readable, func(i, j int) bool {
+		if readable[i].tp.topic != readable[j].tp.topic {
+			return readable[i].tp.topic < readable[j].tp.topic
+		}
+		return readable[i].tp.partition < readable[j].tp.partition
+	})
+	c.mu.Lock()
+	positions := make([]int64, len(readable))
+	moved := make([]uint64, len(readable))
+	for i, cp := range readable {
+		positions[i], moved[i] = cp.offset, cp.moved
+	}
+	c.mu.Unlock()
+	for i, cp := range readable {
+		addr := c.cl.leaderAddr(cp.tp.topic, cp.tp.partition)
+		if addr == "" && !refreshed {
+			refreshed = true
+			if _, err := c.cl.refresh(ctx, c.topicsLocked()...); err != nil {
+				c.cfg.logger.Debug("metadata refresh failed", "err", err)
+			}
+			addr = c.cl.leaderAddr(cp.tp.topic, cp.tp.partition)
+		}
+		if addr == "" {
+			addr = c.cfg.brokers[0] // any node forwards
+		}
+		key := [2]string{addr, cp.tp.topic}
+		j := jobs[key]
+		if j == nil {
+			j = &fetchJob{addr: addr, topic: cp.tp.topic, moved: make(map[int32]uint64)}
+			jobs[key] = j
+		}
+		j.parts = append(j.parts, &sluicev1.FetchPosition{Partition: cp.tp.partition, Offset: positions[i]})
+		j.moved[cp.tp.partition] = moved[i]
+	}
+
+	// Fetch from every leader at once; the first answer with records ends the others'
+	// long polls.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		job  *fetchJob
+		resp *sluicev1.FetchResponse
+		err  error
+	}
+	results := make(chan result, len(jobs))
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.fetch(fctx, j)
+			results <- result{j, resp, err}
+			if err == nil && hasBatches(resp) {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	var recs []*Record
+	failed := 0
+	var transportErr error
+	for r := range results {
+		if r.err != nil {
+			if ctx.Err() == nil && fctx.Err() != nil {
+				continue // cut short because another fetch had records
+			}
+			failed++
+			transportErr = r.err
+			if IsRetriable(r.err) {
+				c.cl.refresh(ctx, r.job.topic) //nolint:errcheck // best effort
+			}
+			continue
+		}
+		rs, perrs := c.take(ctx, r.job, r.resp)
+		recs = append(recs, rs...)
+		errs = append(errs, perrs...)
+	}
+	if failed == len(jobs) && transportErr != nil && ctx.Err() == nil && !IsRetriable(transportErr) {
+		errs = append(errs, transportErr)
+	}
+	if ctx.Err() != nil && len(recs) == 0 {
+		return nil, ctx.Err()
+	}
+	return recs, errors.Join(errs...)
+}
+
+func hasBatches(resp *sluicev1.FetchResponse) bool {
+	for _, p := range resp.GetPartitions() {
+		if len(p.GetBatches()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Consumer) topicsLocked() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[string]bool)
+	var ts []string
+	for tp := range c.mu.parts {
+		if !seen[tp.topic] {
+			seen[tp.topic] = true
+			ts = append(ts, tp.topic)
+		}
+	}
+	return ts
+}
+
+func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*sluicev1.FetchResponse, error) {
+	cc, err := c.cl.conn(j.addr)
+	if err != nil {
+		return nil, err
+	}
+	iso := sluicev1.IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED
+	if c.cfg.readCommitted {
+		iso = sluicev1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED
+	}
+	wait := c.cfg.fetchMaxWait
+	rctx, cancel := context.WithTimeout(ctx, wait+c.cfg.requestTimeout)
+	defer cancel()
+	resp, err := sluicev1.NewConsumerServiceClient(cc).Fetch(rctx, &sluicev1.FetchRequest{
+		Topic: j.topic, Partitions: j.parts, MaxBytes: c.cfg.fetchMaxBytes, PartitionMaxBytes: c.cfg.partMaxBytes,
+		MinBytes: c.cfg.fetchMinBytes, MaxWaitMs: int32(wait / time.Millisecond), IsolationLevel: iso,
+		RecordFormat: sluicev1.RecordFormat_RECORD_FORMAT_STORED,
+	})
+	return resp, fromStatus(err)
+}
+
+// take turns a fetch response into records and advances positions, unless the partition
+// was sought meanwhile.
+func (c *Consumer) take(ctx context.Context, j *fetchJob, resp *sluicev1.FetchResponse) ([]*Record, []error) {
+	var recs []*Record
+	var errs []error
+	for _, fp := range resp.GetPartitions() {
+		tp := topicPartition{j.topic, fp.GetPartition()}
+		c.mu.Lock()
+		cp := c.mu.parts[tp]
+		if cp == nil || cp.moved != j.moved[tp.partition] || !cp.resolved || cp.failed != nil {
+			c.mu.Unlock()
+			continue
+		}
+		pos := cp.offset
+		c.mu.Unlock()
+		if pe := fp.GetError(); pe != nil {
+			err := fromProto(pe)
+			next, ok := c.recover(ctx, tp, pos, err, fp)
+			c.mu.Lock()
+			if cp == c.mu.parts[tp] && cp.moved == j.moved[tp.partition] {
+				if ok {
+					cp.offset = next
+				} else {
+					cp.failed = err
+					errs = append(errs, &PartitionError{Topic: tp.topic, Partition: tp.partition, Err: err})
+				}
+			}
+			c.mu.Unlock()
+			continue
+		}
+		next := pos
+		var prs []*Record
+		var perr error
+		for _, rb := range fp.GetBatches() {
+			rs, err := batch.Records(rb)
+			if err != nil {
+				perr = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_CORRUPT_BATCH, Message: err.Error(),
+					Metadata: map[string]string{"offset": strconv.FormatInt(rb.GetBaseOffset(), 10)}}
+				break
+			}
+			for i, r := range rs {
+				off := rb.GetBaseOffset() + int64(i)
+				if off < next {
+					continue
+				}
+				prs = append(prs, fromProtoRecord(tp.topic, tp.partition, off, rb.GetLeaderEpoch(), r))
+				next = off + 1
+			}
+		}
+		c.mu.Lock()
+		if cp == c.mu.parts[tp] && cp.moved == j.moved[tp.partition] && cp.offset == pos {
+			cp.offset = next
+			recs = append(recs, prs...)
+			if perr != nil {
+				cp.failed = perr
+				errs = append(errs, &PartitionError{Topic: tp.topic, Partition: tp.partition, Err: perr})
+			}
+		}
+		c.mu.Unlock()
+	}
+	return recs, errs
+}
+
+// recover decides what a partition error means for the position: leader changes are
+// retried after a metadata refresh, an offset out of range moves to the nearest end of
+// the log (unless StrictOffsets).
+func (c *Consumer) recover(ctx context.Context, tp topicPartition, pos int64, err error, fp *sluicev1.FetchedPartition) (int64, bool) {
+	switch {
+	case IsRetriable(err):
+		c.cl.refresh(ctx, tp.topic) //nolint:errcheck // best effort; the next Poll retries
+		return pos, true
+	case errors.Is(err, ErrOffsetOutOfRange) && !c.cfg.strictOffsets:
+		e, _ := AsError(err)
+		earliest, err1 := strconv.ParseInt(e.Metadata["earliest"], 10, 64)
+		latest, err2 := strconv.ParseInt(e.Metadata["latest"], 10, 64)
+		if err1 != nil || err2 != nil {
+			earliest, latest = fp.GetLogStartOffset(), fp.GetHighWatermark()
+		}
+		if pos < earliest {
+			return earliest, true
+		}
+		if latest >= earliest {
+			return latest, true
+		}
+	}
+	return 0, false
+}
+
+// resolve turns start positions into offsets with ListOffsets.
+func (c *Consumer) resolve(ctx context.Context, parts []*cpart) []error {
+	type key struct {
+		topic string
+		kind  offsetKind
+		ts    int64
+	}
+	groups := make(map[key][]*cpart)
+	for _, cp := range parts {
+		k := key{cp.tp.topic, cp.start.kind, 0}
+		if cp.start.kind == offsetTime {
+			k.ts = cp.start.ts.UnixMilli()
+		}
+		groups[k] = append(groups[k], cp)
+	}
+	var errs []error
+	for k, cps := range groups {
+		ps := make([]int32, len(cps))
+		for i, cp := range cps {
+			ps[i] = cp.tp.partition
+		}
+		offs, err := listOffsets(ctx, c.cl, k.topic, cps[0].start, c.cfg.readCommitted, ps)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		byPart := make(map[int32]*sluicev1.PartitionOffset, len(offs))
+		for _, o := range offs {
+			byPart[o.GetPartition()] = o
+		}
+		c.mu.Lock()
+		for _, cp := range cps {
+			cur := c.mu.parts[cp.tp]
+			if cur == nil || cur.moved != cp.moved || cur.resolved {
+				continue
+			}
+			o := byPart[cp.tp.partition]
+			switch {
+			case o == nil:
+				cur.failed = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_PARTITION, Message: "no offset returned"}
+			case o.GetError() != nil:
+				cur.failed = fromProto(o.GetError())
+			case o.GetOffset() < 0:
+				cur.resolved, cur.offset = true, o.GetHighWatermark()
+			default:
+				cur.resolved, cur.offset = true, o.GetOffset()
+			}
+			if cur.failed != nil {
+				errs = append(errs, &PartitionError{Topic: cp.tp.topic, Partition: cp.tp.partition, Err: cur.failed})
+			}
+		}
+		c.mu.Unlock()
+	}
+	return errs
+}
+
+func listOffsets(ctx context.Context, cl *cluster, topic string, o Offset, readCommitted bool, partitions []int32) ([]*sluicev1.PartitionOffset, error) {
+	var resp *sluicev1.ListOffsetsResponse
+	err := cl.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = sluicev1.NewAdminServiceClient(cc).ListOffsets(ctx, &sluicev1.ListOffsetsRequest{
+			Topic: topic, Partitions: partitions, Spec: o.spec(), ReadCommitted: readCommitted,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetOffsets(), nil
+}
+
+// Close stops the consumer and closes its connections. A Poll in progress returns.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.mu.closed = true
+	c.mu.Unlock()
+	return c.cl.close()
+}

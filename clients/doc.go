@@ -1,0 +1,100 @@
+// Package clients is the Go client library of Sluice: a Producer, a Consumer and an
+// Admin over the v1 gRPC API. It imports only the generated API (gen/sluice/v1) and the
+// batch wire format (batch); it never reaches into the server.
+//
+// # Options
+//
+// Constructors take functional options grouped by client: Opt values (Brokers,
+// DialOptions, Logger, RequestTimeout, RetryBackoff) apply to any client; ProducerOpt
+// (Linger, MaxBatchBytes, MaxInflightPerPartition, Compression, Acks,
+// DisableIdempotence, ManualPartitioning, MaxBufferedRecords, DeliveryTimeout,
+// ProduceTimeout, UnaryProduce) and ConsumerOpt (ConsumePartitions, FetchMaxWait,
+// FetchMinBytes, FetchMaxBytes, FetchMaxPartitionBytes, ReadCommitted, StrictOffsets)
+// only to theirs.
+//
+// # Producer
+//
+// Produce is asynchronous: the record is placed in its partition's open batch and its
+// promise is called once the batch is acknowledged (Partition and Offset filled in) or
+// has failed. ProduceSync produces several records and returns their ProduceResults
+// (FirstErr). Flush sends everything buffered and waits; Close fails what is still
+// buffered with ErrClosed (Flush first to deliver it).
+//
+// Partitioning: a record with a key goes to batch.KeyPartition(key, n), where Kafka's
+// default partitioner puts it (murmur2); an empty key counts as no key, since the wire
+// cannot tell them apart. Records without a key stick to one randomly chosen partition
+// until the batch they fill is sent, then move on (Kafka's sticky partitioner), so
+// unkeyed records batch well. ManualPartitioning uses Record.Partition.
+//
+// Batching: each partition has an open batch encoded as records are produced
+// (batch.Builder). It becomes ready when it reaches MaxBatchBytes, when Linger passes
+// after its first record, on Flush/ProduceSync, or at once with Linger(0). A ready batch
+// is compressed (Compression) and sent when its partition has fewer than
+// MaxInflightPerPartition batches in flight; records arriving meanwhile keep batching.
+//
+// Transport: the producer sends straight to partition leaders (ClusterService.GetMetadata
+// maps partitions to node addresses) over one ProducerService.ProduceStream per node.
+// The stream pipelines batches of all partitions the node leads and answers in order, so
+// several batches of a partition can be in flight while per-partition order holds; a
+// unary call per batch would either serialize each partition on a round trip or let
+// concurrent calls reach the leader out of order (with idempotence, a sequence error and
+// a retry). A server that answers UNIMPLEMENTED on the stream, or UnaryProduce, makes the
+// producer use unary Produce with one batch in flight per partition.
+//
+// Retries: a batch is retried with exponential backoff and jitter (RetryBackoff) while
+// the DeliveryTimeout allows, only for the reasons in its google.rpc.ErrorInfo that say
+// the batch can be sent again: NOT_LEADER (the metadata "leader"/"leader_address" hint
+// moves the partition to the new leader at once; without a hint metadata is refreshed),
+// LEADER_NOT_AVAILABLE and NODE_UNAVAILABLE (metadata refresh), NOT_WRITTEN, and, for an
+// idempotent producer only, UNKNOWN_OUTCOME and broken streams. Every other error reaches
+// the promise as an *Error.
+//
+// Idempotence (the default): the producer obtains a producer id with InitProducer and
+// numbers each partition's records; a retried batch keeps its sequence, so the partition
+// writes it once. A batch the server refuses leaves no gap: later batches of the
+// partition move down. A server answering UNIMPLEMENTED to InitProducer makes the
+// producer non-idempotent (logged once).
+//
+// # Consumer
+//
+// A Consumer reads assigned partitions (Assign, AssignTopic, ConsumePartitions) from a
+// start Offset: AtStart, AtEnd, At(offset) or AfterTime(t), resolved with ListOffsets.
+// Poll long-polls Fetch at every leader at once (RECORD_FORMAT_STORED), returns when
+// records arrive, and decodes batches itself: compressed batches are decompressed here,
+// their CRC checked (batch.Records). Seek moves a partition. An offset out of range moves
+// to the nearest end of the log unless StrictOffsets. Partition failures come back as
+// *PartitionError and stop that partition until it is sought again.
+//
+// # Admin
+//
+// Admin wraps AdminService and ClusterService: CreateTopic, DeleteTopic, ListTopics,
+// DescribeTopic, AddPartitions, AlterTopicConfig, ListOffsets, DeleteRecords, Metadata,
+// DescribeCluster.
+//
+// # Errors
+//
+// Server failures are *Error{Code, Reason, Message, Metadata}, decoded from the status's
+// google.rpc.ErrorInfo (or a stream's Error message). errors.Is(err, ErrUnknownTopic)
+// and the other sentinels match on the reason; IsRetriable and ReasonOf help decide.
+// Nothing in this package looks at message text.
+//
+// # Goroutines and locking
+//
+// A Producer owns: a router goroutine (places partitions on their leaders' sinks,
+// refreshing metadata with backoff), one sink goroutine per leader node (takes ready
+// batches and writes them to the stream), one receiver goroutine per open stream
+// (matches responses to batches in flight), and, in unary mode, one goroutine per call in
+// flight. Close cancels them all and waits. Linger and backoff use time.AfterFunc timers
+// that only poke a sink. Promises run on the receiver (or unary call) goroutine, in order
+// per partition; a promise must not call Flush, ProduceSync or Close.
+//
+// Producer.mu guards all producer state: partitions (partBuf: batches, in-flight count,
+// sink, sequences), sinks' partition lists and streams, the buffered count and flush
+// waiters, and the producer id. Methods that need it held end in Locked. Batches are
+// encoded and compressed while it is held (sealLocked); records are appended to a
+// batch's Builder under it. Producer.idMu serializes InitProducer. cluster.mu guards
+// connections and cached metadata; the lock order is Producer.mu, then cluster.mu
+// (cluster never calls back). Consumer.pollMu serializes Poll; Consumer.mu guards
+// assignments and positions and is never held across a call to the server; Poll's fetch
+// goroutines end before it returns. Admin holds no state besides its cluster.
+package clients

@@ -1,0 +1,395 @@
+package clients_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+
+	"github.com/sluicehq/sluice/batch"
+	"github.com/sluicehq/sluice/clients"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// guard bounds a test's waits; it is a failure guard, not a timing assertion.
+func guard(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newProducer(t testing.TB, f *fake, opts ...clients.ProducerOpt) *clients.Producer {
+	t.Helper()
+	p, err := clients.NewProducer(append([]clients.ProducerOpt{clients.Brokers(f.addrs()...),
+		clients.RetryBackoff(time.Millisecond, 5*time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func TestProduceSyncAcknowledgesWithOffsets(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	var recs []*clients.Record
+	for i := range 10 {
+		recs = append(recs, &clients.Record{Topic: "t", Value: fmt.Appendf(nil, "v%d", i)})
+	}
+	rs := p.ProduceSync(ctx, recs...)
+	if err := rs.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if r.Record.Offset != int64(i) || r.Record.Partition != 0 {
+			t.Fatalf("record %d at %d/%d", i, r.Record.Partition, r.Record.Offset)
+		}
+	}
+	if r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("x")}).First(); err != nil || r.Offset != 10 {
+		t.Fatalf("First = %v, %v", r, err)
+	}
+}
+
+// Records wait for linger and are sent together by Flush; no timing is asserted: the
+// linger is an hour.
+func TestLingerBatchesUntilFlush(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.Linger(time.Hour), clients.ManualPartitioning())
+	ctx := guard(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var offsets []int64
+	for i := range 50 {
+		wg.Add(1)
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: fmt.Appendf(nil, "%d", i)}, func(r *clients.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			offsets = append(offsets, r.Offset)
+			mu.Unlock()
+		})
+	}
+	if n := len(f.log("t", 0)); n != 0 {
+		t.Fatalf("%d batches sent before linger or flush", n)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	log := f.log("t", 0)
+	if len(log) != 1 || log[0].h.RecordCount != 50 {
+		t.Fatalf("want one batch of 50, got %d batches", len(log))
+	}
+	for i, o := range offsets { // promises run in order per partition
+		if o != int64(i) {
+			t.Fatalf("promise %d got offset %d", i, o)
+		}
+	}
+}
+
+func TestMaxBatchBytesSplitsBatches(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.Linger(time.Hour), clients.MaxBatchBytes(1000), clients.ManualPartitioning())
+	ctx := guard(t)
+	for range 100 {
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: make([]byte, 95)}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := f.log("t", 0)
+	total := 0
+	for _, b := range log {
+		total += int(b.h.RecordCount)
+		if b.h.RecordCount > 10 {
+			t.Fatalf("batch of %d records over 1000 bytes", b.h.RecordCount)
+		}
+	}
+	if total != 100 || len(log) < 10 {
+		t.Fatalf("%d records in %d batches", total, len(log))
+	}
+}
+
+func TestKeyedRecordsGoWhereKafkaPutsThem(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 7, 1, 2)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	var recs []*clients.Record
+	for i := range 200 {
+		recs = append(recs, &clients.Record{Topic: "t", Key: fmt.Appendf(nil, "key-%d", i), Value: []byte("v")})
+	}
+	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if want := batch.KeyPartition(r.Key, 7); r.Partition != want {
+			t.Fatalf("key %s in partition %d, want %d", r.Key, r.Partition, want)
+		}
+	}
+	// And the fake has each record where the promise said.
+	for part := range 7 {
+		for _, b := range f.log("t", part) {
+			rb, _ := batch.Splice(b.stored, b.base, 0, sluicev1.RecordFormat_RECORD_FORMAT_STORED)
+			rs, err := batch.Records(rb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rs {
+				if batch.KeyPartition(r.Key, 7) != int32(part) {
+					t.Fatalf("key %s stored in partition %d", r.Key, part)
+				}
+			}
+		}
+	}
+}
+
+// Records without a key stick to one partition until its batch is sent.
+func TestStickyPartitioningForNullKeys(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 8)
+	p := newProducer(t, f, clients.Linger(time.Hour))
+	ctx := guard(t)
+	for range 30 {
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: []byte("v")}, nil)
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for part := range 8 {
+		if log := f.log("t", part); len(log) > 0 {
+			used++
+			if len(log) != 1 || log[0].h.RecordCount != 30 {
+				t.Fatalf("partition %d: %d batches", part, len(log))
+			}
+		}
+	}
+	if used != 1 {
+		t.Fatalf("null keys spread over %d partitions", used)
+	}
+	// After the batch is sent, the next null-key batch may go elsewhere: over many
+	// flushed batches more than one partition is used.
+	seen := map[int32]bool{}
+	for range 40 {
+		r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("v")}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[r.Partition] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("sticky partition never moved: %v", seen)
+	}
+}
+
+// The leader moves after the producer cached metadata: the old leader answers
+// NOT_LEADER with the new leader's address and the batch is retried there.
+func TestRetryOnNotLeaderFollowsTheHint(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 1, 1)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("a")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	f.setLeader("t", 0, 2)
+	r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("b")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := f.log("t", 0)
+	if r.Offset != 1 || len(log) != 2 || log[1].node != 2 {
+		t.Fatalf("offset %d, %d batches, last on node %d", r.Offset, len(log), log[len(log)-1].node)
+	}
+}
+
+// Without a usable hint the producer refreshes metadata to find the leader.
+func TestRetryRefreshesMetadata(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 1, 1)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("a")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	f.setLeader("t", 0, 2)
+	f.mu.Lock()
+	before := f.metaCalls
+	f.produceHook = func(node int32, req *sluicev1.ProduceRequest) error {
+		if node == 1 {
+			return apiError(codes.Unavailable, "LEADER_NOT_AVAILABLE", nil)
+		}
+		return nil
+	}
+	f.mu.Unlock()
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("b")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	after := f.metaCalls
+	f.mu.Unlock()
+	if after <= before {
+		t.Fatalf("no metadata refresh")
+	}
+	if log := f.log("t", 0); log[len(log)-1].node != 2 {
+		t.Fatalf("batch written on node %d", log[len(log)-1].node)
+	}
+}
+
+// Batches carry the producer id and consecutive sequences; a batch whose
+// acknowledgement was lost is retried and the partition deduplicates it.
+func TestIdempotentSequencesAndDedupe(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.ManualPartitioning())
+	ctx := guard(t)
+	for i := range 5 {
+		var recs []*clients.Record
+		for range i + 1 {
+			recs = append(recs, &clients.Record{Topic: "t", Value: []byte("v")})
+		}
+		if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lost sync.Once
+	f.mu.Lock()
+	f.appendThenFail = true
+	f.produceHook = func(int32, *sluicev1.ProduceRequest) error {
+		var err error
+		lost.Do(func() { err = apiError(codes.DeadlineExceeded, "UNKNOWN_OUTCOME", nil) })
+		return err
+	}
+	f.mu.Unlock()
+	r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("last")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := f.log("t", 0)
+	if len(log) != 6 {
+		t.Fatalf("%d batches, want 6 (the retry deduplicated)", len(log))
+	}
+	want := int32(0)
+	for i, b := range log {
+		if b.h.ProducerID <= 0 || b.h.BaseSequence != want {
+			t.Fatalf("batch %d: producer %d sequence %d, want %d", i, b.h.ProducerID, b.h.BaseSequence, want)
+		}
+		want += b.h.RecordCount
+	}
+	if r.Offset != 15 {
+		t.Fatalf("deduplicated record at offset %d, want 15", r.Offset)
+	}
+}
+
+// Without idempotence an unknown outcome is not retried: it could write twice.
+func TestNonIdempotentUnknownOutcomeFails(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	f.produceHook = func(int32, *sluicev1.ProduceRequest) error {
+		return apiError(codes.DeadlineExceeded, "UNKNOWN_OUTCOME", nil)
+	}
+	p := newProducer(t, f, clients.DisableIdempotence())
+	_, err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}).First()
+	if !errors.Is(err, clients.ErrUnknownOutcome) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, b := range f.log("t", 0) {
+		if b.h.ProducerID > 0 {
+			t.Fatalf("batch carries producer id %d", b.h.ProducerID)
+		}
+	}
+}
+
+func TestNonRetriableErrorReachesThePromise(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	f.produceHook = func(int32, *sluicev1.ProduceRequest) error {
+		return apiError(codes.InvalidArgument, "BATCH_TOO_LARGE", map[string]string{"size": "2000000", "max": "1048588"})
+	}
+	p := newProducer(t, f)
+	_, err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}).First()
+	e, ok := clients.AsError(err)
+	if !ok || !errors.Is(err, clients.ErrBatchTooLarge) || e.Code != codes.InvalidArgument || e.Metadata["max"] != "1048588" {
+		t.Fatalf("err = %#v", err)
+	}
+	if clients.IsRetriable(err) {
+		t.Fatalf("BATCH_TOO_LARGE retriable")
+	}
+	// The refused batch left no gap: the next one is accepted (sequence adjusted).
+	f.mu.Lock()
+	f.produceHook = nil
+	f.mu.Unlock()
+	if _, err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}).First(); err != nil {
+		t.Fatalf("after a refused batch: %v", err)
+	}
+}
+
+func TestUnknownTopic(t *testing.T) {
+	f := newFake(t, 1)
+	p := newProducer(t, f)
+	_, err := p.ProduceSync(guard(t), &clients.Record{Topic: "nope", Value: []byte("v")}).First()
+	if !errors.Is(err, clients.ErrUnknownTopic) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A server without ProduceStream and InitProducer still takes records: the producer
+// falls back to unary calls without idempotence.
+func TestFallbackToUnaryWithoutIdempotence(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 2)
+	f.noStream, f.noInit = true, true
+	p := newProducer(t, f)
+	var recs []*clients.Record
+	for i := range 20 {
+		recs = append(recs, &clients.Record{Topic: "t", Key: fmt.Appendf(nil, "%d", i), Value: []byte("v")})
+	}
+	if err := p.ProduceSync(guard(t), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for part := range 2 {
+		for _, b := range f.log("t", part) {
+			n += int(b.h.RecordCount)
+			if b.h.ProducerID > 0 {
+				t.Fatalf("idempotent batch without InitProducer")
+			}
+		}
+	}
+	if n != 20 {
+		t.Fatalf("%d records stored", n)
+	}
+}
+
+func TestCloseFailsBufferedRecords(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.Linger(time.Hour))
+	errc := make(chan error, 1)
+	p.Produce(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}, func(_ *clients.Record, err error) { errc <- err })
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; !errors.Is(err, clients.ErrClosed) {
+		t.Fatalf("err = %v", err)
+	}
+	var got error
+	p.Produce(guard(t), &clients.Record{Topic: "t"}, func(_ *clients.Record, err error) { got = err })
+	if !errors.Is(got, clients.ErrClosed) {
+		t.Fatalf("produce after close: %v", got)
+	}
+}

@@ -1,0 +1,487 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// sink sends the batches of the partitions one node leads. Its goroutine (run) takes
+// ready batches and writes them to the node's ProduceStream; a receiver goroutine per
+// stream matches the in-order responses to the batches in flight. Without
+// ProduceStream (UnaryProduce, or a server answering UNIMPLEMENTED) each batch is one
+// unary Produce call, one in flight per partition.
+type sink struct {
+	p    *Producer
+	addr string
+	wake chan struct{} // cap 1
+
+	// guarded by Producer.mu
+	parts  []*partBuf
+	next   int
+	stream *pstream
+	unary  bool
+}
+
+type pstream struct {
+	stream   grpc.BidiStreamingClient[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]
+	cancel   context.CancelFunc
+	inflight []*pbatch // guarded by Producer.mu; in send order
+	corr     uint64    // guarded by Producer.mu
+	broken   bool      // guarded by Producer.mu
+}
+
+func (p *Producer) sinkLocked(addr string) *sink {
+	s := p.mu.sinks[addr]
+	if s != nil {
+		return s
+	}
+	s = &sink{p: p, addr: addr, wake: make(chan struct{}, 1), unary: p.cfg.unaryProduce}
+	p.mu.sinks[addr] = s
+	if !p.mu.closed {
+		p.wg.Add(1)
+		go s.run()
+	}
+	return s
+}
+
+func (s *sink) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *sink) addLocked(pb *partBuf) {
+	pb.sink = s
+	s.parts = append(s.parts, pb)
+	s.poke()
+}
+
+func (s *sink) removeLocked(pb *partBuf) {
+	for i, q := range s.parts {
+		if q == pb {
+			s.parts = append(s.parts[:i], s.parts[i+1:]...)
+			break
+		}
+	}
+	pb.sink = nil
+}
+
+func (s *sink) run() {
+	p := s.p
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		if err := p.ensureProducerID(); err != nil {
+			p.cfg.logger.Warn("init producer failed; will retry", "err", err)
+			time.AfterFunc(p.cfg.backoff(2), s.poke)
+			continue
+		}
+		for {
+			p.mu.Lock()
+			bs := s.takeLocked(time.Now())
+			p.mu.Unlock()
+			if len(bs) == 0 {
+				break
+			}
+			for _, b := range bs {
+				s.send(b)
+			}
+		}
+	}
+}
+
+// takeLocked removes the batches that may be sent now, in partition order, and marks
+// them in flight.
+func (s *sink) takeLocked(now time.Time) []*pbatch {
+	p := s.p
+	maxIn := p.cfg.maxInflight
+	if s.unary {
+		maxIn = 1
+	}
+	var out []*pbatch
+	var wait time.Duration
+	n := len(s.parts)
+	for i := range n {
+		pb := s.parts[(s.next+i)%n]
+		if now.Before(pb.backoffTill) {
+			if d := pb.backoffTill.Sub(now); wait == 0 || d < wait {
+				wait = d
+			}
+			continue
+		}
+		for pb.inflight < maxIn && (pb.inflight == 0 || pb.inflightOn == s) && p.readyLocked(pb) {
+			b := pb.batches[0]
+			pb.batches = pb.batches[1:]
+			b.full = true
+			if b.rb == nil {
+				p.sealLocked(b)
+			}
+			p.adjustSeqLocked(b)
+			pb.inflight++
+			pb.inflightOn = s
+			out = append(out, b)
+		}
+	}
+	if n > 0 {
+		s.next = (s.next + 1) % n
+	}
+	if len(out) == 0 && wait > 0 {
+		time.AfterFunc(wait, s.poke)
+	}
+	return out
+}
+
+// sealLocked closes b: it encodes its records and assigns its producer id and sequence.
+func (p *Producer) sealLocked(b *pbatch) {
+	rb, err := b.b.Finish(p.cfg.compression)
+	if err != nil {
+		// Finish fails only for an unknown codec, which the options do not check.
+		rb = &sluicev1.RecordBatch{RecordCount: int32(len(b.recs))}
+		p.cfg.logger.Error("encoding a batch failed", "err", err)
+	}
+	b.rb = rb
+	pb := b.part
+	if p.mu.idState == idReady {
+		rb.ProducerId, rb.ProducerEpoch, rb.BaseSequence = p.mu.producerID, p.mu.epoch, pb.nextSeq
+		pb.nextSeq += rb.RecordCount
+		if pb.nextSeq < 0 { // wraps like Kafka's sequences
+			pb.nextSeq -= -1 << 31
+		}
+		b.adjGen = pb.gen
+	}
+}
+
+// adjustSeqLocked moves b's sequence down past holes punched since it was sealed.
+func (p *Producer) adjustSeqLocked(b *pbatch) {
+	pb := b.part
+	if b.rb.ProducerId <= 0 || b.adjGen == pb.gen {
+		return
+	}
+	for _, h := range pb.holes {
+		if h.gen > b.adjGen && h.seq < b.rb.BaseSequence {
+			b.rb.BaseSequence -= h.count
+		}
+	}
+	b.adjGen = pb.gen
+}
+
+func (s *sink) send(b *pbatch) {
+	p := s.p
+	req := &sluicev1.ProduceRequest{
+		Topic: b.part.tp.topic, Partition: &b.part.tp.partition, Acks: p.cfg.acks, Batch: b.rb,
+		TimeoutMs: int32(p.cfg.produceTimeout / time.Millisecond),
+	}
+	p.mu.Lock()
+	unary := s.unary
+	p.mu.Unlock()
+	if unary {
+		cc, err := p.cl.conn(s.addr)
+		if err != nil {
+			p.complete(b, nil, err)
+			return
+		}
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(p.ctx, req)
+			p.complete(b, resp, fromStatus(err))
+		}()
+		return
+	}
+	st, err := s.streamFor()
+	if err != nil {
+		p.complete(b, nil, &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_NOT_WRITTEN, Message: err.Error()})
+		return
+	}
+	p.mu.Lock()
+	if st.broken {
+		p.mu.Unlock()
+		p.complete(b, nil, &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_NOT_WRITTEN, Message: "stream closed"})
+		return
+	}
+	st.corr++
+	b.corr = st.corr
+	st.inflight = append(st.inflight, b)
+	p.mu.Unlock()
+	if err := st.stream.Send(&sluicev1.ProduceStreamRequest{Request: req, CorrelationId: b.corr}); err != nil {
+		st.cancel() // the receiver fails what is in flight
+	}
+}
+
+// streamFor returns the node's open stream, opening one (and its receiver) if needed.
+// Only the sink's goroutine calls it.
+func (s *sink) streamFor() (*pstream, error) {
+	p := s.p
+	p.mu.Lock()
+	st := s.stream
+	p.mu.Unlock()
+	if st != nil {
+		return st, nil
+	}
+	cc, err := p.cl.conn(s.addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	stream, err := sluicev1.NewProducerServiceClient(cc).ProduceStream(ctx)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	st = &pstream{stream: stream, cancel: cancel}
+	p.mu.Lock()
+	s.stream = st
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go s.receive(st)
+	return st, nil
+}
+
+func (s *sink) receive(st *pstream) {
+	p := s.p
+	defer p.wg.Done()
+	for {
+		resp, err := st.stream.Recv()
+		if err != nil {
+			s.streamFailed(st, err)
+			return
+		}
+		p.mu.Lock()
+		if len(st.inflight) == 0 || st.inflight[0].corr != resp.GetCorrelationId() {
+			p.mu.Unlock()
+			s.streamFailed(st, errors.New("sluice: produce stream answered out of order"))
+			return
+		}
+		b := st.inflight[0]
+		st.inflight = st.inflight[1:]
+		p.mu.Unlock()
+		var rerr error
+		if resp.GetError() != nil {
+			rerr = fromProto(resp.GetError())
+		} else if resp.GetResponse() == nil {
+			rerr = &Error{Code: codes.Internal, Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, Message: "empty produce response"}
+		}
+		p.complete(b, resp.GetResponse(), rerr)
+	}
+}
+
+// streamFailed ends a stream: its batches in flight are retried or failed.
+func (s *sink) streamFailed(st *pstream, err error) {
+	p := s.p
+	st.cancel()
+	err = fromStatus(err)
+	e, _ := AsError(err)
+	unimplemented := e != nil && e.Code == codes.Unimplemented
+	p.mu.Lock()
+	st.broken = true
+	bs := st.inflight
+	st.inflight = nil
+	if s.stream == st {
+		s.stream = nil
+	}
+	if unimplemented && !s.unary {
+		s.unary = true
+		p.cfg.logger.Info("server does not implement ProduceStream; producing with unary calls", "node", s.addr)
+	}
+	p.mu.Unlock()
+	var berr error
+	switch {
+	case p.ctx.Err() != nil:
+		berr = ErrClosed
+	case unimplemented:
+		berr = &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_NOT_WRITTEN, Message: "ProduceStream not implemented"}
+	default:
+		msg := "produce stream failed"
+		if e != nil {
+			msg = e.Error()
+		} else if err != nil {
+			msg = err.Error()
+		}
+		berr = &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, Message: msg}
+	}
+	for _, b := range bs {
+		p.complete(b, nil, berr)
+	}
+	s.poke()
+}
+
+// finished is a batch's records with their outcome, for promises called outside the lock.
+type finished struct {
+	recs []promised
+	err  error
+}
+
+// complete takes a batch's response: it finishes its records, or requeues the batch
+// for a retry.
+func (p *Producer) complete(b *pbatch, resp *sluicev1.ProduceResponse, err error) {
+	p.mu.Lock()
+	pb := b.part
+	pb.inflight--
+	if err != nil && p.mu.closed {
+		err = ErrClosed
+	}
+	var done []finished
+	switch {
+	case err == nil:
+		done = append(done, p.finishLocked(b, resp, nil))
+	case p.retryLocked(b, err):
+	default:
+		p.punchHoleLocked(b, err)
+		done = append(done, p.finishLocked(b, nil, err))
+	}
+	if pb.sink != nil {
+		pb.sink.poke()
+	}
+	p.mu.Unlock()
+	p.finish(done)
+}
+
+// retryLocked requeues b if err allows a retry and the delivery timeout has not passed,
+// rerouting the partition when its leader moved.
+func (p *Producer) retryLocked(b *pbatch, err error) bool {
+	if p.mu.closed || time.Since(b.created) > p.cfg.deliveryTimeout {
+		return false
+	}
+	pb := b.part
+	idem := b.rb != nil && b.rb.ProducerId > 0
+	ok := retriable(err, idem)
+	if !ok && idem && errors.Is(err, ErrOutOfOrderSequence) {
+		// An earlier batch is being retried, or a hole was punched after b was sealed:
+		// b's sequence becomes valid once those are resolved.
+		ok = b.adjGen != pb.gen
+		for _, q := range pb.batches {
+			ok = ok || (q.rb != nil && q.order < b.order)
+		}
+	}
+	if !ok {
+		return false
+	}
+	b.attempts++
+	i := 0
+	for i < len(pb.batches) && pb.batches[i].order < b.order {
+		i++
+	}
+	pb.batches = append(pb.batches, nil)
+	copy(pb.batches[i+1:], pb.batches[i:])
+	pb.batches[i] = b
+	pb.backoffTill = time.Now().Add(p.cfg.backoff(b.attempts))
+
+	e, _ := AsError(err)
+	switch {
+	case errors.Is(err, ErrNotLeader) && p.cl.noteLeader(pb.tp.topic, pb.tp.partition, e.Metadata):
+		if addr := p.cl.leaderAddr(pb.tp.topic, pb.tp.partition); addr != "" && (pb.sink == nil || pb.sink.addr != addr) {
+			if pb.sink != nil {
+				pb.sink.removeLocked(pb)
+			}
+			delete(p.mu.unrouted, pb)
+			p.sinkLocked(addr).addLocked(pb)
+		}
+	case errors.Is(err, ErrNotWritten) || errors.Is(err, ErrOutOfOrderSequence):
+		// same leader; just back off
+	default:
+		if pb.sink != nil {
+			pb.sink.removeLocked(pb)
+		}
+		p.mu.unrouted[pb] = struct{}{}
+		p.kickRouter()
+	}
+	if pb.sink != nil {
+		s := pb.sink
+		time.AfterFunc(time.Until(pb.backoffTill), s.poke)
+	}
+	return true
+}
+
+// punchHoleLocked records that an idempotent batch failed without being written, so that
+// later batches of the partition close the gap in sequence numbers.
+func (p *Producer) punchHoleLocked(b *pbatch, err error) {
+	e, ok := AsError(err)
+	if !ok || b.rb == nil || b.rb.ProducerId <= 0 || e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED ||
+		e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME {
+		return
+	}
+	pb := b.part
+	pb.gen++
+	pb.holes = append(pb.holes, seqHole{seq: b.rb.BaseSequence, count: b.rb.RecordCount, gen: pb.gen})
+	pb.nextSeq -= b.rb.RecordCount
+}
+
+// finishLocked settles b's records with the response or err.
+func (p *Producer) finishLocked(b *pbatch, resp *sluicev1.ProduceResponse, err error) finished {
+	if err == nil {
+		base := resp.GetBaseOffset()
+		lat := resp.GetLogAppendTimeMs()
+		for i, pr := range b.recs {
+			pr.r.Partition = b.part.tp.partition
+			pr.r.Offset = -1
+			if base >= 0 {
+				pr.r.Offset = base + int64(i)
+			}
+			if lat > 0 {
+				pr.r.Timestamp = time.UnixMilli(lat)
+			}
+		}
+	}
+	p.mu.buffered -= len(b.recs)
+	p.notifyLocked()
+	return finished{recs: b.recs, err: err}
+}
+
+func (p *Producer) finish(done []finished) {
+	for _, f := range done {
+		for _, pr := range f.recs {
+			<-p.sem
+			pr.promise(pr.r, f.err)
+		}
+	}
+}
+
+// ensureProducerID obtains the producer id and epoch once. A server without
+// InitProducer (UNIMPLEMENTED or UNSUPPORTED) makes the producer non-idempotent; that is
+// logged once.
+func (p *Producer) ensureProducerID() error {
+	p.mu.Lock()
+	st := p.mu.idState
+	p.mu.Unlock()
+	if st != idUnknown {
+		return nil
+	}
+	p.idMu.Lock()
+	defer p.idMu.Unlock()
+	p.mu.Lock()
+	st = p.mu.idState
+	p.mu.Unlock()
+	if st != idUnknown {
+		return nil
+	}
+	var resp *sluicev1.InitProducerResponse
+	err := p.cl.call(p.ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+		resp, err = sluicev1.NewProducerServiceClient(cc).InitProducer(ctx, &sluicev1.InitProducerRequest{})
+		return err
+	})
+	if err != nil {
+		if e, ok := AsError(err); ok && (e.Code == codes.Unimplemented || e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSUPPORTED) {
+			p.mu.Lock()
+			p.mu.idState = idDisabled
+			p.mu.Unlock()
+			p.cfg.logger.Warn("server does not support idempotent producers; producing without idempotence", "err", err)
+			return nil
+		}
+		return err
+	}
+	p.mu.Lock()
+	p.mu.producerID, p.mu.epoch, p.mu.idState = resp.GetProducerId(), resp.GetProducerEpoch(), idReady
+	p.mu.Unlock()
+	return nil
+}
