@@ -79,7 +79,7 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 	if g.JSON() {
 		progress = g.Stderr
 	}
-	fmt.Fprintf(progress, "consume: %d records from %q (%d partitions)\n", target, o.topic, len(parts))
+	fmt.Fprintf(progress, "consume: %d records from %q (partitions: %d)\n", target, o.topic, len(parts))
 	start := time.Now()
 	rctx, stopReport := context.WithCancel(ctx)
 	reportDone := make(chan struct{})

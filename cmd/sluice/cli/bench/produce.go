@@ -105,7 +105,7 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	if o.sync {
 		mode = "produce-sync"
 	}
-	fmt.Fprintf(progress, "%s: %d records of %d bytes to %q (%d partitions), acks=%s, compression=%s, %d producers\n",
+	fmt.Fprintf(progress, "%s: %d records of %d bytes to %q (partitions: %d), acks=%s, compression=%s, %d producers\n",
 		mode, o.records, o.recordSize, o.topic, nparts, o.acks, o.compression, o.producers)
 
 	start := time.Now()

@@ -141,6 +141,9 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 			}
 			if ps := byPart[po.GetPartition()]; ps != nil {
 				ps.next, ps.end = po.GetOffset(), po.GetHighWatermark()
+				if ps.next < 0 { // no record at or after the time: start at the end
+					ps.next = po.GetHighWatermark()
+				}
 			}
 		}
 	}

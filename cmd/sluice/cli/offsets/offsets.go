@@ -61,8 +61,10 @@ the first record whose timestamp is at or after that time (the high watermark if
 			t := app.NewTable(g.Stdout, header...)
 			for _, r := range rows {
 				cells := []any{r.Partition, r.Earliest, r.Latest}
-				if r.At != nil {
+				if r.At != nil && *r.At >= 0 {
 					cells = append(cells, *r.At)
+				} else if r.At != nil {
+					cells = append(cells, "-") // no record at or after that time
 				}
 				t.Row(cells...)
 			}

@@ -170,13 +170,20 @@ func printSummary(g *app.Globals, topic string, parts map[int32]*PartitionSummar
 	if g.JSON() {
 		return g.PrintJSON(s)
 	}
-	fmt.Fprintf(g.Stdout, "produced %d records to %q\n", s.Records, topic)
+	fmt.Fprintf(g.Stdout, "produced %s to %q\n", records(s.Records), topic)
 	for _, p := range s.Partitions {
 		if p.FirstOffset < 0 {
-			fmt.Fprintf(g.Stdout, "  partition %d: %d record(s) (acks=0: offsets unknown)\n", p.Partition, p.Records)
+			fmt.Fprintf(g.Stdout, "  partition %d: %s (acks=0: offsets unknown)\n", p.Partition, records(p.Records))
 			continue
 		}
-		fmt.Fprintf(g.Stdout, "  partition %d: %d record(s), offsets %d-%d\n", p.Partition, p.Records, p.FirstOffset, p.LastOffset)
+		fmt.Fprintf(g.Stdout, "  partition %d: %s, offsets %d-%d\n", p.Partition, records(p.Records), p.FirstOffset, p.LastOffset)
 	}
 	return nil
+}
+
+func records(n int64) string {
+	if n == 1 {
+		return "1 record"
+	}
+	return fmt.Sprintf("%d records", n)
 }
