@@ -22,8 +22,21 @@ func BenchmarkProduce(b *testing.B) {
 	}
 }
 
-func benchProduce(b *testing.B, parts, producers int) {
-	c := newTestCluster(b, 1, false)
+// BenchmarkProduceThreeNodes is the same workload on three in-process
+// nodes (MemNetwork, each node with its own directory and group commit):
+// every acknowledged batch is durable on two of them.
+func BenchmarkProduceThreeNodes(b *testing.B) {
+	for _, parts := range []int{1, 6} {
+		b.Run(fmt.Sprintf("partitions=%d/producers=64", parts), func(b *testing.B) {
+			benchProduceNodes(b, 3, parts, 64)
+		})
+	}
+}
+
+func benchProduce(b *testing.B, parts, producers int) { benchProduceNodes(b, 1, parts, producers) }
+
+func benchProduceNodes(b *testing.B, nodes, parts, producers int) {
+	c := newTestCluster(b, nodes, false)
 	ps := make([]*Partition, parts)
 	for g := 1; g <= parts; g++ {
 		c.open(uint64(g))
@@ -54,7 +67,8 @@ func benchProduce(b *testing.B, parts, producers int) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	st := c.host(1).syncer.Stats()
+	_, lp := c.leader(1)
+	st := lp.h.syncer.Stats()
 	b.ReportMetric(float64(b.N)/float64(max(1, st.Cycles)), "batches/cycle")
 	b.ReportMetric(float64(st.Fsyncs)/float64(max(1, st.Cycles)), "fsyncs/cycle")
 }

@@ -34,7 +34,6 @@ type Host struct {
 	out     *outbox
 	seq     atomic.Uint64
 
-	commitSaveTicks int
 	retentionTicks  int
 	openLog         func(dir string, opts storage.Options) (logStore, error)
 
@@ -66,7 +65,6 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	h.seq.Store(binary.BigEndian.Uint64(b[:]) >> 2) // random per run: proposal ids never repeat across restarts
-	h.commitSaveTicks = max(1, int(10*time.Second/cfg.TickInterval))
 	h.retentionTicks = max(1, int(cfg.RetentionCheck/cfg.TickInterval))
 	h.sched = newScheduler(cfg.Workers, h.process)
 	h.syncq = newSyncQueue(cfg.SyncWorkers)
@@ -383,6 +381,11 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 // close stops the replica: no more passes, pending requests answered,
 // HardState saved, log closed.
 func (p *Partition) close() error {
+	p.closeOnce.Do(func() { p.closeErr = p.doClose() })
+	return p.closeErr
+}
+
+func (p *Partition) doClose() error {
 	p.raftMu.Lock()
 	var err error
 	if p.raftMu.rn != nil {

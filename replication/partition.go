@@ -24,6 +24,9 @@ type Partition struct {
 	dir  string
 	log  logStore
 
+	closeOnce sync.Once
+	closeErr  error
+
 	// raftMu serializes the Raft state: held by the scheduler worker
 	// processing this group, and by Close. Lock order: raftMu before mu,
 	// raftMu before syncMu.

@@ -403,6 +403,9 @@ func (p *Partition) applyNormalRaftMuLocked(e *raftpb.Entry) (resolvedProp, bool
 
 func (p *Partition) applyConfChangeRaftMuLocked(cc raftpb.ConfChangeI) {
 	cs := p.raftMu.rn.ApplyConfChange(cc)
+	if p.raftMu.cs != nil && p.raftMu.cs.Equivalent(cs) == nil {
+		return // e.g. the bootstrap entries of the configuration saved at creation
+	}
 	p.raftMu.cs = cs
 	if err := p.log.SaveState(nil, cs); err != nil {
 		p.failRaftMuLocked(err)
@@ -461,16 +464,13 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 	return nil
 }
 
-// onTickRaftMuLocked runs periodic upkeep: lazy commit persistence and
-// retention.
+// onTickRaftMuLocked runs periodic upkeep (retention). The commit index
+// is not saved on ticks: it is saved with every term or vote change,
+// before every snapshot and on close, and a replica that restarts with an
+// older one re-learns it from the leader (a group of one by electing
+// itself). Saving it periodically would cost an fsync per partition.
 func (p *Partition) onTickRaftMuLocked() {
 	p.raftMu.ticks++
-	if p.raftMu.ticks%p.h.commitSaveTicks == 0 && p.raftMu.hs.commit > p.raftMu.saved.commit {
-		if err := p.saveHardStateRaftMuLocked(); err != nil {
-			p.failRaftMuLocked(err)
-			return
-		}
-	}
 	if p.raftMu.ticks%p.h.retentionTicks == 0 {
 		p.retentionRaftMuLocked()
 	}
