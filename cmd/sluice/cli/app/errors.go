@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluicehq/sluice/clients"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -41,6 +41,16 @@ func Describe(err error, brokers string) string {
 	if errors.As(err, &we) {
 		prefix, err = we.prefix+": ", we.err
 	}
+	if ce, ok := clients.AsError(err); ok {
+		reason := strings.TrimPrefix(ce.Reason.String(), "ERROR_REASON_")
+		if ce.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			if ce.Code == codes.Unavailable {
+				return fmt.Sprintf("%scannot reach the cluster at %s: %s (UNAVAILABLE)", prefix, brokers, ce.Message)
+			}
+			reason = ce.Code.String()
+		}
+		return fmt.Sprintf("%s%s (%s)", prefix, ce.Message, reason)
+	}
 	st, ok := status.FromError(err)
 	if !ok {
 		switch {
@@ -53,10 +63,9 @@ func Describe(err error, brokers string) string {
 	}
 	msg := st.Message()
 	var reason string
-	var meta map[string]string
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok {
-			reason, meta = info.GetReason(), info.GetMetadata()
+			reason = info.GetReason()
 		}
 	}
 	switch st.Code() {
@@ -76,28 +85,7 @@ func Describe(err error, brokers string) string {
 	if reason == "" {
 		reason = st.Code().String()
 	}
-	if extra := metaHint(reason, meta); extra != "" {
-		msg += " " + extra
-	}
 	return fmt.Sprintf("%s%s (%s)", prefix, msg, reason)
-}
-
-// metaHint adds details a person needs that the message may not carry, such as the
-// valid range of an out-of-range offset.
-func metaHint(reason string, meta map[string]string) string {
-	if reason != "OFFSET_OUT_OF_RANGE" || len(meta) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+"="+meta[k])
-	}
-	return "[" + strings.Join(parts, " ") + "]"
 }
 
 // ReasonOf renders a per-item Error from a response (stream and batch APIs report

@@ -10,6 +10,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/sluicehq/sluice/clients"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
 func withReason(c codes.Code, msg, reason string, meta map[string]string) error {
@@ -27,11 +30,12 @@ func TestDescribe(t *testing.T) {
 	}{
 		{withReason(codes.NotFound, `topic "x" does not exist`, "UNKNOWN_TOPIC", nil), `topic "x" does not exist (UNKNOWN_TOPIC)`},
 		{Wrap(withReason(codes.AlreadyExists, `topic "x" exists`, "TOPIC_EXISTS", nil), "create %q", "x"), `create "x": topic "x" exists (TOPIC_EXISTS)`},
-		{withReason(codes.OutOfRange, "offset 9 out of range", "OFFSET_OUT_OF_RANGE", map[string]string{"latest": "5", "earliest": "0"}), "offset 9 out of range [earliest=0 latest=5] (OFFSET_OUT_OF_RANGE)"},
+		{withReason(codes.OutOfRange, "offset 9 out of range", "OFFSET_OUT_OF_RANGE", map[string]string{"latest": "5", "earliest": "0"}), "offset 9 out of range (OFFSET_OUT_OF_RANGE)"},
 		{status.Error(codes.Unavailable, "connection refused"), "cannot reach the cluster at B: connection refused (UNAVAILABLE)"},
 		{status.Error(codes.Internal, "boom"), "boom (Internal)"},
 		{context.DeadlineExceeded, "timed out (raise --timeout)"},
 		{errors.New("plain"), "plain"},
+		{&clients.Error{Code: codes.NotFound, Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC, Message: `topic "y" does not exist`}, `topic "y" does not exist (UNKNOWN_TOPIC)`},
 	} {
 		if got := Describe(tc.err, "B"); got != tc.want {
 			t.Errorf("Describe(%v) = %q, want %q", tc.err, got, tc.want)

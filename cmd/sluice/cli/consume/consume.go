@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicehq/sluice/clients"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/app"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -148,79 +149,95 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 		}
 	}
 
+	if o.ExitAtEnd && from.spec == nil {
+		// An explicit offset: learn where each partition ends now.
+		rctx, cancel := g.Request(ctx)
+		resp, err := admin.ListOffsets(rctx, &sluicev1.ListOffsetsRequest{Topic: topic, Partitions: parts,
+			Spec: &sluicev1.OffsetSpec{Spec: &sluicev1.OffsetSpec_Latest{Latest: true}}})
+		cancel()
+		if err != nil {
+			return err
+		}
+		for _, po := range resp.GetOffsets() {
+			if ps := byPart[po.GetPartition()]; ps != nil {
+				ps.end = po.GetHighWatermark()
+			}
+		}
+	}
+
+	opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.FetchMaxWait(time.Second)}
+	if g.Timeout > 0 {
+		opts = append(opts, clients.RequestTimeout(g.Timeout))
+	}
+	if o.Committed {
+		opts = append(opts, clients.ReadCommitted())
+	}
+	if from.spec == nil {
+		opts = append(opts, clients.StrictOffsets()) // an offset outside the log is an error, not a jump
+	}
+	c, err := clients.NewConsumer(opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	assign := map[int32]clients.Offset{}
+	for _, ps := range pos {
+		assign[ps.partition] = clients.At(ps.next)
+	}
+	c.Assign(topic, assign)
+
 	out := bufio.NewWriter(g.Stdout)
 	defer out.Flush()
-	iso := sluicev1.IsolationLevel_ISOLATION_LEVEL_READ_UNCOMMITTED
-	if o.Committed {
-		iso = sluicev1.IsolationLevel_ISOLATION_LEVEL_READ_COMMITTED
-	}
-	consumer := sluicev1.NewConsumerServiceClient(conn)
 	var printed int64
 	for {
 		if o.ExitAtEnd && atEnd(pos) {
-			return nil
+			return out.Flush()
 		}
-		req := &sluicev1.FetchRequest{
-			Topic: topic, MinBytes: 1, MaxWaitMs: 1000,
-			IsolationLevel: iso, RecordFormat: sluicev1.RecordFormat_RECORD_FORMAT_DECOMPRESSED,
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if o.ExitAtEnd {
+			// Wake up now and then to see whether the remaining partitions moved past
+			// their end without records for us (transaction markers).
+			pctx, cancel = context.WithTimeout(ctx, 2*time.Second)
 		}
-		for _, ps := range pos {
-			req.Partitions = append(req.Partitions, &sluicev1.FetchPosition{Partition: ps.partition, Offset: ps.next})
-		}
-		fctx, cancel := context.WithTimeout(ctx, g.Timeout+time.Second)
-		resp, err := consumer.Fetch(fctx, req)
+		recs, err := c.Poll(pctx)
 		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil // interrupted: a normal way to stop
-			}
+		if ctx.Err() != nil {
+			return nil // interrupted: a normal way to stop
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		for _, fp := range resp.GetPartitions() {
-			ps := byPart[fp.GetPartition()]
-			if ps == nil {
-				continue
+		for _, r := range recs {
+			m := Message{Topic: topic, Partition: r.Partition, Offset: r.Offset, Record: toProto(r)}
+			if err := printer.Print(out, m); err != nil {
+				return err
 			}
-			if e := fp.GetError(); e != nil {
-				return fmt.Errorf("partition %d: %w", fp.GetPartition(), app.ReasonOf(e))
+			printed++
+			if o.Count > 0 && printed >= o.Count {
+				return out.Flush()
 			}
-			ps.end = fp.GetHighWatermark()
-			for _, b := range fp.GetBatches() {
-				recs := b.GetRecords()
-				if len(recs) == 0 && len(b.GetRecordsData()) > 0 {
-					return errors.New("the server sent a compressed batch although plain records were asked for")
-				}
-				for i, r := range recs {
-					off := b.GetBaseOffset() + int64(i)
-					if off < ps.next {
-						continue
-					}
-					if b.GetTimestampType() == sluicev1.TimestampType_TIMESTAMP_TYPE_LOG_APPEND_TIME {
-						r.TimestampMs = b.GetMaxTimestampMs()
-					}
-					if err := printer.Print(out, Message{Topic: topic, Partition: ps.partition, Offset: off, Record: r}); err != nil {
-						return err
-					}
-					ps.next = off + 1
-					printed++
-					if o.Count > 0 && printed >= o.Count {
-						return out.Flush()
-					}
-				}
-				if n := b.GetBaseOffset() + int64(len(recs)); len(recs) > 0 && n > ps.next {
-					ps.next = n
-				} else if len(recs) == 0 && b.GetRecordCount() > 0 {
-					ps.next = max(ps.next, b.GetBaseOffset()+int64(b.GetRecordCount())) // control batch
-				}
+		}
+		for _, ps := range pos {
+			if next, ok := c.Position(topic, ps.partition); ok {
+				ps.next = next
 			}
 		}
 		if err := out.Flush(); err != nil {
 			return err
 		}
-		if ctx.Err() != nil {
-			return nil
-		}
 	}
+}
+
+// toProto gives a consumed record the API's shape for the printers.
+func toProto(r *clients.Record) *sluicev1.Record {
+	pr := &sluicev1.Record{Key: r.Key, Value: r.Value}
+	if !r.Timestamp.IsZero() {
+		pr.TimestampMs = r.Timestamp.UnixMilli()
+	}
+	for _, h := range r.Headers {
+		pr.Headers = append(pr.Headers, &sluicev1.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	return pr
 }
 
 func atEnd(pos []*position) bool {

@@ -142,13 +142,6 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 			_ = snd.close(ctx)
 			return err
 		}
-		if len(lines) == 0 { // nothing more waiting: send what we have now
-			if err := snd.flush(ctx); err != nil {
-				cancel()
-				_ = snd.close(ctx)
-				return err
-			}
-		}
 	}
 	if err := <-readErr; err != nil {
 		_ = snd.close(ctx)
@@ -187,3 +180,5 @@ func records(n int64) string {
 	}
 	return fmt.Sprintf("%d records", n)
 }
+
+func timeOf(ms int64) time.Time { return time.UnixMilli(ms) }
