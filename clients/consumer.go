@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -152,6 +153,12 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	defer c.pollMu.Unlock()
 	for {
 		recs, err := c.pollOnce(ctx)
+		if len(recs) == 0 && err != nil && callerDone(ctx, err) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, context.DeadlineExceeded
+		}
 		if len(recs) > 0 || err != nil {
 			return recs, err
 		}
@@ -301,6 +308,20 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 		return nil, ctx.Err()
 	}
 	return recs, errors.Join(errs...)
+}
+
+// callerDone reports whether err is the end of the caller's ctx: its own error, or a
+// deadline or cancellation status that the server sent as the deadline passed.
+func callerDone(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	e, ok := AsError(err)
+	if !ok || (e.Code != codes.DeadlineExceeded && e.Code != codes.Canceled) {
+		return false
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 50*time.Millisecond
 }
 
 func hasBatches(resp *sluicev1.FetchResponse) bool {

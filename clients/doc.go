@@ -90,9 +90,9 @@
 //
 // Producer.mu guards all producer state: partitions (partBuf: batches, in-flight count,
 // sink, sequences), sinks' partition lists and streams, the buffered count and flush
-// waiters, and the producer id. Methods that need it held end in Locked. Batches are
-// encoded and compressed while it is held (sealLocked); records are appended to a
-// batch's Builder under it. Producer.idMu serializes InitProducer. cluster.mu guards
+// waiters, and the producer id. Methods that need it held end in Locked. Records are
+// encoded into their batch's Builder under it (Produce); a sealed batch is compressed
+// by the goroutine sending it, outside it (encode). Producer.idMu serializes InitProducer. cluster.mu guards
 // connections and cached metadata; the lock order is Producer.mu, then cluster.mu
 // (cluster never calls back). Consumer.pollMu serializes Poll; Consumer.mu guards
 // assignments and positions and is never held across a call to the server; Poll's fetch

@@ -70,11 +70,18 @@ type fakeNode struct {
 }
 
 func newFake(t testing.TB, n int) *fake {
+	f := startFake(n)
+	t.Cleanup(f.stop)
+	return f
+}
+
+// startFake starts n nodes on loopback; stop them with stop.
+func startFake(n int) *fake {
 	f := &fake{topics: make(map[string][]*fakePart), changed: make(chan struct{}), nextPID: 1000}
 	for i := range n {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
 		node := &fakeNode{f: f, id: int32(i + 1), addr: lis.Addr().String(), srv: grpc.NewServer()}
 		sluicev1.RegisterProducerServiceServer(node.srv, node)
@@ -84,12 +91,13 @@ func newFake(t testing.TB, n int) *fake {
 		f.nodes = append(f.nodes, node)
 		go node.srv.Serve(lis) //nolint:errcheck // ends with Stop
 	}
-	t.Cleanup(func() {
-		for _, n := range f.nodes {
-			n.srv.Stop()
-		}
-	})
 	return f
+}
+
+func (f *fake) stop() {
+	for _, n := range f.nodes {
+		n.srv.Stop()
+	}
 }
 
 func (f *fake) addrs() []string {

@@ -90,10 +90,18 @@ type pbatch struct {
 	created  time.Time
 	lingered bool // linger passed
 	full     bool // no more records fit
-	rb       *sluicev1.RecordBatch
+	sealed   bool // taken for sending: records, count and sequence are fixed
+	count    int32
+	pid      int64 // producer id, epoch and base sequence; pid 0 when not idempotent
+	epoch    int32
+	seq      int32
 	attempts int
 	corr     uint64
-	adjGen   int // holes up to this generation are applied to rb.BaseSequence
+	adjGen   int // holes up to this generation are applied to seq
+
+	// rb is the encoded batch, built by the sink outside Producer.mu the first time the
+	// batch is sent; only the goroutine sending the batch touches it.
+	rb *sluicev1.RecordBatch
 }
 
 type promised struct {
@@ -209,7 +217,7 @@ func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 	if st.partition >= 0 && st.partition < n {
 		pb := p.mu.parts[topicPartition{topic, st.partition}]
 		if pb != nil && st.batch != nil && len(pb.batches) > 0 {
-			if last := pb.batches[len(pb.batches)-1]; last == st.batch && last.rb == nil && !last.full {
+			if last := pb.batches[len(pb.batches)-1]; last == st.batch && !last.sealed && !last.full {
 				return st
 			}
 		}
@@ -243,7 +251,7 @@ func (p *Producer) partLocked(tp topicPartition) *partBuf {
 func (p *Producer) openBatchLocked(pb *partBuf, size int) *pbatch {
 	if n := len(pb.batches); n > 0 {
 		last := pb.batches[n-1]
-		if last.rb == nil && !last.full {
+		if !last.sealed && !last.full {
 			if last.b.Len()+size <= p.cfg.maxBatchBytes || last.b.Count() == 0 {
 				return last
 			}
@@ -272,7 +280,7 @@ func (p *Producer) readyLocked(pb *partBuf) bool {
 		return false
 	}
 	b := pb.batches[0]
-	return b.rb != nil || b.full || b.lingered || p.cfg.linger <= 0 || p.mu.flushing > 0 || len(pb.batches) > 1
+	return b.sealed || b.full || b.lingered || p.cfg.linger <= 0 || p.mu.flushing > 0 || len(pb.batches) > 1
 }
 
 // Flush sends every buffered record without waiting for linger and returns once all of

@@ -124,7 +124,7 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 			b := pb.batches[0]
 			pb.batches = pb.batches[1:]
 			b.full = true
-			if b.rb == nil {
+			if !b.sealed {
 				p.sealLocked(b)
 			}
 			p.adjustSeqLocked(b)
@@ -142,19 +142,15 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 	return out
 }
 
-// sealLocked closes b: it encodes its records and assigns its producer id and sequence.
+// sealLocked fixes b's records and assigns its producer id and sequence; the sink
+// encodes it outside the lock (encode).
 func (p *Producer) sealLocked(b *pbatch) {
-	rb, err := b.b.Finish(p.cfg.compression)
-	if err != nil {
-		// Finish fails only for an unknown codec, which the options do not check.
-		rb = &sluicev1.RecordBatch{RecordCount: int32(len(b.recs))}
-		p.cfg.logger.Error("encoding a batch failed", "err", err)
-	}
-	b.rb = rb
+	b.sealed = true
+	b.count = int32(b.b.Count())
 	pb := b.part
 	if p.mu.idState == idReady {
-		rb.ProducerId, rb.ProducerEpoch, rb.BaseSequence = p.mu.producerID, p.mu.epoch, pb.nextSeq
-		pb.nextSeq += rb.RecordCount
+		b.pid, b.epoch, b.seq = p.mu.producerID, p.mu.epoch, pb.nextSeq
+		pb.nextSeq += b.count
 		if pb.nextSeq < 0 { // wraps like Kafka's sequences
 			pb.nextSeq -= -1 << 31
 		}
@@ -165,19 +161,39 @@ func (p *Producer) sealLocked(b *pbatch) {
 // adjustSeqLocked moves b's sequence down past holes punched since it was sealed.
 func (p *Producer) adjustSeqLocked(b *pbatch) {
 	pb := b.part
-	if b.rb.ProducerId <= 0 || b.adjGen == pb.gen {
+	if b.pid <= 0 || b.adjGen == pb.gen {
 		return
 	}
 	for _, h := range pb.holes {
-		if h.gen > b.adjGen && h.seq < b.rb.BaseSequence {
-			b.rb.BaseSequence -= h.count
+		if h.gen > b.adjGen && h.seq < b.seq {
+			b.seq -= h.count
 		}
 	}
 	b.adjGen = pb.gen
 }
 
+// encode builds b's RecordBatch (compressing it) the first time it is sent and stamps
+// its current sequence. Called without Producer.mu by the goroutine sending b.
+func (p *Producer) encode(b *pbatch) error {
+	if b.rb == nil {
+		rb, err := b.b.Finish(p.cfg.compression)
+		if err != nil {
+			return err
+		}
+		b.rb = rb
+	}
+	if b.pid > 0 {
+		b.rb.ProducerId, b.rb.ProducerEpoch, b.rb.BaseSequence = b.pid, b.epoch, b.seq
+	}
+	return nil
+}
+
 func (s *sink) send(b *pbatch) {
 	p := s.p
+	if err := p.encode(b); err != nil {
+		p.complete(b, nil, err)
+		return
+	}
 	req := &sluicev1.ProduceRequest{
 		Topic: b.part.tp.topic, Partition: &b.part.tp.partition, Acks: p.cfg.acks, Batch: b.rb,
 		TimeoutMs: int32(p.cfg.produceTimeout / time.Millisecond),
@@ -354,14 +370,14 @@ func (p *Producer) retryLocked(b *pbatch, err error) bool {
 		return false
 	}
 	pb := b.part
-	idem := b.rb != nil && b.rb.ProducerId > 0
+	idem := b.pid > 0
 	ok := retriable(err, idem)
 	if !ok && idem && errors.Is(err, ErrOutOfOrderSequence) {
 		// An earlier batch is being retried, or a hole was punched after b was sealed:
 		// b's sequence becomes valid once those are resolved.
 		ok = b.adjGen != pb.gen
 		for _, q := range pb.batches {
-			ok = ok || (q.rb != nil && q.order < b.order)
+			ok = ok || (q.sealed && q.order < b.order)
 		}
 	}
 	if !ok {
@@ -407,14 +423,14 @@ func (p *Producer) retryLocked(b *pbatch, err error) bool {
 // later batches of the partition close the gap in sequence numbers.
 func (p *Producer) punchHoleLocked(b *pbatch, err error) {
 	e, ok := AsError(err)
-	if !ok || b.rb == nil || b.rb.ProducerId <= 0 || e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED ||
+	if !ok || b.pid <= 0 || e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED ||
 		e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME {
 		return
 	}
 	pb := b.part
 	pb.gen++
-	pb.holes = append(pb.holes, seqHole{seq: b.rb.BaseSequence, count: b.rb.RecordCount, gen: pb.gen})
-	pb.nextSeq -= b.rb.RecordCount
+	pb.holes = append(pb.holes, seqHole{seq: b.seq, count: b.count, gen: pb.gen})
+	pb.nextSeq -= b.count
 }
 
 // finishLocked settles b's records with the response or err.
