@@ -126,7 +126,9 @@ func ExampleError() {
 	// NotFound UNKNOWN_TOPIC true
 }
 
-func errorsIs(err error) bool { return clients.ReasonOf(err) == sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC }
+func errorsIs(err error) bool {
+	return clients.ReasonOf(err) == sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC
+}
 
 func ExampleConsumer_Seek() {
 	brokers, topic, stop := exampleCluster()
