@@ -87,13 +87,23 @@ func (g *Globals) Conn() (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(r.Scheme()+":///cluster",
 		grpc.WithResolvers(r),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.Brokers, err)
 	}
 	g.conn = conn
 	return conn, nil
+}
+
+// MaxMessageBytes bounds the messages the CLI accepts from the cluster (fetch responses).
+const MaxMessageBytes = 64 << 20
+
+// ClientDialOptions are the gRPC options of the CLI's client-library producers and
+// consumers.
+func ClientDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))}
 }
 
 // Close closes the connection if one was made.

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/sluicehq/sluice/batch"
+	"github.com/sluicehq/sluice/clients"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/app"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/bench/hist"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -39,9 +37,11 @@ func newProduce(g *app.Globals) *cobra.Command {
 		Short: "Produce records as fast as allowed and report throughput and latency",
 		Long: `Produce --records records of --record-size bytes to a topic (created with
 --partitions if missing), from --producers concurrent producers, at most --rate records/s
-in total. Each producer pipelines batches of about --batch-bytes, up to --in-flight
-unacknowledged batches at a time; latency is measured per record, from the moment its
-batch is built until it is acknowledged.
+in total. Each producer is a client library Producer (package clients): it batches
+records per partition up to --batch-bytes (unkeyed records stick to one partition per
+batch), keeps up to --in-flight batches per partition unacknowledged, and sends to the
+partition leaders. Latency is measured per record, from the moment it is handed to the
+producer until it is acknowledged, so it includes time spent waiting in a batch.
 
 With --sync each producer sends one record at a time and waits for its acknowledgement:
 the latency of a single durable write.
@@ -65,10 +65,10 @@ A progress line is printed every second and a summary at the end: records/s, MB/
 	f.Int32Var(&o.rf, "replication-factor", 0, "replication factor when the topic is created (0 = server default)")
 	f.StringVar(&o.acks, "acks", "all", "acknowledgement: 0, 1 or all")
 	f.StringVar(&o.compression, "compression", "none", "compression: none, gzip, snappy, lz4 or zstd")
-	f.IntVar(&o.producers, "producers", 1, "concurrent producers (each with its own stream)")
+	f.IntVar(&o.producers, "producers", 1, "concurrent producers (each with its own connections)")
 	f.BoolVar(&o.sync, "sync", false, "send one record at a time and wait for each acknowledgement")
-	f.IntVar(&o.batchBytes, "batch-bytes", 256<<10, "target bytes of record values per batch")
-	f.IntVar(&o.inFlight, "in-flight", 8, "unacknowledged batches per producer")
+	f.IntVar(&o.batchBytes, "batch-bytes", 1<<20, "largest batch in bytes")
+	f.IntVar(&o.inFlight, "in-flight", 5, "unacknowledged batches per partition and producer")
 	return cmd
 }
 
@@ -88,12 +88,6 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	if err != nil {
 		return err
 	}
-	conn, err := g.Conn()
-	if err != nil {
-		return err
-	}
-	client := sluicev1.NewProducerServiceClient(conn)
-
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := &meter{lat: hist.NewRecorder(), cancel: cancel}
@@ -121,19 +115,12 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 			quota++
 		}
 		w := &worker{
-			o: o, m: m, lim: lim, client: client, acks: acks, comp: comp,
-			topic: o.topic, partitions: nparts, quota: quota,
-			value: payload(o.recordSize, uint64(i+1)), firstPart: int32(i) % nparts,
+			o: o, m: m, lim: lim, g: g, acks: acks, comp: comp,
+			topic: o.topic, quota: quota, value: payload(o.recordSize, uint64(i+1)),
 		}
 		go func() {
 			defer func() { done <- struct{}{} }()
-			var err error
-			if o.sync {
-				err = w.runSync(ctx)
-			} else {
-				err = w.runAsync(ctx)
-			}
-			if err != nil {
+			if err := w.run(ctx); err != nil {
 				m.fail(err)
 			}
 		}()
@@ -154,135 +141,70 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	return nil
 }
 
-// worker is one producer of a bench run.
+// worker is one producer of a bench run: a clients.Producer of its own.
 type worker struct {
-	o          produceOptions
-	m          *meter
-	lim        *limiter
-	client     sluicev1.ProducerServiceClient
-	acks       sluicev1.Acks
-	comp       sluicev1.Compression
-	topic      string
-	partitions int32
-	quota      int64
-	value      []byte
-	firstPart  int32
+	o     produceOptions
+	m     *meter
+	lim   *limiter
+	g     *app.Globals
+	acks  sluicev1.Acks
+	comp  sluicev1.Compression
+	topic string
+	quota int64
+	value []byte
 }
 
-func (w *worker) records(n int) []*sluicev1.Record {
-	now := time.Now().UnixMilli()
-	recs := make([]*sluicev1.Record, n)
-	for i := range recs {
-		recs[i] = &sluicev1.Record{Value: w.value, TimestampMs: now}
+func (w *worker) producer() (*clients.Producer, error) {
+	opts := []clients.ProducerOpt{
+		clients.Brokers(w.g.BrokerList()...),
+		clients.DialOptions(app.ClientDialOptions()...),
+		clients.Acks(w.acks),
+		clients.Compression(w.comp),
+		clients.MaxBatchBytes(w.o.batchBytes),
+		clients.MaxInflightPerPartition(w.o.inFlight),
+		clients.MaxBufferedRecords(max(10000, 4*w.o.inFlight*max(1, w.o.batchBytes/max(1, w.o.recordSize)))),
 	}
-	return recs
-}
-
-func (w *worker) batch(n int) (*sluicev1.RecordBatch, error) {
-	recs := w.records(n)
-	if w.comp == sluicev1.Compression_COMPRESSION_NONE {
-		return &sluicev1.RecordBatch{Records: recs, RecordCount: int32(n)}, nil
+	if w.acks != sluicev1.Acks_ACKS_ALL {
+		opts = append(opts, clients.DisableIdempotence())
 	}
-	return batch.Encode(recs, w.comp)
+	if w.o.sync {
+		opts = append(opts, clients.Linger(0))
+	}
+	return clients.NewProducer(opts...)
 }
 
-// runSync produces one record at a time, waiting for each acknowledgement.
-func (w *worker) runSync(ctx context.Context) error {
-	part := w.firstPart
+// run produces the worker's quota: pipelined, or one record at a time with --sync.
+func (w *worker) run(ctx context.Context) error {
+	p, err := w.producer()
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	size := int64(len(w.value))
 	for sent := int64(0); sent < w.quota; sent++ {
 		if err := w.lim.wait(ctx, 1); err != nil {
 			return err
 		}
-		b, err := w.batch(1)
-		if err != nil {
-			return err
-		}
+		r := &clients.Record{Topic: w.topic, Value: w.value, Timestamp: time.Now()}
 		t0 := time.Now()
-		_, err = w.client.Produce(ctx, &sluicev1.ProduceRequest{Topic: w.topic, Partition: proto.Int32(part), Acks: w.acks, Batch: b})
-		if err != nil {
-			return err
+		if w.o.sync {
+			if _, err := p.ProduceSync(ctx, r).First(); err != nil {
+				return err
+			}
+			w.m.lat.Record(time.Since(t0))
+			w.m.records.Add(1)
+			w.m.bytes.Add(size)
+			continue
 		}
-		w.m.lat.Record(time.Since(t0))
-		w.m.records.Add(1)
-		w.m.bytes.Add(int64(len(w.value)))
-		part = (part + 1) % w.partitions
-	}
-	return nil
-}
-
-type inflight struct {
-	sent    time.Time
-	records int
-}
-
-// runAsync pipelines batches on one ProduceStream.
-func (w *worker) runAsync(ctx context.Context) error {
-	stream, err := w.client.ProduceStream(ctx)
-	if err != nil {
-		return err
-	}
-	per := max(1, w.o.batchBytes/max(1, w.o.recordSize))
-	pending := make(chan inflight, w.o.inFlight) // in send order; responses come in the same order
-	recvErr := make(chan error, 1)
-	recvDone := make(chan struct{})
-	go func() { // owned by runAsync, which waits for it below
-		defer close(recvDone)
-		for {
-			resp, err := stream.Recv()
+		p.Produce(ctx, r, func(_ *clients.Record, err error) {
 			if err != nil {
-				if errors.Is(err, io.EOF) {
-					err = nil
-				}
-				recvErr <- err
+				w.m.fail(err)
 				return
 			}
-			f := <-pending
-			if e := resp.GetError(); e != nil {
-				recvErr <- app.ReasonOf(e)
-				return
-			}
-			w.m.lat.RecordN(time.Since(f.sent), f.records)
-			w.m.records.Add(int64(f.records))
-			w.m.bytes.Add(int64(f.records) * int64(len(w.value)))
-		}
-	}()
-	part := w.firstPart
-	var id uint64
-	var sendErr error
-	for sent := int64(0); sent < w.quota; {
-		n := int(min(int64(per), w.quota-sent))
-		if sendErr = w.lim.wait(ctx, int64(n)); sendErr != nil {
-			break
-		}
-		b, err := w.batch(n)
-		if err != nil {
-			sendErr = err
-			break
-		}
-		select {
-		case pending <- inflight{sent: time.Now(), records: n}:
-		case <-recvDone:
-			sendErr = io.EOF // the receiver has the reason
-		case <-ctx.Done():
-			sendErr = ctx.Err()
-		}
-		if sendErr != nil {
-			break
-		}
-		id++
-		req := &sluicev1.ProduceRequest{Topic: w.topic, Partition: proto.Int32(part), Acks: w.acks, Batch: b}
-		if sendErr = stream.Send(&sluicev1.ProduceStreamRequest{Request: req, CorrelationId: id}); sendErr != nil {
-			break // Recv reports the stream's status
-		}
-		sent += int64(n)
-		part = (part + 1) % w.partitions
+			w.m.lat.Record(time.Since(t0))
+			w.m.records.Add(1)
+			w.m.bytes.Add(size)
+		})
 	}
-	if err := stream.CloseSend(); err != nil && sendErr == nil {
-		sendErr = err
-	}
-	err = <-recvErr
-	if err == nil && sendErr != nil && !errors.Is(sendErr, io.EOF) {
-		err = sendErr
-	}
-	return err
+	return p.Flush(ctx)
 }

@@ -165,7 +165,8 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 		}
 	}
 
-	opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.FetchMaxWait(time.Second)}
+	opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
+		clients.FetchMaxWait(time.Second)}
 	if g.Timeout > 0 {
 		opts = append(opts, clients.RequestTimeout(g.Timeout))
 	}

@@ -28,6 +28,7 @@ type sender struct {
 func newSender(_ context.Context, g *app.Globals, topic string, partition int32, acks sluicev1.Acks, comp sluicev1.Compression) (*sender, error) {
 	opts := []clients.ProducerOpt{
 		clients.Brokers(g.BrokerList()...),
+		clients.DialOptions(app.ClientDialOptions()...),
 		clients.Acks(acks),
 		clients.Compression(comp),
 	}
