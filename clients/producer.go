@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -154,6 +156,11 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 		return
 	}
 	fail := func(err error) { <-p.sem; promise(r, err) }
+	if r.Topic == "" {
+		fail(&Error{Code: codes.InvalidArgument, Reason: sluicev1.ErrorReason_ERROR_REASON_INVALID_REQUEST, Message: "record has no topic",
+			Metadata: map[string]string{"field": "topic"}})
+		return
+	}
 	if r.Timestamp.IsZero() {
 		r.Timestamp = time.Now()
 	}

@@ -217,7 +217,8 @@ func (s *sink) send(b *pbatch) {
 	}
 	st, err := s.streamFor()
 	if err != nil {
-		p.complete(b, nil, &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_NOT_WRITTEN, Message: err.Error()})
+		// Nothing was sent; the node may be gone, so the partition's leader is looked up again.
+		p.complete(b, nil, &Error{Code: codes.Unavailable, Reason: sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, Message: err.Error()})
 		return
 	}
 	p.mu.Lock()
