@@ -1,6 +1,3 @@
-// Package cli assembles the sluice command tree (cobra, noun/verb like rpk) and runs it.
-// Each noun lives in its own package (cli/topic, cli/produce, ...); commands return
-// errors and Main turns them into a message and an exit status.
 package cli
 
 import (

@@ -1,9 +1,3 @@
-// Package bench implements `sluice bench produce|consume`, a load generator in the manner
-// of kafka-producer-perf-test: it reports a progress line each second and a summary with
-// records/s, MB/s and latency percentiles (package hist).
-//
-// LOCKING: workers report through atomic counters and a hist.Recorder (its own mutex);
-// the progress goroutine only reads them. The first error is kept in an errOnce.
 package bench
 
 import (

@@ -1,4 +1,3 @@
-// Package cluster implements `sluice cluster status`.
 package cluster
 
 import (

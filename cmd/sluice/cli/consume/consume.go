@@ -1,4 +1,3 @@
-// Package consume implements `sluice consume TOPIC`.
 package consume
 
 import (

@@ -1,5 +1,3 @@
-// Package offsets implements `sluice offsets TOPIC`: the earliest and latest offset of
-// each partition, and optionally the offset at a point in time.
 package offsets
 
 import (

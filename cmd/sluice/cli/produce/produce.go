@@ -1,5 +1,3 @@
-// Package produce implements `sluice produce TOPIC`: one record per line of standard
-// input.
 package produce
 
 import (

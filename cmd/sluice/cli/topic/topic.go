@@ -1,4 +1,3 @@
-// Package topic implements `sluice topic create|list|describe|delete|alter`.
 package topic
 
 import (

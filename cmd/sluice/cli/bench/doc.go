@@ -1,0 +1,10 @@
+// Package bench implements `sluice bench produce|consume`, a load generator in the manner
+// of kafka-producer-perf-test: it drives clients.Producer or clients.Consumer and reports
+// a progress line each second and a summary with records/s, MB/s and latency
+// percentiles (package hist).
+//
+// LOCKING: workers report through atomic counters and a hist.Recorder (its own mutex);
+// the progress goroutine only reads them. The first error is kept once (meter.errOnce)
+// and read after the workers have stopped. The progress goroutine and every worker end
+// before a command returns.
+package bench
