@@ -32,16 +32,17 @@ type Host struct {
 	sched   *scheduler
 	syncq   *syncQueue
 	out     *outbox
+	live    *liveness
 	seq     atomic.Uint64
 
-	retentionTicks  int
-	openLog         func(dir string, opts storage.Options) (logStore, error)
+	retentionTicks int
+	openLog        func(dir string, opts storage.Options) (logStore, error)
 
 	openMu sync.Mutex // serializes OpenPartition/RemovePartition
 	mu     struct {
 		sync.RWMutex
 		parts  map[uint64]*Partition
-		ids    []uint64 // cached keys of parts, nil when stale
+		list   []*Partition // cached values of parts, nil when stale
 		closed bool
 	}
 	stop   chan struct{}
@@ -69,6 +70,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	h.sched = newScheduler(cfg.Workers, h.process)
 	h.syncq = newSyncQueue(cfg.SyncWorkers)
 	h.out = newOutbox(cfg.Transport)
+	h.live = newLiveness()
 	if cfg.Transport != nil {
 		cfg.Transport.Register(cfg.NodeID, h.receive)
 	}
@@ -86,32 +88,49 @@ func (h *Host) tickLoop() {
 	defer h.tickWG.Done()
 	t := time.NewTicker(h.cfg.TickInterval)
 	defer t.Stop()
+	var tick uint64
+	var ids []uint64
 	for {
 		select {
 		case <-h.stop:
 			return
 		case <-t.C:
-			h.sched.enqueueMany(h.partitionIDs(), workTick)
 		}
+		tick++
+		parts := h.partitionList()
+		ids = ids[:0]
+		maint := tick%uint64(h.retentionTicks) == 0
+		for _, p := range parts {
+			if maint || !p.quiesced.Load() {
+				ids = append(ids, p.id)
+			}
+		}
+		f := workTick
+		if maint {
+			f |= workMaint
+		}
+		h.sched.enqueueMany(ids, f)
+		h.livenessTick(tick)
 	}
 }
 
-func (h *Host) partitionIDs() []uint64 {
+// partitionList is a cached list of the open partitions.
+func (h *Host) partitionList() []*Partition {
 	h.mu.RLock()
-	ids := h.mu.ids
+	list := h.mu.list
 	h.mu.RUnlock()
-	if ids != nil {
-		return ids
+	if list != nil {
+		return list
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.mu.ids == nil {
-		h.mu.ids = make([]uint64, 0, len(h.mu.parts))
-		for id := range h.mu.parts {
-			h.mu.ids = append(h.mu.ids, id)
+	if h.mu.list == nil {
+		h.mu.list = make([]*Partition, 0, len(h.mu.parts))
+		for _, p := range h.mu.parts {
+			h.mu.list = append(h.mu.list, p)
 		}
 	}
-	return h.mu.ids
+	return h.mu.list
 }
 
 func (h *Host) process(id uint64, f workFlags) {
@@ -125,6 +144,7 @@ func (h *Host) process(id uint64, f workFlags) {
 
 // receive is the transport's handler for messages to this node.
 func (h *Host) receive(from uint64, msgs []GroupMessage) {
+	h.live.heard(from, time.Now())
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.mu.closed {
@@ -139,6 +159,9 @@ func (h *Host) receive(from uint64, msgs []GroupMessage) {
 			p.mu.Lock()
 			for _, m := range msgs[i:j] {
 				p.mu.inbox = append(p.mu.inbox, m.Message)
+				if m.Quiesce {
+					p.mu.quiesceFrom, p.mu.quiesceTerm = from, m.Message.GetTerm()
+				}
 			}
 			p.mu.Unlock()
 			h.sched.enqueue(p.id, workMessages)
@@ -205,7 +228,7 @@ func (h *Host) OpenPartition(spec PartitionSpec) (*Partition, error) {
 	}
 	h.mu.Lock()
 	h.mu.parts[spec.GroupID] = p
-	h.mu.ids = nil
+	h.mu.list = nil
 	h.mu.Unlock()
 	h.metrics.partitions.Inc()
 	h.sched.enqueue(spec.GroupID, workReady)
@@ -239,7 +262,7 @@ func (h *Host) RemovePartition(groupID uint64) error {
 	h.mu.Lock()
 	p := h.mu.parts[groupID]
 	delete(h.mu.parts, groupID)
-	h.mu.ids = nil
+	h.mu.list = nil
 	h.mu.Unlock()
 	if p == nil {
 		return nil
@@ -280,7 +303,7 @@ func (h *Host) Close() error {
 	}
 	h.mu.Lock()
 	h.mu.parts = map[uint64]*Partition{}
-	h.mu.ids = nil
+	h.mu.list = nil
 	h.mu.Unlock()
 	if h.ownSync {
 		errs = append(errs, h.syncer.Close())
@@ -372,6 +395,7 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 	}
 	p.syncMu.appended, p.syncMu.durable = last, last
 	p.mu.hw, p.mu.start = sm.nextOffset, log.StartOffset()
+	p.setMembersLocked(cs)
 	if v := cs.GetVoters(); len(v) == 1 && v[0] == h.cfg.NodeID {
 		_ = rn.Campaign() // a group of one need not wait for an election timeout
 	}

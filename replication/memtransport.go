@@ -96,7 +96,7 @@ func (n *MemNetwork) send(from, to uint64, msgs []GroupMessage) {
 		if drop > 0 && rand.Float64() < drop {
 			continue
 		}
-		cp = append(cp, GroupMessage{GroupID: m.GroupID, Message: proto.Clone(m.Message).(*raftpb.Message)})
+		cp = append(cp, GroupMessage{GroupID: m.GroupID, Quiesce: m.Quiesce, Message: proto.Clone(m.Message).(*raftpb.Message)})
 	}
 	if len(cp) == 0 {
 		return

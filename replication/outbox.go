@@ -51,6 +51,24 @@ func (o *outbox) add(group uint64, msgs []*raftpb.Message) {
 	}
 }
 
+// addGroupMessages queues ready-made messages for node to.
+func (o *outbox) addGroupMessages(to uint64, msgs []GroupMessage) {
+	if o.t == nil {
+		return
+	}
+	o.mu.Lock()
+	if o.mu.closed {
+		o.mu.Unlock()
+		return
+	}
+	o.mu.pending[to] = append(o.mu.pending[to], msgs...)
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (o *outbox) run() {
 	defer o.wg.Done()
 	for range o.wake {

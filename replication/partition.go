@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -27,6 +28,9 @@ type Partition struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// quiesced: the group does not tick (quiesce.go).
+	quiesced atomic.Bool
+
 	// raftMu serializes the Raft state: held by the scheduler worker
 	// processing this group, and by Close. Lock order: raftMu before mu,
 	// raftMu before syncMu.
@@ -42,8 +46,8 @@ type Partition struct {
 		isLeader  bool
 		lead      uint64
 		confIndex uint64 // index of the last membership change appended
+		idleTicks int    // leader ticks with nothing in flight
 		term      uint64
-		ticks     int
 		out       []*raftpb.Message // remote messages of this pass
 	}
 
@@ -65,8 +69,11 @@ type Partition struct {
 		inbox    []*raftpb.Message // stepped by the next pass
 		snapDone []uint64          // followers a snapshot was handed to
 		ops      []func(rn *raft.RawNode)
-		props    []*proposal // queued, not yet proposed
-		pending  map[uint64]*proposal
+		members  []uint64 // voters and learners
+		// quiesceFrom/Term: a quiesce heartbeat arrived from that leader.
+		quiesceFrom, quiesceTerm uint64
+		props                    []*proposal // queued, not yet proposed
+		pending                  map[uint64]*proposal
 		// producers is the leader's proposal-time view: applied
 		// producer state plus in-flight batches. nil when not ready.
 		producers producerTable

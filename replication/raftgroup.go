@@ -34,14 +34,28 @@ func (p *Partition) handle(f workFlags) {
 	if rn == nil {
 		return
 	}
-	if f&workTick != 0 {
+	if f&workTick != 0 && !p.quiesced.Load() {
 		rn.Tick()
-		p.onTickRaftMuLocked()
+		p.maybeQuiesceLeaderRaftMuLocked()
+	}
+	if f&workMaint != 0 {
+		p.retentionRaftMuLocked()
 	}
 	p.mu.Lock()
 	inbox, props, snapDone, ops := p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops
 	p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops = nil, nil, nil, nil
+	qFrom, qTerm := p.mu.quiesceFrom, p.mu.quiesceTerm
+	p.mu.quiesceFrom = 0
 	p.mu.Unlock()
+	if len(props) > 0 || len(ops) > 0 {
+		p.wakeRaftMuLocked()
+	}
+	for _, m := range inbox {
+		if !quiescentMessage(m) {
+			p.wakeRaftMuLocked()
+			break
+		}
+	}
 	for _, op := range ops {
 		op(rn)
 	}
@@ -62,6 +76,9 @@ func (p *Partition) handle(f workFlags) {
 			break
 		}
 		p.handleReadyRaftMuLocked(rn.Ready())
+	}
+	if qFrom != 0 && p.raftMu.rn != nil {
+		p.maybeQuiesceFollowerRaftMuLocked(qFrom, qTerm)
 	}
 	if p.raftMu.rn != nil {
 		p.mu.Lock()
@@ -139,6 +156,7 @@ func (p *Partition) handleReadyRaftMuLocked(rd raft.Ready) {
 }
 
 func (p *Partition) onSoftStateRaftMuLocked(ss *raft.SoftState) {
+	p.wakeRaftMuLocked()
 	wasLeader, oldLead := p.raftMu.isLeader, p.raftMu.lead
 	p.raftMu.isLeader = ss.RaftState == raft.StateLeader
 	p.raftMu.lead = ss.Lead
@@ -215,6 +233,9 @@ func (p *Partition) updateReadyRaftMuLocked() {
 // storageAppendRaftMuLocked writes entries, hard state and snapshots of a
 // MsgStorageAppend to the log, then queues its responses behind a sync.
 func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
+	if len(m.GetEntries()) > 0 || !raft.IsEmptySnap(m.GetSnapshot()) {
+		p.wakeRaftMuLocked()
+	}
 	if snap := m.GetSnapshot(); !raft.IsEmptySnap(snap) {
 		if err := p.installSnapshotRaftMuLocked(snap); err != nil {
 			p.failRaftMuLocked(err)
@@ -296,6 +317,7 @@ func (p *Partition) saveHardStateRaftMuLocked() error {
 // responses back into raft.
 func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
 	sm := &p.raftMu.sm
+	p.wakeRaftMuLocked()
 	var resolved []resolvedProp
 	for _, e := range m.GetEntries() {
 		switch e.GetType() {
@@ -407,6 +429,9 @@ func (p *Partition) applyConfChangeRaftMuLocked(cc raftpb.ConfChangeI) {
 		return // e.g. the bootstrap entries of the configuration saved at creation
 	}
 	p.raftMu.cs = cs
+	p.mu.Lock()
+	p.setMembersLocked(cs)
+	p.mu.Unlock()
 	if err := p.log.SaveState(nil, cs); err != nil {
 		p.failRaftMuLocked(err)
 	}
@@ -450,6 +475,9 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 	p.raftMu.sm = stateMachine{applied: idx, appliedTerm: snap.GetMetadata().GetTerm(),
 		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx}
 	p.raftMu.cs = snap.GetMetadata().GetConfState()
+	p.mu.Lock()
+	p.setMembersLocked(p.raftMu.cs)
+	p.mu.Unlock()
 	p.syncMu.Lock()
 	p.syncMu.appended, p.syncMu.durable = idx, idx
 	p.syncMu.gen++
@@ -464,18 +492,12 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 	return nil
 }
 
-// onTickRaftMuLocked runs periodic upkeep (retention). The commit index
-// is not saved on ticks: it is saved with every term or vote change,
-// before every snapshot and on close, and a replica that restarts with an
-// older one re-learns it from the leader (a group of one by electing
-// itself). Saving it periodically would cost an fsync per partition.
-func (p *Partition) onTickRaftMuLocked() {
-	p.raftMu.ticks++
-	if p.raftMu.ticks%p.h.retentionTicks == 0 {
-		p.retentionRaftMuLocked()
-	}
-}
-
+// retentionRaftMuLocked runs every RetentionCheck (quiesced or not).
+// The commit index is not saved periodically: it is saved with every term
+// or vote change, before every snapshot and on close, and a replica that
+// restarts with an older one re-learns it from the leader (a group of one
+// by electing itself); saving it on a timer would cost an fsync per
+// partition.
 func (p *Partition) retentionRaftMuLocked() {
 	p.mu.Lock()
 	cfg := p.mu.cfg

@@ -15,10 +15,11 @@ const (
 	workMessages                       // inbound messages or local responses queued
 	workPropose                        // proposals queued
 	workReady                          // check for a Ready (e.g. after stepping)
+	workMaint                          // periodic upkeep (retention), also when quiesced
 
 	stateQueued     workFlags = 1 << 6
 	stateProcessing workFlags = 1 << 7
-	workMask                  = workTick | workMessages | workPropose | workReady
+	workMask                  = workTick | workMessages | workPropose | workReady | workMaint
 )
 
 func defaultWorkers() int {

@@ -9,6 +9,9 @@ import (
 type GroupMessage struct {
 	GroupID uint64
 	Message *raftpb.Message
+	// Quiesce flags a leader's heartbeat that also asks the follower to
+	// stop ticking (see quiesce.go). Transports must carry it.
+	Quiesce bool
 }
 
 // MessageHandler receives a batch of messages sent by node from. It must not
@@ -24,6 +27,10 @@ type MessageHandler func(from uint64, msgs []GroupMessage)
 // lost. Send must not block for long (queue, or drop when the queue is
 // full). Messages are owned by the transport after Send and must not be
 // shared with the receiver without copying or marshalling them.
+//
+// GroupID 0 is reserved for node-level liveness messages (one per pair of
+// nodes and heartbeat interval); every message received from a node counts
+// as a sign of its life.
 //
 // A node-to-node gRPC transport (one stream per pair of nodes, heartbeats
 // coalesced, snapshots chunked) implements this interface; MemNetwork is
