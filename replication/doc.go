@@ -26,8 +26,19 @@
 //     on every replica), moves the high watermark on apply, remembers the
 //     last five batches of each idempotent producer and takes snapshots of
 //     that state so retention can delete segments below them.
+//   - Idle groups quiesce (quiesce.go): once nothing is in flight and
+//     every follower caught up, leader and followers stop ticking, so idle
+//     partitions cost no heartbeats. One liveness message per pair of
+//     nodes replaces per-group heartbeats; a node silent for an election
+//     timeout wakes every group it hosts a replica of.
+//   - Membership (membership.go): new groups are bootstrapped with
+//     configuration entries, so a replica added later (ChangeReplicas,
+//     learner first) learns the configuration from the log or a snapshot;
+//     TransferLeadership moves leadership for balancing.
 //   - Transport (transport.go) carries batched messages of all groups per
-//     destination node; MemNetwork is the in-process network for tests.
+//     destination node (the outbox merges what all groups produce while a
+//     send is in progress); MemNetwork is the in-process network for tests
+//     and can cut, delay and drop links.
 //
 // # Entries
 //
@@ -61,6 +72,8 @@
 //   - Partition.syncMu guards the durability pipeline state (syncMu
 //     fields): queued responses, the appended and durable marks.
 //
+// Partition.quiesced is an atomic (read by the ticker without locks).
+//
 // Order: raftMu before mu, raftMu before syncMu; mu and syncMu are never
 // held together. Host.mu (an RWMutex over the partition map) may be held
 // while taking a partition's mu (receive), never the reverse. The
@@ -69,7 +82,9 @@
 // # Goroutines
 //
 // Host starts and owns: the scheduler workers, the sync workers, the
-// ticker and the outbox sender. Close stops them in that order and waits
-// for each; MemNetwork owns one delivery goroutine per directed link until
-// its Close.
+// ticker (which also sends liveness messages) and the outbox sender. Close
+// stops the ticker, then the scheduler, drains the sync workers, stops the
+// outbox and closes the partitions (saving their HardState), waiting for
+// each; MemNetwork owns one delivery goroutine per directed link until its
+// Close. No goroutine is started per partition or per request.
 package replication
