@@ -37,6 +37,9 @@ type fake struct {
 	// (a lost acknowledgement).
 	produceHook    func(node int32, req *sluicev1.ProduceRequest) error
 	appendThenFail bool
+	// breakStreams > 0 makes that many ProduceStreams end with UNAVAILABLE right after
+	// appending a batch, before answering it.
+	breakStreams int
 }
 
 type fakePart struct {
@@ -209,6 +212,15 @@ func (n *fakeNode) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.Produc
 			return err
 		}
 		resp, err := n.produce(stream.Context(), req.GetRequest())
+		n.f.mu.Lock()
+		brk := err == nil && n.f.breakStreams > 0
+		if brk {
+			n.f.breakStreams--
+		}
+		n.f.mu.Unlock()
+		if brk {
+			return status.Error(codes.Unavailable, "connection reset")
+		}
 		out := &sluicev1.ProduceStreamResponse{CorrelationId: req.GetCorrelationId(), Response: resp}
 		if err != nil {
 			st := status.Convert(err)

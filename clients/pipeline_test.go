@@ -1,0 +1,134 @@
+package clients_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/sluicehq/sluice/clients"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// produceAll produces n records to partition 0 asynchronously and returns their results
+// in produce order.
+func produceAll(t *testing.T, p *clients.Producer, n int) []clients.ProduceResult {
+	t.Helper()
+	ctx := guard(t)
+	res := make([]clients.ProduceResult, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: make([]byte, 40)}, func(r *clients.Record, err error) {
+			res[i] = clients.ProduceResult{Record: r, Err: err}
+			wg.Done()
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	return res
+}
+
+// checkSequences verifies the partition's batches carry gapless sequences from 0.
+func checkSequences(t *testing.T, f *fake) int {
+	t.Helper()
+	want := int32(0)
+	log := f.log("t", 0)
+	for i, b := range log {
+		if b.h.BaseSequence != want {
+			t.Fatalf("batch %d: sequence %d, want %d", i, b.h.BaseSequence, want)
+		}
+		want += b.h.RecordCount
+	}
+	return int(want)
+}
+
+// Many small batches are pipelined on the stream; offsets follow produce order.
+func TestPipelinedBatchesKeepOrder(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.Linger(0), clients.MaxBatchBytes(300), clients.MaxInflightPerPartition(5), clients.ManualPartitioning())
+	res := produceAll(t, p, 500)
+	for i, r := range res {
+		if r.Err != nil || r.Record.Offset != int64(i) {
+			t.Fatalf("record %d: offset %d, %v", i, r.Record.Offset, r.Err)
+		}
+	}
+	if n := checkSequences(t, f); n != 500 || len(f.log("t", 0)) < 50 {
+		t.Fatalf("%d records in %d batches", n, len(f.log("t", 0)))
+	}
+}
+
+// A stream that breaks after the batch was written: the idempotent producer resends on
+// a new stream and the partition keeps one copy.
+func TestBrokenStreamRetriesIdempotently(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	f.breakStreams = 2
+	p := newProducer(t, f, clients.Linger(0), clients.MaxBatchBytes(300), clients.ManualPartitioning())
+	res := produceAll(t, p, 100)
+	for i, r := range res {
+		if r.Err != nil || r.Record.Offset != int64(i) {
+			t.Fatalf("record %d: offset %d, %v", i, r.Record.Offset, r.Err)
+		}
+	}
+	if n := checkSequences(t, f); n != 100 {
+		t.Fatalf("%d records stored, want 100 (no duplicates)", n)
+	}
+}
+
+// Without idempotence a broken stream's batches fail: resending could duplicate them.
+func TestBrokenStreamFailsWithoutIdempotence(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	f.breakStreams = 1
+	p := newProducer(t, f, clients.DisableIdempotence(), clients.ManualPartitioning())
+	_, err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}).First()
+	if !errors.Is(err, clients.ErrUnknownOutcome) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}).First(); err != nil {
+		t.Fatalf("next produce on a new stream: %v", err)
+	}
+}
+
+// A batch refused in the middle of a pipeline fails alone; the batches behind it, sent
+// with sequences after its own, are renumbered and written.
+func TestRefusedBatchInPipelineLeavesNoGap(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	var once sync.Once
+	refused := int32(-1)
+	f.produceHook = func(_ int32, req *sluicev1.ProduceRequest) error {
+		var err error
+		if seq := req.GetBatch().GetBaseSequence(); seq > 100 {
+			once.Do(func() {
+				refused = seq
+				err = apiError(codes.InvalidArgument, "BATCH_TOO_LARGE", nil)
+			})
+		}
+		return err
+	}
+	// Hold the records back until all are buffered, so that batches pipeline.
+	p := newProducer(t, f, clients.Linger(time.Hour), clients.MaxBatchBytes(300), clients.MaxInflightPerPartition(5), clients.ManualPartitioning())
+	res := produceAll(t, p, 400)
+	failed := 0
+	for _, r := range res {
+		if r.Err != nil {
+			if !errors.Is(r.Err, clients.ErrBatchTooLarge) {
+				t.Fatalf("unexpected error %v", r.Err)
+			}
+			failed++
+		}
+	}
+	if refused < 0 || failed == 0 || failed > 10 {
+		t.Fatalf("refused sequence %d, %d records failed", refused, failed)
+	}
+	if n := checkSequences(t, f); n != 400-failed {
+		t.Fatalf("%d records stored, want %d", n, 400-failed)
+	}
+}
