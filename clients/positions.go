@@ -104,4 +104,3 @@ func listOffsets(ctx context.Context, cl *cluster, topic string, o Offset, readC
 	}
 	return resp.GetOffsets(), nil
 }
-
