@@ -400,6 +400,11 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, resp *sluicev1.FetchRe
 		var prs []*Record
 		var perr error
 		for _, rb := range fp.GetBatches() {
+			if rb.GetControl() {
+				// Transaction markers are not records: step over them.
+				next = max(next, rb.GetBaseOffset()+int64(rb.GetRecordCount()))
+				continue
+			}
 			rs, err := batch.Records(rb)
 			if err != nil {
 				perr = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_CORRUPT_BATCH, Message: err.Error(),

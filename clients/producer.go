@@ -121,9 +121,6 @@ func NewProducer(opts ...ProducerOpt) (*Producer, error) {
 	if len(cfg.brokers) == 0 {
 		return nil, errors.New("sluice: no brokers configured")
 	}
-	if !cfg.idempotent {
-		cfg.maxInflight = max(cfg.maxInflight, 1)
-	}
 	p := &Producer{cfg: cfg, cl: newCluster(&cfg), sem: make(chan struct{}, cfg.maxBuffered), kick: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.mu.parts = make(map[topicPartition]*partBuf)
@@ -195,6 +192,9 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 	pb := p.partLocked(topicPartition{r.Topic, r.Partition})
 	b := p.openBatchLocked(pb, size)
 	if err := b.b.Append(pr); err != nil {
+		if b.b.Count() == 0 { // drop the batch this record opened
+			pb.batches = pb.batches[:len(pb.batches)-1]
+		}
 		p.mu.Unlock()
 		fail(err)
 		return

@@ -393,3 +393,20 @@ func TestCloseFailsBufferedRecords(t *testing.T) {
 		t.Fatalf("produce after close: %v", got)
 	}
 }
+
+func TestInvalidRecordFailsAlone(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.ManualPartitioning())
+	rs := p.ProduceSync(guard(t),
+		&clients.Record{Topic: "t", Value: []byte("bad"), Headers: []clients.Header{{Key: "\xff", Value: nil}}},
+		&clients.Record{Topic: "t", Value: []byte("good")},
+		&clients.Record{Value: []byte("no topic")},
+	)
+	if rs[0].Err == nil || rs[1].Err != nil || !errors.Is(rs[2].Err, clients.ErrInvalidRequest) {
+		t.Fatalf("results %v", rs)
+	}
+	if log := f.log("t", 0); len(log) != 1 || log[0].h.RecordCount != 1 {
+		t.Fatalf("stored %d batches", len(log))
+	}
+}
