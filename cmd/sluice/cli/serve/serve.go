@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/sluicehq/sluice/server"
 )
@@ -43,6 +44,11 @@ SIGTERM or SIGINT shuts the node down gracefully (running calls finish, up to
 	}
 	l := newLoader(cmd.Flags())
 	cmd.Flags().SortFlags = false
+	// The client flags of the root (--brokers, --format, --timeout) mean nothing here.
+	cmd.SetHelpFunc(func(c *cobra.Command, args []string) {
+		c.InheritedFlags().VisitAll(func(f *pflag.Flag) { f.Hidden = true })
+		c.Root().HelpFunc()(c, args)
+	})
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		opts, err := l.Load(getenv)
 		if err != nil {
