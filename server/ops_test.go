@@ -263,7 +263,21 @@ func TestIdempotentProduceAndAcks(t *testing.T) {
 func TestShutdownEndsLongPollsAndStreams(t *testing.T) {
 	n := startNode(t)
 	createTopic(t, n, "bye", 1, nil)
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
+	ps, err := n.Producer.ProduceStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ps.Send(&sluicev1.ProduceStreamRequest{Request: &sluicev1.ProduceRequest{Topic: "bye", Batch: &sluicev1.RecordBatch{Records: records(1, "b")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := ps.Recv(); err != nil || r.GetError() != nil {
+		t.Fatalf("produce stream: %v %v", r, err)
+	}
+	go func() {
+		_, err := ps.Recv()
+		errs <- err
+	}()
 	go func() {
 		_, err := n.Consumer.Fetch(context.Background(), &sluicev1.FetchRequest{Topic: "bye", MinBytes: 1, MaxWaitMs: 300_000,
 			Partitions: []*sluicev1.FetchPosition{{}}})
@@ -289,7 +303,78 @@ func TestShutdownEndsLongPollsAndStreams(t *testing.T) {
 	if err := n.Server.Shutdown(ctx); err != nil {
 		t.Fatalf("graceful shutdown: %v", err)
 	}
-	for range 2 {
-		<-errs // both ended (the fetch answers, the stream ends UNAVAILABLE)
+	for range 3 {
+		<-errs // all ended (the fetch answers, the streams end UNAVAILABLE)
+	}
+}
+
+func TestRetentionDeletesOldSegments(t *testing.T) {
+	cfg := servertest.Config(t.TempDir())
+	cfg.RetentionCheck = 20 * time.Millisecond
+	n := servertest.Start(t, cfg)
+	createTopic(t, n, "ret", 1, map[string]string{"segment.bytes": "4096", "retention.bytes": "8192"})
+	for range 40 {
+		recs := records(4, "r")
+		for _, r := range recs {
+			r.Value = make([]byte, 200)
+		}
+		produce(t, n, "ret", 0, recs)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := n.Admin.DescribeTopic(ctxT(t), &sluicev1.DescribeTopicRequest{Name: "ret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := d.GetTopic().GetPartitions()[0]
+		if p.GetLogStartOffset() > 0 {
+			if p.GetHighWatermark() != 160 {
+				t.Fatalf("retention moved the high watermark: %v", p)
+			}
+			// What is left is readable from the new start.
+			if bs := fetchAll(t, n, "ret", 0, p.GetLogStartOffset(), 0); len(bs) == 0 {
+				t.Fatal("nothing readable after retention")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention never ran: %v", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSubscribeByTimestampAndSeek(t *testing.T) {
+	n := startNode(t)
+	createTopic(t, n, "ts", 1, nil)
+	for i := range int64(4) {
+		recs := records(1, "t")
+		recs[0].TimestampMs = 1000 * (i + 1)
+		produce(t, n, "ts", 0, recs)
+	}
+	c := openConsume(t, n, n.Consumer)
+	c.credit(1 << 20)
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{
+		Topic: "ts", Start: &sluicev1.StartPosition{Position: &sluicev1.StartPosition_TimestampMs{TimestampMs: 2500}}}}})
+	got := c.barrier()
+	if len(got) != 2 || got[0].GetBatch().GetBatch().GetBaseOffset() != 2 {
+		t.Fatalf("from timestamp 2500: %v", got)
+	}
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Seek{Seek: &sluicev1.Seek{Topic: "ts",
+		Position: &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Offset{Offset: 1}}}}})
+	got = c.barrier()
+	if len(got) != 3 || got[0].GetBatch().GetBatch().GetBaseOffset() != 1 {
+		t.Fatalf("after seek to 1: %v", got)
+	}
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Seek{Seek: &sluicev1.Seek{Topic: "ts",
+		Position: &sluicev1.StartPosition{Position: &sluicev1.StartPosition_TimestampMs{TimestampMs: 99999}}}}})
+	if got := c.barrier(); len(got) != 0 {
+		t.Fatalf("timestamp after the last record: %v", got)
+	}
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Seek{Seek: &sluicev1.Seek{Topic: "other",
+		Position: &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Earliest{Earliest: true}}}}})
+	got = c.barrier()
+	if len(got) != 1 || got[0].GetPartitionError().GetError().GetReason() != sluicev1.ErrorReason_ERROR_REASON_INVALID_REQUEST {
+		t.Fatalf("seek of an unsubscribed partition: %v", got)
 	}
 }

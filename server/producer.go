@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	"github.com/sluicehq/sluice/batch"
 	"github.com/sluicehq/sluice/cluster"
@@ -204,14 +205,39 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 		close(slots)
 		<-senderDone
 	}
+	reqs := make(chan *sluicev1.ProduceStreamRequest)
+	recvErr := make(chan error, 1)
+	go func() { // ends when the client half-closes or the call ends
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	for {
-		req, err := stream.Recv()
-		if err != nil {
+		var req *sluicev1.ProduceStreamRequest
+		select {
+		case req = <-reqs:
+		case err := <-recvErr:
 			finish()
 			if errors.Is(err, io.EOF) {
 				return sendErr
 			}
 			return err
+		case <-ps.s.stop:
+			// Answer what was received, then end the stream.
+			finish()
+			return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, nil, "the node is shutting down")
+		case <-ctx.Done():
+			finish()
+			return sendErr
 		}
 		slot := make(chan *sluicev1.ProduceStreamResponse, 1)
 		select {

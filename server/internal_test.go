@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestPanicBecomesInternalWithoutStack(t *testing.T) {
+	var logged strings.Builder
+	l := slog.New(slog.NewTextHandler(&logged, nil))
+	ic := recovery.UnaryServerInterceptor(recovery.WithRecoveryHandlerContext(recoveryHandler(l)))
+	_, err := ic(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/x/Y"}, func(context.Context, any) (any, error) {
+		panic("boom")
+	})
+	st := status.Convert(err)
+	if st.Code() != codes.Internal || strings.Contains(st.Message(), "boom") || strings.Contains(st.Message(), "goroutine") {
+		t.Fatalf("client sees %v", st)
+	}
+	var reason string
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			reason = ei.GetReason()
+		}
+	}
+	if reason != "INTERNAL" {
+		t.Fatalf("reason %q", reason)
+	}
+	if !strings.Contains(logged.String(), "boom") || !strings.Contains(logged.String(), "stack") {
+		t.Fatalf("the log lacks the panic: %s", logged.String())
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	var c Config
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultConfig()
+	if c.ListenAddr != d.ListenAddr || c.DataDir != "./data" || c.HTTPListenAddr != "127.0.0.1:9702" || c.NodeID != 1 || c.Logger == nil {
+		t.Fatalf("defaults: %+v", c)
+	}
+	for _, bad := range []Config{
+		{ListenAddr: "nope"},
+		{HTTPListenAddr: "1.2.3.4"},
+		{DefaultPartitions: -1},
+		{NodeID: 1 << 40},
+		{Join: []string{"127.0.0.1:9701"}},
+	} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v: accepted", bad)
+		}
+	}
+}
