@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicehq/sluice/storage"
+	"github.com/sluicehq/sluice/storage/faultfs"
 )
 
 func TestMain(m *testing.M) {
@@ -23,6 +24,7 @@ type testCluster struct {
 	hosts map[uint64]*Host
 	dirs  map[uint64]string
 	disk  *memDisk // nil = real storage
+	fss   map[uint64]*faultfs.FS
 	tweak func(*HostConfig)
 	mu    sync.Mutex
 }
@@ -55,6 +57,9 @@ func (c *testCluster) start(id uint64) *Host {
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
+	if fs := c.fss[id]; fs != nil {
+		cfg.Storage.FS = fs
+	}
 	h, err := NewHost(cfg)
 	if err != nil {
 		c.t.Fatal(err)
@@ -78,6 +83,35 @@ func (c *testCluster) stop(id uint64) {
 			c.t.Errorf("close host %d: %v", id, err)
 		}
 	}
+}
+
+// newCrashCluster gives every node an in-memory filesystem (faultfs) that
+// can crash, dropping everything not yet durable.
+func newCrashCluster(t testing.TB, n int, tweak func(*HostConfig)) *testCluster {
+	c := &testCluster{t: t, hosts: map[uint64]*Host{}, dirs: map[uint64]string{}, tweak: tweak,
+		fss: map[uint64]*faultfs.FS{}}
+	if n > 1 {
+		c.net = NewMemNetwork()
+	}
+	for id := uint64(1); id <= uint64(n); id++ {
+		c.dirs[id] = fmt.Sprintf("/node%d", id)
+		c.fss[id] = faultfs.New()
+		c.start(id)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// crash stops node id as a power cut would: the node restarts (restart)
+// on what its filesystem had made durable at the moment of the call.
+func (c *testCluster) crash(id uint64) {
+	c.mu.Lock()
+	crashed := c.fss[id].Crash()
+	c.mu.Unlock()
+	c.stop(id)
+	c.mu.Lock()
+	c.fss[id] = crashed
+	c.mu.Unlock()
 }
 
 func (c *testCluster) close() {
@@ -130,6 +164,23 @@ func (c *testCluster) leader(group uint64) (*Host, *Partition) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	c.t.Fatalf("no leader for group %d", group)
+	return nil, nil
+}
+
+// leaderOrNil returns a ready leader of group now, or nils.
+func (c *testCluster) leaderOrNil(group uint64) (*Host, *Partition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, h := range c.hosts {
+		if p, ok := h.Partition(group); ok {
+			p.mu.Lock()
+			ready := p.mu.ready
+			p.mu.Unlock()
+			if ready {
+				return h, p
+			}
+		}
+	}
 	return nil, nil
 }
 

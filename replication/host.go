@@ -269,10 +269,34 @@ func (h *Host) RemovePartition(groupID uint64) error {
 	}
 	h.metrics.partitions.Dec()
 	err := p.close()
-	if rerr := os.RemoveAll(p.dir); rerr != nil {
+	if rerr := h.removeAll(p.dir); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	return err
+}
+
+// removeAll deletes dir and its contents on the storage filesystem.
+func (h *Host) removeAll(dir string) error {
+	fs := h.cfg.Storage.FS
+	if fs == nil {
+		return os.RemoveAll(dir)
+	}
+	names, err := fs.ReadDir(dir)
+	if err != nil {
+		return nil // nothing there
+	}
+	for _, n := range names {
+		path := filepath.Join(dir, n)
+		if err := fs.Remove(path); err != nil {
+			if err := h.removeAll(path); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fs.Remove(dir); err != nil {
+		return err
+	}
+	return fs.SyncDir(filepath.Dir(dir))
 }
 
 // Close stops every partition (waiting producers get ErrUnknownOutcome or
