@@ -217,4 +217,3 @@ func TestChaosThreeNodes(t *testing.T) {
 		t.Fatal("nothing was acknowledged")
 	}
 }
-
