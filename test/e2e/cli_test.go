@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -161,5 +162,42 @@ func mustJSON(t *testing.T, s string, v any) {
 	t.Helper()
 	if err := json.Unmarshal([]byte(s), v); err != nil {
 		t.Fatalf("not JSON (%v): %q", err, s)
+	}
+}
+
+// TestServerSettingsPrecedence starts real servers from a YAML file, the environment and
+// flags, and reads the data directory each one reports: flag > environment > file.
+func TestServerSettingsPrecedence(t *testing.T) {
+	needBinary(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "sluice.yaml")
+	yaml := "data_dir: " + filepath.Join(dir, "from-file") + "\n" +
+		"listen: 127.0.0.1:0\ninternal_listen: 127.0.0.1:0\nhttp_listen: 127.0.0.1:0\nlog_format: json\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+		want string
+	}{
+		{"file", []string{"server", "--config", file}, nil, "from-file"},
+		{"env over file", []string{"server"}, []string{"SLUICE_CONFIG=" + file, "SLUICE_DATA_DIR=" + filepath.Join(dir, "from-env")}, "from-env"},
+		{"flag over env", []string{"server", "--config", file, "--data-dir", filepath.Join(dir, "from-flag")},
+			[]string{"SLUICE_DATA_DIR=" + filepath.Join(dir, "from-env")}, "from-flag"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startProcess(t, tc.args, tc.env)
+			if n.dataDir != filepath.Join(dir, tc.want) {
+				t.Errorf("data dir %q, want %q", n.dataDir, filepath.Join(dir, tc.want))
+			}
+			if _, err := os.Stat(filepath.Join(dir, tc.want)); err != nil {
+				t.Errorf("data dir not created: %v", err)
+			}
+			if err := n.stop(); err != nil {
+				t.Fatalf("stop: %v", err)
+			}
+		})
 	}
 }

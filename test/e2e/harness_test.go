@@ -127,9 +127,17 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 		"--http-listen", "127.0.0.1:0",
 		"--log-format", "json",
 	}, extra...)
-	n := &node{t: t, dataDir: dataDir, logs: &logBuf{}, exited: make(chan struct{})}
+	return startProcess(t, args, nil)
+}
+
+// startProcess runs the binary with args (a `server` command logging JSON) and extra
+// environment variables, and waits until the server reports that it is ready.
+func startProcess(t *testing.T, args []string, env []string) *node {
+	t.Helper()
+	needBinary(t)
+	n := &node{t: t, logs: &logBuf{}, exited: make(chan struct{})}
 	n.cmd = exec.Command(binary, args...)
-	n.cmd.Env = cleanEnv()
+	n.cmd.Env = append(cleanEnv(), env...)
 	stderr, err := n.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +145,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan [2]string, 1)
+	ready := make(chan [3]string, 1)
 	go func() { // ends when the process closes stderr
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -145,13 +153,14 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 			line := sc.Bytes()
 			n.logs.Write(append(append([]byte(nil), line...), '\n'))
 			var rec struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-				HTTP string `json:"http"`
+				Msg     string `json:"msg"`
+				Addr    string `json:"addr"`
+				HTTP    string `json:"http"`
+				DataDir string `json:"data_dir"`
 			}
 			if json.Unmarshal(line, &rec) == nil && rec.Msg == "sluice server ready" {
 				select {
-				case ready <- [2]string{rec.Addr, rec.HTTP}:
+				case ready <- [3]string{rec.Addr, rec.HTTP, rec.DataDir}:
 				default:
 				}
 			}
@@ -166,12 +175,12 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 			<-n.exited
 		}
 		if t.Failed() {
-			t.Logf("server log (%s):\n%s", dataDir, n.logs.String())
+			t.Logf("server log (%s):\n%s", n.dataDir, n.logs.String())
 		}
 	})
 	select {
 	case a := <-ready:
-		n.addr, n.http = a[0], a[1]
+		n.addr, n.http, n.dataDir = a[0], a[1], a[2]
 	case <-n.exited:
 		t.Fatalf("server exited before it was ready: %v\n%s", n.waitErr, n.logs.String())
 	case <-time.After(startDeadline):
