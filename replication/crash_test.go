@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -105,6 +106,56 @@ func produceLoop(ctx context.Context, t *testing.T, c *testCluster, a *ackLog, g
 	}
 }
 
+// idemProduceLoop is an idempotent producer (id pid): it retries a batch
+// with the same sequence until it is acknowledged, so the log must hold
+// every one of its batches exactly once.
+func idemProduceLoop(ctx context.Context, c *testCluster, a *ackLog, group uint64, pid int64, errs chan<- error) {
+	for seq := int32(0); ctx.Err() == nil; {
+		h, p := c.leaderOrNil(group)
+		if p == nil {
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		b := testBatch(int(pid)*1_000_000 + int(seq))
+		b.ProducerID, b.ProducerEpoch, b.BaseSequence = pid, 0, seq
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		res, err := p.Produce(pctx, b, AcksAll)
+		cancel()
+		switch {
+		case err == nil:
+			if err := a.record(h, group, res.BaseOffset, string(b.Data)); err != nil {
+				errs <- err
+				return
+			}
+			seq++
+		case errors.Is(err, ErrOutOfOrderSequence), errors.Is(err, ErrProducerFenced):
+			errs <- fmt.Errorf("group %d producer %d seq %d: %w", group, pid, seq, err)
+			return
+		}
+	}
+}
+
+// checkNoDuplicates fails if a batch of an idempotent producer (ids >=
+// 100) appears twice in the group's log.
+func checkNoDuplicates(t *testing.T, c *testCluster, group uint64) {
+	t.Helper()
+	_, p := c.leader(group)
+	seen := map[string]uint64{}
+	for _, b := range readAll(t, p) {
+		var n int
+		if _, err := fmt.Sscanf(string(b.Data), "batch-%d", &n); err != nil || n < 100_000_000 {
+			continue
+		}
+		if prev, dup := seen[string(b.Data)]; dup {
+			t.Fatalf("group %d: idempotent batch %q at offsets %d and %d", group, b.Data, prev, b.BaseOffset)
+		}
+		seen[string(b.Data)] = b.BaseOffset
+	}
+	if len(seen) == 0 {
+		t.Fatalf("group %d: no idempotent batch written", group)
+	}
+}
+
 func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 	const groups = 3
 	c := newCrashCluster(t, 1, nil)
@@ -170,10 +221,15 @@ func TestChaosThreeNodes(t *testing.T) {
 				produceLoop(ctx, t, c, a, g, int(g)*10+w, errs)
 			}()
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			idemProduceLoop(ctx, c, a, g, 100+int64(g), errs)
+		}()
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	down := uint64(0)
-	for step := 0; step < 30; step++ {
+	for step := 0; step < 60; step++ {
 		time.Sleep(time.Duration(20+rng.IntN(60)) * time.Millisecond)
 		x, y := uint64(1+rng.IntN(3)), uint64(1+rng.IntN(3))
 		switch op := rng.IntN(6); {
@@ -208,6 +264,9 @@ func TestChaosThreeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.check(t, c, groups)
+	for g := uint64(1); g <= groups; g++ {
+		checkNoDuplicates(t, c, g)
+	}
 	total := 0
 	for _, m := range a.acked {
 		total += len(m)
