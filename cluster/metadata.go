@@ -211,6 +211,19 @@ func (m *Metadata) NodeID() uint64 { return m.cfg.NodeID }
 // ControllerID is the node leading the metadata group (0 if none).
 func (m *Metadata) ControllerID() uint64 { return m.part.Leader() }
 
+// ControllerVoters are the voters of the metadata group as this node
+// knows them.
+func (m *Metadata) ControllerVoters() []uint64 { return m.part.Status().Voters }
+
+// Err is the error that stopped this node from applying the metadata log
+// (nil while it applies normally). A node with an error serves a frozen
+// view and should not report itself ready.
+func (m *Metadata) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.mu.failed
+}
+
 // Alive reports whether a node is known to be up. Until nodes heartbeat
 // to the controller, only this node is known alive.
 func (m *Metadata) Alive(id uint64) bool { return id == m.cfg.NodeID }

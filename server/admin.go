@@ -165,15 +165,25 @@ func (s *Server) describeTopic(t *cluster.Topic, live bool) *sluicev1.TopicDescr
 			p, _ = s.core.host.Partition(pi.GroupID)
 		}
 		leader := uint64(0)
+		lag := map[uint64]int64{}
+		voters := map[uint64]bool{}
 		if p != nil {
-			leader = p.Leader()
-			pd.LogStartOffset, pd.HighWatermark, pd.SizeBytes = int64(p.StartOffset()), int64(p.HighWatermark()), p.LogSize()
+			st := p.Status()
+			leader = st.Leader
+			pd.LogStartOffset, pd.HighWatermark, pd.SizeBytes = int64(st.StartOffset), int64(st.HighWatermark), p.LogSize()
+			for _, r := range st.Replicas {
+				lag[r.NodeID] = int64(r.Lag)
+			}
+			for _, v := range st.Voters {
+				voters[v] = true
+			}
 		}
 		if leader != 0 {
 			pd.Leader = int32(leader)
 		}
 		for _, r := range pi.Replicas {
-			pd.Replicas = append(pd.Replicas, &sluicev1.ReplicaStatus{NodeId: int32(r), Leader: r == leader, Voter: true})
+			pd.Replicas = append(pd.Replicas, &sluicev1.ReplicaStatus{NodeId: int32(r), Leader: r == leader,
+				Lag: lag[r], Voter: len(voters) == 0 || voters[r]})
 		}
 		d.Partitions = append(d.Partitions, pd)
 	}

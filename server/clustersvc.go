@@ -15,12 +15,15 @@ type clusterService struct {
 // nodes lists the registered nodes.
 func (c *clusterService) nodes(st *cluster.State) []*sluicev1.Node {
 	md := c.s.core.md
+	voters := map[uint64]bool{}
+	for _, v := range md.ControllerVoters() {
+		voters[v] = true
+	}
 	out := make([]*sluicev1.Node, 0, len(st.Nodes))
 	for _, id := range st.NodeIDs() {
 		n := st.Nodes[id]
 		out = append(out, &sluicev1.Node{
-			NodeId: int32(id), Address: n.Addr, Rack: n.Rack, Alive: md.Alive(id),
-			ControllerVoter: id == md.NodeID(), // one node: the only voter
+			NodeId: int32(id), Address: n.Addr, Rack: n.Rack, Alive: md.Alive(id), ControllerVoter: voters[id],
 		})
 	}
 	return out
@@ -57,8 +60,9 @@ func (c *clusterService) GetMetadata(ctx context.Context, req *sluicev1.GetMetad
 				pm.Replicas = append(pm.Replicas, int32(r))
 			}
 			if p, ok := c.s.core.host.Partition(pi.GroupID); ok {
-				if l := p.Leader(); l != 0 {
-					pm.Leader = int32(l)
+				if st := p.Status(); st.Leader != 0 {
+					pm.Leader = int32(st.Leader)
+					pm.LeaderEpoch = int64(st.Term)
 				}
 			}
 			tm.Partitions = append(tm.Partitions, pm)
@@ -76,8 +80,14 @@ func (c *clusterService) DescribeCluster(ctx context.Context, _ *sluicev1.Descri
 	for _, t := range st.Topics {
 		for _, pi := range t.Partitions {
 			p, ok := c.s.core.host.Partition(pi.GroupID)
-			if !ok || p.Leader() == 0 {
+			if !ok {
+				continue // hosted elsewhere: that node reports it
+			}
+			st := p.Status()
+			if st.Leader == 0 {
 				resp.LeaderlessPartitions++
+			} else if st.IsLeader && st.UnderReplicated() {
+				resp.UnderReplicatedPartitions++
 			}
 		}
 	}

@@ -81,7 +81,7 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 	if err != nil {
 		var nr *cluster.NotReplicaError
 		if errors.As(err, &nr) {
-			return s.forwardProduce(ctx, req, nr)
+			return s.forwardProduce(ctx, req, idx, 0, err)
 		}
 		return nil, err
 	}
@@ -117,6 +117,10 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 	defer cancel()
 	res, err := produceWhenLed(pctx, p, pb, acks)
 	if err != nil {
+		var nl *replication.NotLeaderError
+		if errors.As(err, &nl) && nl.Leader != 0 {
+			return s.forwardProduce(ctx, req, idx, nl.Leader, err) // nothing was proposed here
+		}
 		return nil, err
 	}
 	s.metrics.bytesIn.WithLabelValues(t.Name).Add(float64(len(stored)))
@@ -154,11 +158,12 @@ func produceWhenLed(ctx context.Context, p *replication.Partition, b replication
 	}
 }
 
-// forwardProduce is where a produce for a partition led elsewhere goes to
-// its leader. Until nodes talk to each other, it reports NOT_LEADER with
-// what is known of the leader.
-func (s *Server) forwardProduce(_ context.Context, _ *sluicev1.ProduceRequest, nr *cluster.NotReplicaError) (*sluicev1.ProduceResponse, error) {
-	return nil, nr
+// forwardProduce is where a produce for a partition led by another node
+// (leader, 0 when unknown here) goes to that leader, with the partition
+// chosen here. Until nodes talk to each other it reports cause, which maps
+// to NOT_LEADER with what is known of the leader.
+func (s *Server) forwardProduce(_ context.Context, _ *sluicev1.ProduceRequest, _ int32, _ uint64, cause error) (*sluicev1.ProduceResponse, error) {
+	return nil, cause
 }
 
 // maxStreamInFlight bounds the requests of one ProduceStream that are

@@ -166,10 +166,11 @@ func (s *Server) HTTPAddr() string {
 	return s.mu.httpLis.Addr().String()
 }
 
+// ready: serving, and the cluster metadata is being applied.
 func (s *Server) ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.mu.ready
+	return s.mu.ready && s.core != nil && s.core.md.Err() == nil
 }
 
 // Shutdown stops accepting calls, lets running calls finish (long polls
