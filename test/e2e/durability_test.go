@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -105,6 +106,15 @@ func TestKillDuringProduceLosesNoAcknowledgedRecord(t *testing.T) {
 	}
 }
 
+// codecs cycles the shapes of produced batches; UNSPECIFIED means plain records.
+var codecs = []sluicev1.Compression{
+	sluicev1.Compression_COMPRESSION_UNSPECIFIED,
+	sluicev1.Compression_COMPRESSION_ZSTD,
+	sluicev1.Compression_COMPRESSION_UNSPECIFIED,
+	sluicev1.Compression_COMPRESSION_LZ4,
+	sluicev1.Compression_COMPRESSION_NONE,
+}
+
 // produceUntilCancelled sends small acks=all batches in a loop and records what is
 // acknowledged. Failures (the server is being killed) are expected and only end the loop
 // once ctx is cancelled.
@@ -120,9 +130,17 @@ func produceUntilCancelled(ctx context.Context, conn *grpc.ClientConn, topic str
 				Value: []byte(fmt.Sprintf("%s-%d-%d", name, seq, i)),
 			}
 		}
+		// Half the batches travel as plain records (the thin-client shape), half encoded
+		// and compressed as the Go client sends them; both must survive.
+		rb := &sluicev1.RecordBatch{Records: recs}
+		if codec := codecs[seq%len(codecs)]; codec != sluicev1.Compression_COMPRESSION_UNSPECIFIED {
+			var err error
+			if rb, err = batch.Encode(recs, codec); err != nil {
+				panic(err)
+			}
+		}
 		resp, err := c.Produce(ctx, &sluicev1.ProduceRequest{
-			Topic: topic, Partition: proto.Int32(part), Acks: sluicev1.Acks_ACKS_ALL,
-			Batch: &sluicev1.RecordBatch{Records: recs},
+			Topic: topic, Partition: proto.Int32(part), Acks: sluicev1.Acks_ACKS_ALL, Batch: rb,
 		})
 		if err != nil {
 			continue
