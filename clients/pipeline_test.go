@@ -132,3 +132,56 @@ func TestRefusedBatchInPipelineLeavesNoGap(t *testing.T) {
 		t.Fatalf("%d records stored, want %d", n, 400-failed)
 	}
 }
+
+// Close does not wait for a server that never answers: batches in flight fail with
+// ErrClosed and every goroutine ends (goleak checks in TestMain).
+func TestCloseWithBatchInFlight(t *testing.T) {
+	for _, unary := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stream", true: "unary"}[unary], func(t *testing.T) {
+			f := newFake(t, 1)
+			f.addTopic("t", 1)
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			f.produceHook = func(int32, *sluicev1.ProduceRequest) error {
+				once.Do(func() { close(entered) })
+				<-release
+				return nil
+			}
+			t.Cleanup(func() { close(release) }) // runs before the fake stops
+			opts := []clients.ProducerOpt{clients.DisableIdempotence()}
+			if unary {
+				opts = append(opts, clients.UnaryProduce())
+			}
+			p := newProducer(t, f, opts...)
+			errc := make(chan error, 1)
+			p.Produce(guard(t), &clients.Record{Topic: "t", Value: []byte("v")}, func(_ *clients.Record, err error) { errc <- err })
+			<-entered
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-errc; !errors.Is(err, clients.ErrClosed) {
+				t.Fatalf("err = %v", err)
+			}
+		})
+	}
+}
+
+func TestUnaryProduceFollowsLeader(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 1, 1)
+	p := newProducer(t, f, clients.UnaryProduce())
+	ctx := guard(t)
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("a")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	f.setLeader("t", 0, 2)
+	res := produceAll(t, p, 50)
+	for i, r := range res {
+		if r.Err != nil || r.Record.Offset != int64(i+1) {
+			t.Fatalf("record %d: %d, %v", i, r.Record.Offset, r.Err)
+		}
+	}
+	if n := checkSequences(t, f); n != 51 {
+		t.Fatalf("%d records", n)
+	}
+}
