@@ -50,7 +50,7 @@ partition, offset, timestamp, key, value and headers) or a template with escapes
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.From, "from", "f", "end", "where to start: beginning, end, OFFSET or @TIME")
+	f.StringVarP(&o.From, "from", "f", "beginning", "where to start: beginning, end, OFFSET or @TIME")
 	f.Int64VarP(&o.Count, "num", "n", 0, "stop after this many records (0 = no limit)")
 	f.Int32SliceVarP(&o.Partitions, "partition", "p", nil, "partitions to read (default all)")
 	f.StringVar(&o.Format, "format", "text", "output: text, json, or a template such as '%k=%v\\n'")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -121,6 +122,11 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 	snd, err := newSender(ctx, g, topic, o.Partition, acks, comp)
 	if err != nil {
 		return err
+	}
+	if f, ok := g.Stdin.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			fmt.Fprintf(g.Stderr, "producing to %q: one record per line; end with Ctrl-D\n", topic)
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
