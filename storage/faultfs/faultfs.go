@@ -34,7 +34,8 @@ const (
 	OpRead
 )
 
-// Rule decides whether an operation fails. For OpWrite, a non-nil
+// Rule decides whether an operation fails. It runs without the FS lock
+// held and may call Crash. For OpWrite, a non-nil
 // error with n >= 0 writes the first n bytes (a short write) and returns
 // the error. n < 0 writes nothing.
 type Rule func(op Op, path string, size int) (n int, err error)
@@ -91,7 +92,11 @@ func (f *FS) check(op Op, path string, size int) (int, error) {
 	if f.rule == nil {
 		return size, nil
 	}
-	n, err := f.rule(op, path, size)
+	// The rule runs unlocked so that it may call Crash or SetSpace.
+	rule := f.rule
+	f.mu.Unlock()
+	n, err := rule(op, path, size)
+	f.mu.Lock()
 	if err == nil {
 		return size, nil
 	}
