@@ -26,6 +26,7 @@ type cluster struct {
 		conns  map[string]*grpc.ClientConn // by address
 		nodes  map[int32]string            // node id -> address
 		topics map[string][]int32          // topic -> leader node id per partition (-1: none)
+		loaded map[string]time.Time        // when each topic's metadata was loaded
 		closed bool
 	}
 }
@@ -35,6 +36,7 @@ func newCluster(cfg *config) *cluster {
 	c.mu.conns = make(map[string]*grpc.ClientConn)
 	c.mu.nodes = make(map[int32]string)
 	c.mu.topics = make(map[string][]int32)
+	c.mu.loaded = make(map[string]time.Time)
 	return c
 }
 
@@ -109,20 +111,30 @@ func (c *cluster) refresh(ctx context.Context, topics ...string) (*sluicev1.GetM
 			}
 		}
 		c.mu.topics[t.GetName()] = leaders
+		c.mu.loaded[t.GetName()] = time.Now()
 	}
 	return resp, nil
 }
 
-// partitions returns the partition count of topic, loading its metadata if needed. A
-// topic the cluster does not know fails with UNKNOWN_TOPIC.
+// partitions returns the partition count of topic, loading its metadata when it is not
+// known or older than MetadataMaxAge. A topic the cluster does not know fails with
+// UNKNOWN_TOPIC.
 func (c *cluster) partitions(ctx context.Context, topic string) (int32, error) {
 	c.mu.Lock()
 	leaders, ok := c.mu.topics[topic]
+	fresh := time.Since(c.mu.loaded[topic]) < c.cfg.metadataMaxAge
+	if ok && !fresh {
+		c.mu.loaded[topic] = time.Now() // this caller refreshes; the others go on
+	}
 	c.mu.Unlock()
-	if ok {
+	if ok && fresh {
 		return int32(len(leaders)), nil
 	}
 	if _, err := c.refresh(ctx, topic); err != nil {
+		if ok { // keep using what we know
+			c.cfg.logger.Debug("metadata refresh failed", "topic", topic, "err", err)
+			return int32(len(leaders)), nil
+		}
 		return 0, err
 	}
 	c.mu.Lock()

@@ -5,8 +5,8 @@
 // # Options
 //
 // Constructors take functional options grouped by client: Opt values (Brokers,
-// DialOptions, Logger, RequestTimeout, RetryBackoff) apply to any client; ProducerOpt
-// (Linger, MaxBatchBytes, MaxInflightPerPartition, Compression, Acks,
+// DialOptions, Logger, RequestTimeout, RetryBackoff, MetadataMaxAge) apply to any
+// client; ProducerOpt (Linger, MaxBatchBytes, MaxInflightPerPartition, Compression, Acks,
 // DisableIdempotence, ManualPartitioning, MaxBufferedRecords, DeliveryTimeout,
 // ProduceTimeout, UnaryProduce) and ConsumerOpt (ConsumePartitions, FetchMaxWait,
 // FetchMinBytes, FetchMaxBytes, FetchMaxPartitionBytes, ReadCommitted, StrictOffsets)

@@ -18,6 +18,7 @@ type config struct {
 	requestTimeout time.Duration
 	backoffMin     time.Duration
 	backoffMax     time.Duration
+	metadataMaxAge time.Duration
 
 	// producer
 	linger          time.Duration
@@ -49,6 +50,7 @@ func defaults() config {
 		requestTimeout:  30 * time.Second,
 		backoffMin:      50 * time.Millisecond,
 		backoffMax:      2 * time.Second,
+		metadataMaxAge:  5 * time.Minute,
 		linger:          5 * time.Millisecond,
 		maxBatchBytes:   1 << 20,
 		maxInflight:     5,
@@ -129,6 +131,13 @@ func RequestTimeout(d time.Duration) Opt {
 // (default 50ms to 2s), with jitter.
 func RetryBackoff(min, max time.Duration) Opt {
 	return commonOpt(func(c *config) { c.backoffMin, c.backoffMax = min, max })
+}
+
+// MetadataMaxAge is how long cached topic metadata (partition count and leaders) is
+// used before it is loaded again (default 5 minutes); leader changes reported by the
+// server refresh it sooner.
+func MetadataMaxAge(d time.Duration) Opt {
+	return commonOpt(func(c *config) { c.metadataMaxAge = d })
 }
 
 // Linger is how long a partition's batch waits for more records before it is sent

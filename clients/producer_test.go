@@ -410,3 +410,26 @@ func TestInvalidRecordFailsAlone(t *testing.T) {
 		t.Fatalf("stored %d batches", len(log))
 	}
 }
+
+// Partitions added to a topic are used once the metadata is older than MetadataMaxAge.
+func TestMetadataMaxAgePicksUpNewPartitions(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.MetadataMaxAge(time.Nanosecond))
+	ctx := guard(t)
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("v")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("k0")
+	for i := 1; batch.KeyPartition(key, 5) == 0; i++ {
+		key = fmt.Appendf(nil, "k%d", i)
+	}
+	f.addTopic("t", 5) // the fake recreates it with 5 partitions
+	r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Key: key, Value: []byte("v")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := batch.KeyPartition(key, 5); r.Partition != want {
+		t.Fatalf("partition %d, want %d of 5", r.Partition, want)
+	}
+}
