@@ -318,28 +318,47 @@ func newTopicID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// waitCaughtUp waits until every local replica has applied the entries it
-// knew to be committed when it opened, so that a restarted node does not
-// serve a high watermark behind what it acknowledged before.
+// catchUpWait bounds how long Open waits for the local replicas to catch
+// up (a partition without a quorum must not keep the node from starting).
+const catchUpWait = 15 * time.Second
+
+// waitCaughtUp waits until every local replica serves a high watermark at
+// least as high as before a restart: a leader has applied its whole log
+// (its first entry of the new term commits everything before it), a
+// follower has heard from a leader and applied what it learned is
+// committed. It gives up after catchUpWait, leaving the rest to catch up
+// while the node serves.
 func (m *Metadata) waitCaughtUp(ctx context.Context) error {
-	tick := time.NewTicker(5 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	tick := time.NewTicker(2 * time.Millisecond)
 	defer tick.Stop()
 	for _, p := range m.cfg.Host.Partitions() {
-		for {
-			ch := p.Changed()
-			st := p.Status()
-			if st.Applied >= st.Commit {
-				break
-			}
+		for !caughtUp(p.Status()) {
 			select {
-			case <-ch:
 			case <-tick.C:
 			case <-ctx.Done():
-				return fmt.Errorf("cluster: replaying partition %d: %w", p.GroupID(), ctx.Err())
+				m.logger.Warn("partition replica still catching up", "group", p.GroupID())
+				return nil
 			case <-m.stop:
 				return ErrClosed
 			}
 		}
 	}
 	return nil
+}
+
+func caughtUp(st replication.PartitionStatus) bool {
+	if st.Leader == 0 || st.Applied < st.Commit {
+		return false
+	}
+	if !st.IsLeader {
+		return true
+	}
+	for _, r := range st.Replicas {
+		if r.NodeID == st.NodeID {
+			return st.Applied >= r.Match
+		}
+	}
+	return false
 }
