@@ -109,6 +109,11 @@ func (l *loader) applyFile(o *Options, path string) error {
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
 	}
+	return l.applyYAML(o, data, path)
+}
+
+// applyYAML applies the settings of a YAML document; path names it in errors.
+func (l *loader) applyYAML(o *Options, data []byte, path string) error {
 	var raw map[string]yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
