@@ -26,6 +26,7 @@ type subKey struct {
 // subscription is one partition read by a Consume stream.
 type subscription struct {
 	key     subKey
+	topicID string
 	p       *replication.Partition
 	offset  uint64
 	format  sluicev1.RecordFormat
@@ -181,7 +182,7 @@ func (st *consumeStream) subscribe(ctx context.Context, sub *sluicev1.Subscripti
 		if _, exists := st.subs[k]; !exists {
 			st.order = append(st.order, k)
 		}
-		st.subs[k] = &subscription{key: k, p: p, offset: off, format: sub.GetRecordFormat()}
+		st.subs[k] = &subscription{key: k, topicID: t.ID, p: p, offset: off, format: sub.GetRecordFormat()}
 	}
 	return nil
 }
@@ -227,6 +228,7 @@ func (st *consumeStream) push(ctx context.Context) error {
 			bs, err := sub.p.Read(sub.offset, int(min(st.credit, consumeReadBytes)))
 			if err != nil {
 				delete(st.subs, k)
+				err = st.s.readError(k.topic, sub.topicID, err)
 				if err := st.partitionError(k, st.s.toAPIError(ctx, err)); err != nil {
 					return err
 				}

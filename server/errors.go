@@ -165,3 +165,16 @@ func outOfRange(offset int64, start, hw uint64) error {
 		map[string]string{"earliest": itoa(start), "latest": itoa(hw)},
 		"offset %d is out of range [%d, %d]", offset, start, hw)
 }
+
+// readError explains a failed read of a partition of topic: a replica
+// closed because its topic was deleted (or re-created) reports the topic
+// as unknown rather than the node as unavailable.
+func (s *Server) readError(topic, topicID string, err error) error {
+	if !errors.Is(err, replication.ErrClosed) {
+		return err
+	}
+	if t, ok := s.core.md.State().Topic(topic); !ok || t.ID != topicID {
+		return &cluster.UnknownTopicError{Topic: topic}
+	}
+	return err
+}

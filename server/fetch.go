@@ -106,7 +106,7 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 		hw := p.HighWatermark()
 		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = int64(hw), int64(hw), int64(p.StartOffset())
 		if err != nil {
-			fp.Error = s.toAPIError(ctx, err).proto()
+			fp.Error = s.toAPIError(ctx, s.readError(t.Name, t.ID, err)).proto()
 			continue
 		}
 		fp.Batches = batches

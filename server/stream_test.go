@@ -247,3 +247,19 @@ func TestProduceStreamAnswersInOrder(t *testing.T) {
 		t.Fatalf("after the last response: %v", err)
 	}
 }
+
+func TestConsumeReportsDeletedTopic(t *testing.T) {
+	n := startNode(t)
+	createTopic(t, n, "doomed", 1, nil)
+	c := openConsume(t, n, n.Consumer)
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{Topic: "doomed"}}})
+	c.credit(1 << 20)
+	c.barrier()
+	if _, err := n.Admin.DeleteTopic(ctxT(t), &sluicev1.DeleteTopicRequest{Name: "doomed"}); err != nil {
+		t.Fatal(err)
+	}
+	pe := c.recv().GetPartitionError()
+	if pe.GetTopic() != "doomed" || pe.GetError().GetReason() != sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC {
+		t.Fatalf("after deletion: %v", pe)
+	}
+}
