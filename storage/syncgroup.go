@@ -158,6 +158,7 @@ func (g *SyncGroup) run() {
 
 func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 	start := time.Now()
+	g.cycles.Add(1)
 	logs := make(chan *Log, len(batch))
 	for l := range batch {
 		logs <- l
@@ -178,7 +179,6 @@ func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 		}()
 	}
 	wg.Wait()
-	g.cycles.Add(1)
 	if m := g.metrics; m != nil {
 		m.cycles.Inc()
 		m.fsyncs.Add(float64(len(batch)))

@@ -1,0 +1,103 @@
+package storage
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/storage/faultfs"
+)
+
+// TestSyncGroupSharesFlushes holds the first flush cycle inside its fsync
+// while 50 more logs ask for a sync: the next cycle must serve all 50 with
+// one fsync each.
+func TestSyncGroupSharesFlushes(t *testing.T) {
+	fs := faultfs.New()
+	g := NewSyncGroup(WithSyncParallelism(4))
+	defer g.Close()
+	const n = 51
+	logs := make([]*Log, n)
+	for i := range logs {
+		logs[i] = mustOpen(t, name("/g/%d", i), Options{FS: fs, Syncer: g})
+		defer logs[i].Close()
+		mustAppend(t, logs[i], batchEntry(1, 1, 1, 1, 10))
+	}
+	release := make(chan struct{})
+	var once sync.Once
+	held := make(chan struct{})
+	fs.SetRule(func(op faultfs.Op, _ string, _ int) (int, error) {
+		if op == faultfs.OpSync {
+			once.Do(func() { close(held); <-release })
+		}
+		return 0, nil
+	})
+	before := fs.Syncs()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	wg.Go(func() { errs[0] = logs[0].Sync() })
+	<-held
+	for i := 1; i < n; i++ {
+		wg.Go(func() { errs[i] = logs[i].Sync() })
+	}
+	deadline := time.Now().Add(30 * time.Second) // failure guard only
+	for {
+		g.mu.Lock()
+		k := len(g.mu.pending)
+		g.mu.Unlock()
+		if k == n-1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d logs waiting", k)
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("log %d: %v", i, err)
+		}
+	}
+	st := g.Stats()
+	if st.Cycles != 2 || st.Fsyncs != n {
+		t.Fatalf("stats %+v, want 2 cycles and %d log flushes", st, n)
+	}
+	if got := fs.Syncs() - before; got != n {
+		t.Fatalf("%d file fsyncs, want %d (one per dirty file)", got, n)
+	}
+	// Everything is durable.
+	crashed := fs.Crash()
+	for i := range logs {
+		l := mustOpen(t, name("/g/%d", i), Options{FS: crashed})
+		if last := must[uint64](t)(l.LastIndex()); last != 1 {
+			t.Fatalf("log %d: last %d after crash", i, last)
+		}
+		l.Close()
+	}
+	// A synced log does not fsync again.
+	before = fs.Syncs()
+	if err := logs[3].Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Syncs() != before {
+		t.Fatal("clean log fsynced")
+	}
+}
+
+func TestSyncGroupClose(t *testing.T) {
+	g := NewSyncGroup()
+	l := mustOpen(t, "/c", Options{FS: faultfs.New(), Syncer: g})
+	defer l.Close()
+	mustAppend(t, l, batchEntry(1, 1, 1, 1, 10))
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sync(); err != ErrClosed {
+		t.Fatalf("sync after group close: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
