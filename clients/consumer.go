@@ -28,6 +28,9 @@ type Consumer struct {
 		closed bool
 		parts  map[topicPartition]*cpart
 		seq    uint64 // bumped by every Assign and Seek
+		// retry is set when a partition hit a retriable error (a leader change): the
+		// next fetch waits a backoff so a leaderless partition does not spin.
+		retry bool
 	}
 }
 
@@ -150,6 +153,7 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	attempt := 0
 	for {
 		recs, err := c.pollOnce(ctx)
 		if len(recs) == 0 && err != nil && callerDone(ctx, err) {
@@ -164,6 +168,20 @@ func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		c.mu.Lock()
+		retry := c.mu.retry
+		c.mu.retry = false
+		c.mu.Unlock()
+		if retry {
+			attempt++
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(c.cfg.backoff(attempt)):
+			}
+			continue
+		}
+		attempt = 0
 		c.mu.Lock()
 		active := 0
 		for _, cp := range c.mu.parts {
@@ -293,6 +311,9 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 			transportErr = r.err
 			if IsRetriable(r.err) {
 				c.cl.refresh(ctx, r.job.topic) //nolint:errcheck // best effort
+				c.mu.Lock()
+				c.mu.retry = true
+				c.mu.Unlock()
 			}
 			continue
 		}
@@ -385,6 +406,9 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, resp *sluicev1.FetchRe
 			err := fromProto(pe)
 			next, ok := c.recover(ctx, tp, pos, err, fp)
 			c.mu.Lock()
+			if IsRetriable(err) {
+				c.mu.retry = true
+			}
 			if cp == c.mu.parts[tp] && cp.moved == j.moved[tp.partition] {
 				if ok {
 					cp.offset = next

@@ -212,3 +212,20 @@ func waitPosition(t testing.TB, ctx context.Context, c *clients.Consumer, topic 
 		}
 	}
 }
+
+// The consumer follows a partition whose leader moved.
+func TestConsumerFollowsLeader(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 1, 1)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	produceN(t, p, "t", 2)
+	c := newConsumer(t, f)
+	c.Assign("t", map[int32]clients.Offset{0: clients.AtStart()})
+	pollN(t, ctx, c, 2)
+	f.setLeader("t", 0, 2)
+	produceN(t, p, "t", 3)
+	if got := pollN(t, ctx, c, 3); got[0].Offset != 2 {
+		t.Fatalf("first offset after the move %d", got[0].Offset)
+	}
+}

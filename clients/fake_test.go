@@ -299,6 +299,11 @@ func (n *fakeNode) Fetch(ctx context.Context, req *sluicev1.FetchRequest) (*slui
 				continue
 			}
 			p := parts[pos.GetPartition()]
+			if p.leader != n.id {
+				fp.Error = &sluicev1.Error{Code: int32(codes.Unavailable), Reason: sluicev1.ErrorReason_ERROR_REASON_NOT_LEADER,
+					Metadata: map[string]string{"leader": strconv.Itoa(int(p.leader))}}
+				continue
+			}
 			fp.HighWatermark, fp.LastStableOffset = p.next, p.next
 			if pos.GetOffset() < 0 || pos.GetOffset() > p.next {
 				fp.Error = &sluicev1.Error{Code: int32(codes.OutOfRange), Reason: sluicev1.ErrorReason_ERROR_REASON_OFFSET_OUT_OF_RANGE,
