@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math"
 	"reflect"
 	"time"
 
@@ -98,11 +99,14 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 			continue
 		}
 		changed = append(changed, p.Changed())
-		budget := min(partMax, maxBytes-total)
-		if budget <= 0 && total > 0 {
-			budget = 0
+		// A partition's first batch may exceed partition_max_bytes (else a
+		// large batch would block its partition for good) but not what
+		// is left of max_bytes, unless it is the first of the response.
+		firstLimit := maxBytes - total
+		if total == 0 {
+			firstLimit = math.MaxInt
 		}
-		batches, n, recs, err := readSpliced(p, uint64(pos.GetOffset()), budget, total == 0, req.GetRecordFormat())
+		batches, n, recs, err := readSpliced(p, uint64(pos.GetOffset()), min(partMax, maxBytes-total), firstLimit, req.GetRecordFormat())
 		hw := p.HighWatermark()
 		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = int64(hw), int64(hw), int64(p.StartOffset())
 		if err != nil {
@@ -117,10 +121,10 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 }
 
 // readSpliced reads batches from offset within budget stored bytes (the
-// first batch even if larger when first is set) and splices them into
+// first batch may be larger, up to firstLimit) and splices them into
 // response batches without touching their records.
-func readSpliced(p *replication.Partition, offset uint64, budget int, first bool, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, int, error) {
-	if budget <= 0 && !first {
+func readSpliced(p *replication.Partition, offset uint64, budget, firstLimit int, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, int, error) {
+	if firstLimit <= 0 {
 		return nil, 0, 0, nil
 	}
 	bs, err := p.Read(offset, max(budget, 1))
@@ -133,7 +137,7 @@ func readSpliced(p *replication.Partition, offset uint64, budget int, first bool
 		if i > 0 && n+len(b.Data) > budget {
 			break
 		}
-		if i == 0 && !first && len(b.Data) > budget {
+		if i == 0 && len(b.Data) > firstLimit {
 			break
 		}
 		rb, err := batch.Splice(b.Data, int64(b.BaseOffset), int64(b.Term), f)

@@ -183,3 +183,41 @@ func TestListOffsetsByTime(t *testing.T) {
 		}
 	}
 }
+
+func TestFetchByteLimits(t *testing.T) {
+	n := startNode(t)
+	createTopic(t, n, "lim", 2, nil)
+	for p := range int32(2) {
+		for range 5 {
+			produce(t, n, "lim", p, records(10, "l"))
+		}
+	}
+	one := fetchAll(t, n, "lim", 0, 0, 0)
+	size := int32(proto.Size(one[0])) // about the stored size of each batch
+	fetch := func(maxBytes, partMax int32) []int {
+		resp, err := n.Consumer.Fetch(ctxT(t), &sluicev1.FetchRequest{Topic: "lim", MaxBytes: maxBytes, PartitionMaxBytes: partMax,
+			Partitions: []*sluicev1.FetchPosition{{Partition: 0}, {Partition: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []int{len(resp.GetPartitions()[0].GetBatches()), len(resp.GetPartitions()[1].GetBatches())}
+	}
+	if got := fetch(0, 0); got[0] != 5 || got[1] != 5 {
+		t.Fatalf("defaults: %v", got)
+	}
+	// Tiny limits still return one batch per partition that fits overall.
+	if got := fetch(1, 1); got[0] != 1 || got[1] != 0 {
+		t.Fatalf("max_bytes 1: %v", got)
+	}
+	if got := fetch(10*size, 1); got[0] != 1 || got[1] != 1 {
+		t.Fatalf("partition_max_bytes 1: %v", got)
+	}
+	// Limits are in stored bytes; the log's own framing may make a read
+	// stop a batch early, never late.
+	if got := fetch(0, 2*size+size/2); got[0] < 1 || got[0] > 2 || got[1] < 1 || got[1] > 2 {
+		t.Fatalf("partition_max_bytes 2.5 batches: %v", got)
+	}
+	if got := fetch(3*size+size/2, 0); got[0] < 1 || got[0]+got[1] > 3 || got[0]+got[1] < 2 {
+		t.Fatalf("max_bytes 3.5 batches: %v", got)
+	}
+}
