@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // ackLog records acknowledged batches. A crash is a point in time: acks
@@ -200,12 +202,25 @@ func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 // cut, made lossy and slow, and nodes crash and restart; at the end every
 // acknowledged batch must be on every replica at its acknowledged offset
 // and all replicas must agree.
-func TestChaosThreeNodes(t *testing.T) {
+func TestChaosThreeNodes(t *testing.T) { chaos(t, nil, PartitionConfig{}) }
+
+// TestChaosThreeNodesWithRetention also snapshots often and deletes old
+// segments, so restarted and cut-off replicas catch up through snapshots.
+func TestChaosThreeNodesWithRetention(t *testing.T) {
+	chaos(t, func(cfg *HostConfig) {
+		cfg.SnapshotEntries = 50
+		cfg.RetentionCheck = 20 * time.Millisecond
+		cfg.Storage.SegmentBytes = 2048
+	}, PartitionConfig{RetentionBytes: 8 << 10})
+}
+
+func chaos(t *testing.T, tweak func(*HostConfig), pcfg PartitionConfig) {
 	if testing.Short() {
 		t.Skip("chaos test")
 	}
 	const groups = 4
-	c := newCrashCluster(t, 3, nil)
+	c := newCrashCluster(t, 3, tweak)
+	c.pcfg = pcfg
 	for g := uint64(1); g <= groups; g++ {
 		c.open(g)
 	}
@@ -271,7 +286,14 @@ func TestChaosThreeNodes(t *testing.T) {
 	for _, m := range a.acked {
 		total += len(m)
 	}
-	t.Logf("%d acknowledged batches checked", total)
+	installs := 0.0
+	for id := uint64(1); id <= 3; id++ {
+		var m dto.Metric
+		if err := c.host(id).metrics.snapshots.WithLabelValues("install").Write(&m); err == nil {
+			installs += m.GetCounter().GetValue()
+		}
+	}
+	t.Logf("%d acknowledged batches checked; %v snapshots installed since the last restarts", total, installs)
 	if total == 0 {
 		t.Fatal("nothing was acknowledged")
 	}

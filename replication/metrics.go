@@ -11,6 +11,7 @@ type metrics struct {
 	applied         prometheus.Counter
 	proposalLatency prometheus.Histogram
 	syncLatency     prometheus.Histogram
+	snapshots       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -41,9 +42,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time a partition waits for its log to become durable.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "snapshots_total",
+			Help: "Partition snapshots taken (op=create) and received from a leader (op=install).",
+		}, []string{"op"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency)
+		reg.MustRegister(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency, m.snapshots)
 	}
 	return m
 }

@@ -459,6 +459,7 @@ func (p *Partition) snapshotRaftMuLocked() {
 		return
 	}
 	sm.snapIndex = sm.applied
+	p.h.metrics.snapshots.WithLabelValues("create").Inc()
 }
 
 // installSnapshotRaftMuLocked replaces the log and state with a snapshot
@@ -472,6 +473,7 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 		return err
 	}
 	idx := snap.GetMetadata().GetIndex()
+	p.h.metrics.snapshots.WithLabelValues("install").Inc()
 	p.raftMu.sm = stateMachine{applied: idx, appliedTerm: snap.GetMetadata().GetTerm(),
 		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx}
 	p.raftMu.cs = snap.GetMetadata().GetConfState()
