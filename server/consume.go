@@ -31,7 +31,8 @@ type subscription struct {
 	offset  uint64
 	format  sluicev1.RecordFormat
 	changed <-chan struct{} // taken before the last read
-	// tooSmall is the offset CREDIT_TOO_SMALL was last reported at (+1).
+	// tooSmall is the base offset (+1) of the batch CREDIT_TOO_SMALL was
+	// last reported for.
 	tooSmall uint64
 }
 
@@ -218,9 +219,11 @@ func (st *consumeStream) push(ctx context.Context) error {
 	if len(st.order) == 0 {
 		return nil
 	}
-	blocked := 0
-	var tooSmall *subscription
-	var tooSmallSize int
+	var (
+		tooSmall     *subscription
+		tooSmallSize int
+		tooSmallAt   uint64
+	)
 	for _, k := range st.order {
 		sub := st.subs[k]
 		sub.changed = sub.p.Changed()
@@ -248,9 +251,8 @@ func (st *consumeStream) push(ctx context.Context) error {
 				}}}
 				size := int64(proto.Size(rb))
 				if size > st.credit {
-					blocked++
 					if tooSmall == nil && sub.tooSmall != b.BaseOffset+1 {
-						tooSmall, tooSmallSize = sub, int(size)
+						tooSmall, tooSmallSize, tooSmallAt = sub, int(size), b.BaseOffset+1
 					}
 					break
 				}
@@ -277,7 +279,7 @@ func (st *consumeStream) push(ctx context.Context) error {
 	// stall the stream for good: say so (once per batch); the partition
 	// stays subscribed and resumes when enough credit arrives.
 	if tooSmall != nil && !st.sentSinceGrant {
-		tooSmall.tooSmall = tooSmall.offset + 1
+		tooSmall.tooSmall = tooSmallAt
 		e := newAPIError(codes.FailedPrecondition, sluicev1.ErrorReason_ERROR_REASON_CREDIT_TOO_SMALL,
 			map[string]string{"batch_size": itoa(tooSmallSize)}, "the next batch needs %d bytes of credit; %d granted", tooSmallSize, st.credit)
 		return st.send(&sluicev1.ConsumeResponse{Response: &sluicev1.ConsumeResponse_PartitionError{PartitionError: &sluicev1.PartitionError{

@@ -166,7 +166,7 @@ func outOfRange(offset int64, start, hw uint64) error {
 		"offset %d is out of range [%d, %d]", offset, start, hw)
 }
 
-// readError explains a failed read of a partition of topic: a replica
+// readError explains a failed read or write of a partition of topic: a replica
 // closed because its topic was deleted (or re-created) reports the topic
 // as unknown rather than the node as unavailable.
 func (s *Server) readError(topic, topicID string, err error) error {

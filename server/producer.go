@@ -121,7 +121,7 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 		if errors.As(err, &nl) && nl.Leader != 0 {
 			return s.forwardProduce(ctx, req, idx, nl.Leader, err) // nothing was proposed here
 		}
-		return nil, err
+		return nil, s.readError(t.Name, t.ID, err)
 	}
 	s.metrics.bytesIn.WithLabelValues(t.Name).Add(float64(len(stored)))
 	s.metrics.recordsIn.WithLabelValues(t.Name).Add(float64(h.RecordCount))
