@@ -85,11 +85,16 @@ func (l *Log) appendLocked(ents []Entry) error {
 		a.size, a.maxTs = p.pos, p.tsBefore
 		l.mu.next = p.offset
 	}
+	// Entries larger than a quarter of the cache are not cached (copying
+	// them would only evict everything else); the cache restarts after them.
+	cacheable := func(e *Entry) bool { return int64(len(e.Data)) <= l.mu.cache.max/4 }
 	var slab []byte
 	if l.mu.cache.max > 0 {
 		n := 0
 		for i := range ents {
-			n += len(ents[i].Data)
+			if cacheable(&ents[i]) {
+				n += len(ents[i].Data)
+			}
 		}
 		slab = make([]byte, 0, n)
 	}
@@ -135,7 +140,9 @@ func (l *Log) appendLocked(ents []Entry) error {
 				}
 			}
 		}
-		if l.mu.cache.max > 0 {
+		if l.mu.cache.max > 0 && !cacheable(e) {
+			l.mu.cache.reset()
+		} else if l.mu.cache.max > 0 {
 			var data []byte
 			if len(e.Data) > 0 {
 				slab = append(slab, e.Data...)

@@ -1,0 +1,155 @@
+package storage
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Benchmarks run on the OS filesystem under the test's temp dir (set
+// TMPDIR to measure another disk). Figures in doc.go come from
+//
+//	go test -run '^$' -bench . -benchtime 2s ./storage/
+
+func BenchmarkAppendSync(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10, 1 << 20} {
+		for _, parts := range []int{1, 100} {
+			b.Run(fmt.Sprintf("size=%dKiB/partitions=%d", size>>10, parts), func(b *testing.B) {
+				benchAppendSync(b, size, parts)
+			})
+		}
+	}
+}
+
+func benchAppendSync(b *testing.B, size, parts int) {
+	dir := b.TempDir()
+	var g *SyncGroup
+	if parts > 1 {
+		g = NewSyncGroup()
+		defer g.Close()
+	}
+	logs := make([]*Log, parts)
+	for i := range logs {
+		l, err := Open(fmt.Sprintf("%s/p%d", dir, i), Options{Syncer: g, SegmentBytes: 64 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		logs[i] = l
+	}
+	data := payload(1, size)
+	b.SetBytes(int64(size))
+	b.ResetTimer()
+	start := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range logs {
+		wg.Go(func() {
+			idx := uint64(0)
+			for next.Add(1) <= int64(b.N) {
+				idx++
+				if err := l.Append([]Entry{{Index: idx, Term: 1, Records: 1, MaxTimestamp: int64(idx), Data: data}}); err != nil {
+					b.Error(err)
+					return
+				}
+				if err := l.Sync(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	b.StopTimer()
+	flushes := float64(b.N) // inline: one flush per Sync
+	if g != nil {
+		st := g.Stats()
+		flushes = float64(st.Cycles)
+		b.ReportMetric(float64(st.Fsyncs)/secs, "fsyncs/s")
+		b.ReportMetric(float64(st.Fsyncs)/float64(st.Cycles), "logs/flush")
+	}
+	b.ReportMetric(flushes/secs, "flushes/s")
+	b.ReportMetric(float64(b.N)/secs, "records/s")
+}
+
+// BenchmarkReadSequential reads 1 MiB entries from the page cache in
+// order, as a consumer catching up would.
+func BenchmarkReadSequential(b *testing.B) {
+	const n = 64 // 64 MiB of data
+	l, err := Open(b.TempDir(), Options{SegmentBytes: 16 << 20, CacheBytes: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	data := payload(2, 1<<20)
+	for i := uint64(1); i <= n; i++ {
+		if err := l.Append([]Entry{{Index: i, Term: 1, Records: 1, Data: data}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Sync(); err != nil {
+		b.Fatal(err)
+	}
+	for _, maxBytes := range []int{1 << 20, 8 << 20} {
+		b.Run(fmt.Sprintf("maxBytes=%dMiB", maxBytes>>20), func(b *testing.B) {
+			b.SetBytes(1 << 20)
+			b.ReportAllocs()
+			off := uint64(0)
+			for i := 0; i < b.N; {
+				bs, err := l.Read(off, n, maxBytes)
+				if err != nil {
+					b.Fatal(err)
+				}
+				i += len(bs)
+				off += uint64(len(bs))
+				if off == n {
+					off = 0
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEntries shows that Entries() costs the same whatever the log's
+// size: 64 entries of 256 bytes from the cache and from the segment files
+// of logs of 1,000 and 100,000 entries.
+func BenchmarkEntries(b *testing.B) {
+	for _, size := range []int{1_000, 100_000} {
+		for _, cached := range []bool{true, false} {
+			b.Run(fmt.Sprintf("log=%d/cached=%v", size, cached), func(b *testing.B) {
+				cache := int64(-1)
+				if cached {
+					cache = 1 << 20
+				}
+				l, err := Open(b.TempDir(), Options{SegmentBytes: 4 << 20, CacheBytes: cache})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				data := payload(3, 256)
+				ents := make([]Entry, 0, 1000)
+				for i := 1; i <= size; i++ {
+					ents = append(ents, Entry{Index: uint64(i), Term: 1, Records: 1, Data: data})
+					if len(ents) == cap(ents) {
+						if err := l.Append(ents); err != nil {
+							b.Fatal(err)
+						}
+						ents = ents[:0]
+					}
+				}
+				lo := uint64(size - 100)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					es, err := l.Entries(lo, lo+64, 1<<30)
+					if err != nil || len(es) != 64 {
+						b.Fatal(len(es), err)
+					}
+				}
+			})
+		}
+	}
+}
