@@ -159,7 +159,14 @@ func (m *Metadata) waitLeaders(ctx context.Context, parts []PartitionInfo) {
 		if !ok {
 			continue
 		}
-		for p.Leader() == 0 {
+		alone := len(pi.Replicas) == 1 && pi.Replicas[0] == m.cfg.NodeID
+		for i := 0; p.Leader() == 0; i++ {
+			// A group of one cannot campaign before its bootstrap
+			// configuration applies; nudge it rather than wait for an
+			// election timeout.
+			if alone && i%10 == 9 {
+				p.Campaign()
+			}
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
