@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 )
 
@@ -71,6 +72,10 @@ func New(cfg Config) (*Server, error) {
 	recov := recovery.WithRecoveryHandlerContext(recoveryHandler(s.logger))
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		// Clients may ping idle connections (long polls, quiet streams)
+		// every 10s; the server pings after a minute of silence.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.ChainUnaryInterceptor(
 			reqMetrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
