@@ -34,6 +34,8 @@ type Host struct {
 	out     *outbox
 	live    *liveness
 	seq     atomic.Uint64
+	// incarnation identifies this run of the host to other nodes.
+	incarnation uint64
 
 	retentionTicks int
 	openLog        func(dir string, opts storage.Options) (logStore, error)
@@ -66,6 +68,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	var b [8]byte
 	_, _ = crand.Read(b[:])
 	h.seq.Store(binary.BigEndian.Uint64(b[:]) >> 2) // random per run: proposal ids never repeat across restarts
+	_, _ = crand.Read(b[:])
+	h.incarnation = binary.BigEndian.Uint64(b[:])
 	h.retentionTicks = max(1, int(cfg.RetentionCheck/cfg.TickInterval))
 	h.sched = newScheduler(cfg.Workers, h.process)
 	h.syncq = newSyncQueue(cfg.SyncWorkers)
@@ -145,6 +149,11 @@ func (h *Host) process(id uint64, f workFlags) {
 // receive is the transport's handler for messages to this node.
 func (h *Host) receive(from uint64, msgs []GroupMessage) {
 	h.live.heard(from, time.Now())
+	for _, m := range msgs {
+		if m.GroupID == livenessGroup {
+			h.onLiveness(from, m.Message)
+		}
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if h.mu.closed {

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -31,6 +32,11 @@ import (
 // raft takes over (elections, check quorum). One message per pair of
 // nodes replaces one per group.
 
+// A node that restarts faster than the liveness timeout is never seen
+// silent, yet its replicas lost their leadership; its liveness messages
+// carry an incarnation (random per host run), and a new incarnation wakes
+// the groups shared with that node too.
+
 // livenessGroup is the reserved group id of node-to-node liveness
 // messages.
 const livenessGroup = 0
@@ -39,8 +45,9 @@ const livenessGroup = 0
 type liveness struct {
 	mu struct {
 		sync.Mutex
-		lastHeard map[uint64]time.Time
-		down      map[uint64]bool
+		lastHeard   map[uint64]time.Time
+		down        map[uint64]bool
+		incarnation map[uint64]uint64
 	}
 }
 
@@ -48,7 +55,17 @@ func newLiveness() *liveness {
 	l := &liveness{}
 	l.mu.lastHeard = map[uint64]time.Time{}
 	l.mu.down = map[uint64]bool{}
+	l.mu.incarnation = map[uint64]uint64{}
 	return l
+}
+
+// restarted records node's incarnation and reports whether it changed.
+func (l *liveness) restarted(node, inc uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old, known := l.mu.incarnation[node]
+	l.mu.incarnation[node] = inc
+	return known && old != inc
 }
 
 // heard records a sign of life from node.
@@ -92,7 +109,7 @@ func (h *Host) livenessTick(tick uint64) {
 	if h.cfg.Transport == nil || tick%uint64(h.cfg.HeartbeatTicks) != 0 {
 		return
 	}
-	parts := h.Partitions()
+	parts := h.partitionList()
 	peers := map[uint64]struct{}{}
 	for _, p := range parts {
 		for _, id := range p.members() {
@@ -102,19 +119,33 @@ func (h *Host) livenessTick(tick uint64) {
 		}
 	}
 	self := h.cfg.NodeID
+	inc := binary.BigEndian.AppendUint64(nil, h.incarnation)
 	for id := range peers {
 		h.cfg.Transport.Send(id, []GroupMessage{{GroupID: livenessGroup, Message: &raftpb.Message{
-			Type: raftpb.MsgHeartbeat.Enum(), From: new(self), To: new(id)}}})
+			Type: raftpb.MsgHeartbeat.Enum(), From: new(self), To: new(id), Context: inc}}})
 	}
 	timeout := time.Duration(h.cfg.ElectionTicks) * h.cfg.TickInterval
 	for _, down := range h.live.check(peers, time.Now(), timeout) {
 		h.logger.Info("node unreachable, waking its groups", "node", down)
-		for _, p := range parts {
-			for _, id := range p.members() {
-				if id == down {
-					p.wake()
-					break
-				}
+		h.wakeGroupsOf(down)
+	}
+}
+
+// onLiveness handles a liveness message from node.
+func (h *Host) onLiveness(from uint64, m *raftpb.Message) {
+	if ctx := m.GetContext(); len(ctx) == 8 && h.live.restarted(from, binary.BigEndian.Uint64(ctx)) {
+		h.logger.Info("node restarted, waking its groups", "node", from)
+		h.wakeGroupsOf(from)
+	}
+}
+
+// wakeGroupsOf wakes every group with a replica on node.
+func (h *Host) wakeGroupsOf(node uint64) {
+	for _, p := range h.partitionList() {
+		for _, id := range p.members() {
+			if id == node {
+				p.wake()
+				break
 			}
 		}
 	}

@@ -93,3 +93,35 @@ func TestSingleNodeGroupQuiesces(t *testing.T) {
 	}
 	waitQuiesced(t, p)
 }
+
+// The leader's node restarts at once (faster than the liveness timeout)
+// and does not reopen the group: the quiesced followers must still wake
+// (new incarnation) and elect a leader among themselves.
+func TestQuiescedFollowersWakeWhenLeaderNodeRestarts(t *testing.T) {
+	c := newTestCluster(t, 3, false)
+	c.open(1)
+	c.open(2) // keeps a group on the restarted node so liveness flows
+	lh, p := c.leader(1)
+	if _, err := p.Produce(testCtx(t), testBatch(0), AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	var all []*Partition
+	for id := uint64(1); id <= 3; id++ {
+		pp, _ := c.host(id).Partition(1)
+		all = append(all, pp)
+	}
+	waitQuiesced(t, all...)
+	id := lh.NodeID()
+	c.stop(id)
+	h := c.start(id)
+	if _, err := h.OpenPartition(PartitionSpec{GroupID: 2, Dir: "p2", Voters: c.voters()}); err != nil {
+		t.Fatal(err)
+	}
+	nh, np := c.leader(1)
+	if nh.NodeID() == id {
+		t.Fatal("restarted node leads a group it did not reopen")
+	}
+	if _, err := np.Produce(testCtx(t), testBatch(1), AcksAll); err != nil {
+		t.Fatal(err)
+	}
+}

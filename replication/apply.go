@@ -1,0 +1,132 @@
+package replication
+
+import (
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// storageApplyRaftMuLocked applies committed entries and steps the
+// responses back into raft.
+func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
+	sm := &p.raftMu.sm
+	p.wakeRaftMuLocked()
+	var resolved []resolvedProp
+	for _, e := range m.GetEntries() {
+		switch e.GetType() {
+		case raftpb.EntryNormal:
+			if r, ok := p.applyNormalRaftMuLocked(e); ok {
+				resolved = append(resolved, r)
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				p.applyConfChangeRaftMuLocked(&cc)
+			}
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := proto.Unmarshal(e.GetData(), &cc); err == nil {
+				p.applyConfChangeRaftMuLocked(&cc)
+				if origin, seq, ok := confChangeIdentity(cc.GetContext()); ok && origin == p.h.cfg.NodeID {
+					resolved = append(resolved, resolvedProp{seq: seq})
+				}
+			}
+		}
+		if p.raftMu.rn == nil {
+			return // failed while applying
+		}
+		sm.applied, sm.appliedTerm = e.GetIndex(), e.GetTerm()
+	}
+	p.h.metrics.applied.Add(float64(len(m.GetEntries())))
+	now := time.Now()
+	p.mu.Lock()
+	for _, r := range resolved {
+		pr := p.mu.pending[r.seq]
+		if pr == nil {
+			continue
+		}
+		delete(p.mu.pending, r.seq)
+		if pr.pid >= 0 && p.mu.producers != nil {
+			if ps := p.mu.producers[pr.pid]; ps != nil {
+				for i := range ps.Batches {
+					if ps.Batches[i].prop == pr {
+						ps.Batches[i].prop, ps.Batches[i].Offset = nil, r.res.BaseOffset
+					}
+				}
+			}
+		}
+		r.res.LogAppendTime = pr.res.LogAppendTime
+		pr.finishLocked(r.res, r.err)
+		p.h.metrics.proposalLatency.Observe(now.Sub(pr.start).Seconds())
+	}
+	p.publishLocked(sm.nextOffset, p.log.StartOffset())
+	p.mu.Unlock()
+	p.updateReadyRaftMuLocked()
+	if p.raftMu.rn == nil {
+		return
+	}
+	for _, r := range m.GetResponses() {
+		if err := p.raftMu.rn.Step(r); err != nil {
+			p.h.logger.Warn("raft step apply response", "group", p.id, "err", err)
+		}
+	}
+	if sm.applied-sm.snapIndex >= p.h.cfg.SnapshotEntries {
+		p.snapshotRaftMuLocked()
+	}
+}
+
+type resolvedProp struct {
+	seq uint64
+	res ProduceResult
+	err error
+}
+
+func (p *Partition) applyNormalRaftMuLocked(e *raftpb.Entry) (resolvedProp, bool) {
+	sm := &p.raftMu.sm
+	c, ok, err := decodeCommand(e.GetData())
+	if err != nil {
+		p.h.logger.Error("skipping malformed entry", "group", p.id, "index", e.GetIndex(), "err", err)
+		return resolvedProp{}, false
+	}
+	if !ok {
+		return resolvedProp{}, false
+	}
+	r := resolvedProp{seq: c.Seq}
+	switch c.Type {
+	case cmdRecords:
+		base, err := p.log.OffsetAt(e.GetIndex())
+		if err != nil {
+			base = sm.nextOffset
+		} else if base != sm.nextOffset {
+			p.h.logger.Error("offset mismatch at apply", "group", p.id, "index", e.GetIndex(),
+				"log", base, "state", sm.nextOffset)
+		}
+		sm.nextOffset = base + uint64(c.Records)
+		if c.idempotent() {
+			sm.producers.record(c.ProducerID, c.ProducerEpoch, c.BaseSequence, c.Records, batchMeta{Offset: base})
+		}
+		r.res.BaseOffset = base
+	case cmdDeleteRecords:
+		before := min(c.Before, sm.nextOffset)
+		if err := p.log.DeleteBefore(before, sm.snapIndex); err != nil {
+			r.err = err
+			p.h.logger.Error("delete records", "group", p.id, "before", before, "err", err)
+		}
+	}
+	return r, c.Origin == p.h.cfg.NodeID
+}
+
+func (p *Partition) applyConfChangeRaftMuLocked(cc raftpb.ConfChangeI) {
+	cs := p.raftMu.rn.ApplyConfChange(cc)
+	if p.raftMu.cs != nil && p.raftMu.cs.Equivalent(cs) == nil {
+		return // e.g. the bootstrap entries of the configuration saved at creation
+	}
+	p.raftMu.cs = cs
+	p.mu.Lock()
+	p.setMembersLocked(cs)
+	p.mu.Unlock()
+	if err := p.log.SaveState(nil, cs); err != nil {
+		p.failRaftMuLocked(err)
+	}
+}

@@ -1,0 +1,90 @@
+package replication
+
+import (
+	"fmt"
+
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// snapshotRaftMuLocked records the applied partition state as the log's
+// snapshot, allowing retention to delete the log below it.
+func (p *Partition) snapshotRaftMuLocked() {
+	sm := &p.raftMu.sm
+	if sm.applied == 0 || sm.applied == sm.snapIndex {
+		return
+	}
+	if p.raftMu.saved.commit < sm.applied {
+		// A snapshot above the persisted commit index would not be
+		// recoverable: raft refuses a commit index below the snapshot.
+		p.raftMu.hs.commit = max(p.raftMu.hs.commit, sm.applied)
+		if err := p.saveHardStateRaftMuLocked(); err != nil {
+			p.failRaftMuLocked(err)
+			return
+		}
+	}
+	data := encodeSnapshot(&partitionSnapshot{NextOffset: sm.nextOffset, Producers: sm.producers})
+	if err := p.log.CreateSnapshot(sm.applied, p.raftMu.cs, data); err != nil {
+		p.h.logger.Warn("create snapshot", "group", p.id, "index", sm.applied, "err", err)
+		return
+	}
+	sm.snapIndex = sm.applied
+	p.h.metrics.snapshots.WithLabelValues("create").Inc()
+}
+
+// installSnapshotRaftMuLocked replaces the log and state with a snapshot
+// received from the leader.
+func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
+	ps, err := decodeSnapshot(snap.GetData())
+	if err != nil {
+		return fmt.Errorf("replication: partition %d snapshot at %d: %w", p.id, snap.GetMetadata().GetIndex(), err)
+	}
+	if err := p.log.ApplySnapshot(snap, ps.NextOffset); err != nil {
+		return err
+	}
+	idx := snap.GetMetadata().GetIndex()
+	p.h.metrics.snapshots.WithLabelValues("install").Inc()
+	p.raftMu.sm = stateMachine{applied: idx, appliedTerm: snap.GetMetadata().GetTerm(),
+		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx}
+	p.raftMu.cs = snap.GetMetadata().GetConfState()
+	p.mu.Lock()
+	p.setMembersLocked(p.raftMu.cs)
+	p.mu.Unlock()
+	p.syncMu.Lock()
+	p.syncMu.appended, p.syncMu.durable = idx, idx
+	p.syncMu.gen++
+	p.syncMu.Unlock()
+	p.raftMu.hs.commit = max(p.raftMu.hs.commit, idx)
+	if err := p.saveHardStateRaftMuLocked(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.publishLocked(ps.NextOffset, p.log.StartOffset())
+	p.mu.Unlock()
+	return nil
+}
+
+// retentionRaftMuLocked runs every RetentionCheck (quiesced or not).
+// The commit index is not saved periodically: it is saved with every term
+// or vote change, before every snapshot and on close, and a replica that
+// restarts with an older one re-learns it from the leader (a group of one
+// by electing itself); saving it on a timer would cost an fsync per
+// partition.
+func (p *Partition) retentionRaftMuLocked() {
+	p.mu.Lock()
+	cfg := p.mu.cfg
+	p.mu.Unlock()
+	if cfg.RetentionMs <= 0 && cfg.RetentionBytes <= 0 {
+		return
+	}
+	p.snapshotRaftMuLocked()
+	n, err := p.log.ApplyRetention(p.raftMu.sm.snapIndex, cfg.RetentionMs, cfg.RetentionBytes)
+	if err != nil {
+		p.h.logger.Warn("retention", "group", p.id, "err", err)
+		return
+	}
+	if n > 0 {
+		p.mu.Lock()
+		p.publishLocked(p.mu.hw, p.log.StartOffset())
+		p.mu.Unlock()
+	}
+}
