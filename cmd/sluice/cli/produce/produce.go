@@ -50,8 +50,8 @@ func NewCommand(g *app.Globals) *cobra.Command {
 		Short: "Produce records read line by line from standard input",
 		Long: `Produce one record per line of standard input, until it ends.
 
-With --key-separator, each line is split at the first separator into key and value;
-records with a key go to the partition Kafka's default partitioner (murmur2) would pick.
+With --key-separator, each line is split at the first separator into key and value (a
+line without the separator is a value without a key); records with a key go to the partition Kafka's default partitioner (murmur2) would pick.
 Lines are sent as they arrive and batched when they arrive quickly. At the end a summary
 says how many records landed where (first and last offset per partition).`,
 		Example: `  echo hello | sluice produce greetings
