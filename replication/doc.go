@@ -13,7 +13,7 @@
 //   - A pass (raftgroup.go) ticks, steps queued messages, proposes queued
 //     batches and handles Ready with AsyncStorageWrites: MsgStorageAppend
 //     entries are appended to the log, MsgStorageApply entries are applied
-//     at once, messages to peers go to the outbox immediately.
+//     at once (apply.go), messages to peers go to the outbox immediately.
 //   - The durability pipeline (durability.go) syncs logs on a pool of sync
 //     workers through the shared storage.SyncGroup (group commit across
 //     partitions) and only then delivers the append responses: entries are
@@ -25,7 +25,10 @@
 //     (storage.Log.OffsetAt: the entry's Records, dense per record and equal
 //     on every replica), moves the high watermark on apply, remembers the
 //     last five batches of each idempotent producer and takes snapshots of
-//     that state so retention can delete segments below them.
+//     that state so retention can delete segments below them (snapshot.go).
+//     A snapshot is state, not data (next offset and producers), so a
+//     follower behind the log start catches up with a small MsgSnap and
+//     its log starts at the snapshot's offset.
 //   - Idle groups quiesce (quiesce.go): once nothing is in flight and
 //     every follower caught up, leader and followers stop ticking, so idle
 //     partitions cost no heartbeats. One liveness message per pair of
