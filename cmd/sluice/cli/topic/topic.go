@@ -76,7 +76,11 @@ func printDescription(g *app.Globals, d *sluicev1.TopicDescription) error {
 		for _, r := range p.GetReplicas() {
 			reps = append(reps, fmt.Sprint(r.GetNodeId()))
 		}
-		t.Row(p.GetPartition(), p.GetLeader(), "["+strings.Join(reps, " ")+"]",
+		leader := fmt.Sprint(p.GetLeader())
+		if p.GetLeader() < 0 {
+			leader = "none" // electing
+		}
+		t.Row(p.GetPartition(), leader, "["+strings.Join(reps, " ")+"]",
 			p.GetLogStartOffset(), p.GetHighWatermark(), p.GetSizeBytes())
 	}
 	if err := t.Flush(); err != nil {
