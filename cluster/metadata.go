@@ -167,7 +167,12 @@ func (m *Metadata) register(ctx context.Context) error {
 			}
 			return nil
 		}
-		// No controller yet (an election is under way): wait for one.
+		// No controller yet (an election is under way): wait for one. A
+		// group of one cannot campaign before its bootstrap configuration
+		// applies; nudge it rather than wait for an election timeout.
+		if nc.Leader == 0 && len(m.cfg.Voters) == 1 && m.cfg.Voters[0] == m.cfg.NodeID {
+			m.part.Campaign()
+		}
 		select {
 		case <-time.After(backoff):
 			backoff = min(2*backoff, 500*time.Millisecond)
