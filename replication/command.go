@@ -92,6 +92,13 @@ func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime int64) []b
 	return buf
 }
 
+// stampRecords sets the proposal sequence and log-append time of an
+// encoded cmdRecords command.
+func stampRecords(buf []byte, seq uint64, logAppendTime int64) {
+	binary.BigEndian.PutUint64(buf[10:], seq)
+	binary.BigEndian.PutUint64(buf[46:], uint64(logAppendTime))
+}
+
 // encodeDeleteRecords encodes a cmdDeleteRecords command.
 func encodeDeleteRecords(origin, seq, before uint64) []byte {
 	buf := make([]byte, deleteRecordsLen)

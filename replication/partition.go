@@ -188,6 +188,7 @@ func (p *Partition) lockReady(ctx context.Context) error {
 }
 
 func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*proposal, *batchMeta, error) {
+	data := encodeRecords(p.h.cfg.NodeID, 0, b, -1) // copy outside the lock; identity stamped below
 	if err := p.lockReady(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -224,9 +225,10 @@ func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*p
 		lat = p.h.cfg.Now().UnixMilli()
 	}
 	seq := p.h.nextSeq()
+	stampRecords(data, seq, lat)
 	pr := &proposal{
 		seq:   seq,
-		data:  encodeRecords(p.h.cfg.NodeID, seq, b, lat),
+		data:  data,
 		acks:  acks,
 		pid:   -1,
 		start: time.Now(),
