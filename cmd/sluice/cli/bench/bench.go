@@ -133,7 +133,8 @@ func printSummary(g *app.Globals, s Summary) error {
 }
 
 // ensureTopic creates the topic if it does not exist and returns its partition count.
-func ensureTopic(ctx context.Context, g *app.Globals, topic string, partitions, rf int32) (int32, error) {
+// A note says so when an existing topic has another partition count than asked for.
+func ensureTopic(ctx context.Context, g *app.Globals, topic string, partitions, rf int32, asked bool) (int32, error) {
 	conn, err := g.Conn()
 	if err != nil {
 		return 0, err
@@ -144,7 +145,7 @@ func ensureTopic(ctx context.Context, g *app.Globals, topic string, partitions, 
 	d, err := admin.DescribeTopic(rctx, &sluicev1.DescribeTopicRequest{Name: topic})
 	if err == nil {
 		n := int32(len(d.GetTopic().GetPartitions()))
-		if partitions > 0 && n != partitions {
+		if asked && n != partitions {
 			fmt.Fprintf(g.Stderr, "note: topic %q exists with %d partitions; --partitions %d ignored\n", topic, n, partitions)
 		}
 		return n, nil
@@ -157,7 +158,7 @@ func ensureTopic(ctx context.Context, g *app.Globals, topic string, partitions, 
 		return 0, app.Wrap(err, "create topic %q", topic)
 	}
 	if err != nil {
-		return ensureTopic(ctx, g, topic, 0, 0)
+		return ensureTopic(ctx, g, topic, 0, 0, false)
 	}
 	return int32(len(resp.GetTopic().GetPartitions())), nil
 }

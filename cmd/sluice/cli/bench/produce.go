@@ -20,6 +20,7 @@ type produceOptions struct {
 	recordSize     int
 	rate           float64
 	partitions     int32
+	partitionsSet  bool
 	rf             int32
 	acks           string
 	compression    string
@@ -53,6 +54,7 @@ A progress line is printed every second and a summary at the end: records/s, MB/
   sluice bench produce --partitions 4 --producers 4 --compression zstd --rate 50000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.partitionsSet = cmd.Flags().Changed("partitions")
 			return runProduce(cmd.Context(), g, o)
 		},
 	}
@@ -84,7 +86,7 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	if err != nil {
 		return err
 	}
-	nparts, err := ensureTopic(ctx, g, o.topic, o.partitions, o.rf)
+	nparts, err := ensureTopic(ctx, g, o.topic, o.partitions, o.rf, o.partitionsSet)
 	if err != nil {
 		return err
 	}
