@@ -99,7 +99,14 @@ type PartitionSpec struct {
 	// replica whose node is not among Voters (or with no Voters) joins an
 	// existing group: it waits, empty, until the leader adds it with
 	// ChangeReplicas and sends it the log or a snapshot.
+	//
+	// Never list a replica that is being added to a running group (a
+	// reassignment) among its own Voters, or set Join: it would create a
+	// second, diverging configuration at the start of its log.
 	Voters []uint64
+	// Join opens the replica as a new member of a running group even when
+	// Voters lists this node: it never bootstraps.
+	Join bool
 	Config PartitionConfig
 }
 

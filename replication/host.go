@@ -383,8 +383,9 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 	// initial voters by replaying the log. The ConfState is saved first so
 	// a crash before those entries apply still restarts with the voters.
 	bootstrap := len(cs.GetVoters()) == 0 && len(cs.GetLearners()) == 0 && last == 0 &&
-		raft.IsEmptySnap(snap) && slices.Contains(spec.Voters, h.cfg.NodeID)
+		raft.IsEmptySnap(snap) && slices.Contains(spec.Voters, h.cfg.NodeID) && !spec.Join
 	if bootstrap {
+		h.logger.Info("creating partition group", "group", spec.GroupID, "voters", spec.Voters)
 		cs = &raftpb.ConfState{Voters: slices.Clone(spec.Voters)}
 		if err := log.SaveState(nil, cs); err != nil {
 			return nil, err

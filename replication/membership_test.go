@@ -24,7 +24,7 @@ func TestMoveReplicaToNewNode(t *testing.T) {
 	c.dirs[4] = t.TempDir()
 	c.mu.Unlock()
 	h4 := c.start(4)
-	p4, err := h4.OpenPartition(PartitionSpec{GroupID: 1, Dir: "p1"})
+	p4, err := h4.OpenPartition(PartitionSpec{GroupID: 1, Dir: "p1", Voters: []uint64{1, 2, 3, 4}, Join: true})
 	if err != nil {
 		t.Fatal(err)
 	}
