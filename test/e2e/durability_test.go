@@ -48,6 +48,12 @@ func (a *ackLog) all() []ackedRecord {
 // producers write with acks=all, restarts it on the same data directory, and checks that
 // every acknowledged record is there, at the offset it was acknowledged with. It does so
 // over several kill/restart rounds, so recovery of an already recovered log is covered.
+//
+// SIGKILL ends the process but not the kernel: what the server wrote survives in the page
+// cache whether or not it was fsync'd. So this checks that nothing is acknowledged before
+// it is written by the server and that recovery finds it at the same offsets; losing
+// unsynced writes (power loss) is covered by storage's crash tests, which drop what was
+// not synced.
 func TestKillDuringProduceLosesNoAcknowledgedRecord(t *testing.T) {
 	needBinary(t)
 	const (
