@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sluicehq/sluice/storage"
@@ -98,7 +99,7 @@ func (m *Metadata) applyBatch(base uint64, records uint32, data []byte) error {
 func (m *Metadata) fail(err error) {
 	m.logger.Error("metadata log cannot be applied; this node's metadata is frozen", "err", err)
 	m.mu.Lock()
-	m.mu.failed = err
+	m.mu.failed = fmt.Errorf("%w: %w", ErrMetadataFailed, err)
 	close(m.mu.changed)
 	m.mu.changed = make(chan struct{})
 	m.mu.Unlock()

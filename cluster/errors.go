@@ -74,6 +74,9 @@ func (e *NotReplicaError) Error() string {
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("cluster: closed")
+	// ErrMetadataFailed wraps the reason this node stopped applying the
+	// metadata log; its metadata is frozen and it cannot change it.
+	ErrMetadataFailed = errors.New("cluster: metadata log cannot be applied")
 	// ErrNotOpen is returned for a partition this node should host but
 	// has not opened yet (reconciliation is behind); retry shortly.
 	ErrNotOpen = errors.New("cluster: partition replica not open yet")

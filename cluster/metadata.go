@@ -259,6 +259,9 @@ func (m *Metadata) Partition(topic string, index int32) (*replication.Partition,
 // propose appends c to the metadata log and waits until it is applied
 // here. It returns the state right after c, or the reason apply skipped c.
 func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
+	if err := m.Err(); err != nil {
+		return nil, err
+	}
 	if !m.part.IsLeader() {
 		return nil, &NotControllerError{Leader: m.part.Leader()}
 	}

@@ -164,3 +164,55 @@ func TestCreateTopicValidation(t *testing.T) {
 		t.Fatal("a rejected creation opened replicas")
 	}
 }
+
+func TestOrphanedReplicaDirectoriesAreSwept(t *testing.T) {
+	dir := t.TempDir()
+	n := openNode(t, dir)
+	if _, err := n.md.CreateTopic(ctxT(t), TopicSpec{Name: "kept", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	n.close(t)
+	orphan := filepath.Join(dir, "partitions", "gone-0.4242")
+	if err := os.MkdirAll(orphan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, dir)
+	defer n.close(t)
+	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
+		t.Fatalf("orphaned directory still there: %v", err)
+	}
+	if _, _, err := n.md.Partition("kept", 0); err != nil {
+		t.Fatalf("kept partition: %v", err)
+	}
+	ents, err := os.ReadDir(filepath.Join(dir, "partitions"))
+	if err != nil || len(ents) != 2 {
+		t.Fatalf("partition dirs: %v %v", ents, err)
+	}
+}
+
+func TestUnreadableMetadataFreezesTheNode(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.close(t)
+	ctx := ctxT(t)
+	if _, err := n.md.CreateTopic(ctx, TopicSpec{Name: "stays", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// A record no node can apply (written behind the controller's back).
+	if _, err := n.md.part.Produce(ctx, replication.ProduceBatch{Data: []byte("not a batch"), Records: 1,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, replication.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for n.md.Err() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the apply loop accepted a corrupt record")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, _, err := n.md.Partition("stays", 0); err != nil {
+		t.Fatalf("a frozen node dropped a replica: %v", err)
+	}
+	if _, err := n.md.CreateTopic(ctx, TopicSpec{Name: "later"}); !errors.Is(err, ErrMetadataFailed) {
+		t.Fatalf("a frozen node accepted a change: %v", err)
+	}
+}

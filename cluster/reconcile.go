@@ -66,6 +66,14 @@ func (m *Metadata) reconcileLoop() {
 	for {
 		ch := m.Changed()
 		s := m.State()
+		if m.Err() != nil {
+			// The state is frozen at the last record this node could
+			// apply; acting on it could remove replicas the cluster
+			// still wants. Leave the replicas as they are.
+			m.logger.Error("not reconciling replicas: the metadata log cannot be applied")
+			<-m.stop
+			return
+		}
 		// A failed step is retried on the next pass; callers waiting for
 		// this state are released anyway (their partition reports
 		// ErrNotOpen until a pass succeeds).

@@ -117,6 +117,10 @@ func (s *Server) toAPIError(ctx context.Context, err error) *apiError {
 	case errors.Is(err, replication.ErrProducerFenced):
 		return newAPIError(codes.FailedPrecondition, sluicev1.ErrorReason_ERROR_REASON_PRODUCER_FENCED, nil,
 			"a newer epoch of this producer id exists")
+	case errors.Is(err, cluster.ErrMetadataFailed):
+		s.logger.LogAttrs(ctx, slog.LevelError, "metadata change refused", slog.Any("err", err))
+		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, nil,
+			"this node cannot apply the cluster metadata; see its log")
 	case errors.Is(err, replication.ErrClosed), errors.Is(err, cluster.ErrClosed), errors.Is(err, replication.ErrLogFailed):
 		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, nil,
 			"the node is shutting down or its storage failed")
