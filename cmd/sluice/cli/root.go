@@ -66,6 +66,7 @@ Run a node with 'sluice server'; every other command talks to a running cluster 
 		offsets.NewCommand(g),
 		cluster.NewCommand(g),
 		bench.NewCommand(g),
+		newVersion(),
 	)
 	// Commands taking arguments report a wrong count as a usage error.
 	var wrapArgs func(c *cobra.Command)
