@@ -25,6 +25,11 @@ func (l *Log) Append(ents []Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
+	for i := range ents {
+		if len(ents[i].Data) > maxFrameBody-bodyHeaderSize {
+			return fmt.Errorf("storage: entry %d of %d bytes is too large", ents[i].Index, len(ents[i].Data))
+		}
+	}
 	for i := 1; i < len(ents); i++ {
 		if ents[i].Index != ents[i-1].Index+1 {
 			return fmt.Errorf("%w: index %d after %d", ErrNotContiguous, ents[i].Index, ents[i-1].Index)
@@ -87,7 +92,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 	}
 	// Entries larger than a quarter of the cache are not cached (copying
 	// them would only evict everything else); the cache restarts after them.
-	cacheable := func(e *Entry) bool { return int64(len(e.Data)) <= l.mu.cache.max/4 }
+	cacheable := func(e *Entry) bool { return int64(len(e.Data)) < l.mu.cache.max/4 }
 	var slab []byte
 	if l.mu.cache.max > 0 {
 		n := 0
@@ -214,6 +219,10 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	}
 	k := l.segmentForIndexLocked(i)
 	if k < len(l.mu.segs)-1 {
+		// Validate the segment's indexes while its end is still known.
+		if _, err := l.ensureOpenLocked(k); err != nil {
+			return err
+		}
 		for _, s := range l.mu.segs[k+1:] {
 			l.removeSegmentLocked(s)
 		}
@@ -224,9 +233,6 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 			return err
 		}
 		s := l.mu.segs[k]
-		if _, err := l.ensureOpenLocked(k); err != nil {
-			return err
-		}
 		if s.oi != nil {
 			l.mu.openSealed--
 		}
