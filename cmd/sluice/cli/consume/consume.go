@@ -92,7 +92,7 @@ func parseFrom(s string, now time.Time) (start, error) {
 type position struct {
 	partition int32
 	next      int64
-	end       int64 // high watermark last seen
+	end       int64 // where --exit-at-end stops: the partition's end when reading began
 }
 
 func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
@@ -130,7 +130,8 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 	}
 	if from.spec != nil {
 		rctx, cancel := g.Request(ctx)
-		resp, err := admin.ListOffsets(rctx, &sluicev1.ListOffsetsRequest{Topic: topic, Partitions: parts, Spec: from.spec})
+		resp, err := admin.ListOffsets(rctx, &sluicev1.ListOffsetsRequest{Topic: topic, Partitions: parts, Spec: from.spec,
+			ReadCommitted: o.Committed})
 		cancel()
 		if err != nil {
 			return err
@@ -152,7 +153,7 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 		// An explicit offset: learn where each partition ends now.
 		rctx, cancel := g.Request(ctx)
 		resp, err := admin.ListOffsets(rctx, &sluicev1.ListOffsetsRequest{Topic: topic, Partitions: parts,
-			Spec: &sluicev1.OffsetSpec{Spec: &sluicev1.OffsetSpec_Latest{Latest: true}}})
+			Spec: &sluicev1.OffsetSpec{Spec: &sluicev1.OffsetSpec_Latest{Latest: true}}, ReadCommitted: o.Committed})
 		cancel()
 		if err != nil {
 			return err
