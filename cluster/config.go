@@ -92,7 +92,11 @@ func validateConfigValue(key, v string, rf int32) error {
 			err = &ConfigError{Key: key, Value: v, Reason: `must be "CreateTime" or "LogAppendTime"`}
 		}
 	case ConfigCleanupPolicy:
-		if v != CleanupDelete && v != CleanupCompact {
+		switch v {
+		case CleanupDelete:
+		case CleanupCompact:
+			err = &ConfigError{Key: key, Value: v, Reason: "log compaction is not supported yet"}
+		default:
 			err = &ConfigError{Key: key, Value: v, Reason: `must be "delete" or "compact"`}
 		}
 	default:

@@ -16,6 +16,14 @@
 // removes the replicas (and their data) the State no longer places on it.
 // Place spreads replicas and preferred leaders over the nodes (and racks).
 //
+// Topic configuration: every key of admin.proto's TopicConfig is validated
+// and stored; retention.ms, retention.bytes, segment.bytes and
+// message.timestamp.type reach the partitions, max.message.bytes is
+// enforced by the server on produce. segment.ms is stored but not applied
+// per topic (segments roll by the node's settings), min.insync.replicas is
+// stored for the day acks=all counts replicas, and cleanup.policy=compact
+// is refused until compaction exists.
+//
 // Not yet: snapshots of the State so the metadata log can be compacted (the
 // log is kept whole and replayed at start), node heartbeats for liveness
 // (only the local node is considered alive), and proposals from nodes that

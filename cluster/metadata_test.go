@@ -147,6 +147,8 @@ func TestCreateTopicValidation(t *testing.T) {
 		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigTimestampType: "Now"}}, new(*ConfigError)},
 		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigMinInsyncReplicas: "2"}}, new(*ConfigError)},
 		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigSegmentBytes: "10"}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigCleanupPolicy: CleanupCompact}}, new(*ConfigError)},
+		{TopicSpec{Name: "ok", Configs: map[string]string{ConfigCleanupPolicy: "shred"}}, new(*ConfigError)},
 	}
 	for _, c := range cases {
 		_, err := n.md.CreateTopic(ctx, c.spec)
