@@ -141,7 +141,7 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 				return fmt.Errorf("partition %d: %w", po.GetPartition(), app.ReasonOf(e))
 			}
 			if ps := byPart[po.GetPartition()]; ps != nil {
-				ps.next, ps.end = po.GetOffset(), po.GetHighWatermark()
+				ps.next = po.GetOffset()
 				if ps.next < 0 { // no record at or after the time: start at the end
 					ps.next = po.GetHighWatermark()
 				}
@@ -149,8 +149,9 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 		}
 	}
 
-	if o.ExitAtEnd && from.spec == nil {
-		// An explicit offset: learn where each partition ends now.
+	if o.ExitAtEnd {
+		// Learn where each partition ends now (the last stable offset when reading
+		// committed records only).
 		rctx, cancel := g.Request(ctx)
 		resp, err := admin.ListOffsets(rctx, &sluicev1.ListOffsetsRequest{Topic: topic, Partitions: parts,
 			Spec: &sluicev1.OffsetSpec{Spec: &sluicev1.OffsetSpec_Latest{Latest: true}}, ReadCommitted: o.Committed})
@@ -159,8 +160,11 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 			return err
 		}
 		for _, po := range resp.GetOffsets() {
+			if e := po.GetError(); e != nil {
+				return fmt.Errorf("partition %d: %w", po.GetPartition(), app.ReasonOf(e))
+			}
 			if ps := byPart[po.GetPartition()]; ps != nil {
-				ps.end = po.GetHighWatermark()
+				ps.end = po.GetOffset()
 			}
 		}
 	}
