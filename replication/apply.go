@@ -103,9 +103,11 @@ func (p *Partition) applyNormalRaftMuLocked(e *raftpb.Entry) (resolvedProp, bool
 				"log", base, "state", sm.nextOffset)
 		}
 		sm.nextOffset = base + uint64(c.Records)
+		sm.clock = max(sm.clock, c.LeaderTime)
 		if c.idempotent() {
-			sm.producers.record(c.ProducerID, c.ProducerEpoch, c.BaseSequence, c.Records, batchMeta{Offset: base})
+			sm.producers.record(c.ProducerID, c.ProducerEpoch, c.BaseSequence, c.Records, c.LeaderTime, batchMeta{Offset: base})
 		}
+		p.maybeExpireProducersRaftMuLocked()
 		r.res.BaseOffset = base
 	case cmdDeleteRecords:
 		before := min(c.Before, sm.nextOffset)
@@ -115,6 +117,32 @@ func (p *Partition) applyNormalRaftMuLocked(e *raftpb.Entry) (resolvedProp, bool
 		}
 	}
 	return r, c.Origin == p.h.cfg.NodeID
+}
+
+// maybeExpireProducersRaftMuLocked forgets idle producer ids, by the
+// replicated leader clock, so producer state stays bounded by the
+// producers active within the expiry (every replica forgets the same ones
+// at the same log position).
+func (p *Partition) maybeExpireProducersRaftMuLocked() {
+	sm := &p.raftMu.sm
+	p.mu.Lock()
+	expiry := p.mu.cfg.ProducerIDExpiryMs
+	p.mu.Unlock()
+	if expiry <= 0 {
+		expiry = DefaultProducerIDExpiryMs
+	}
+	if sm.clock-sm.lastSweep < max(expiry/10, 1000) {
+		return
+	}
+	sm.lastSweep = sm.clock
+	if n := sm.producers.expire(sm.clock - expiry); n > 0 {
+		p.h.logger.Debug("expired idle producer ids", "group", p.id, "count", n)
+	}
+	p.mu.Lock()
+	if p.mu.producers != nil {
+		p.mu.producers.expire(sm.clock - expiry)
+	}
+	p.mu.Unlock()
 }
 
 func (p *Partition) applyConfChangeRaftMuLocked(cc raftpb.ConfChangeI) {

@@ -27,6 +27,8 @@ import (
 //	producerEpoch  int32
 //	baseSequence   int32
 //	logAppendTime  int64  (leader stamp, -1 when the topic uses create time)
+//	leaderTime     int64  (unix ms on the leader at proposal: the replicated
+//	                       clock that expires idle producer ids)
 //	batch          the stored batch bytes, to the end of the entry
 //
 // cmdDeleteRecords continues with:
@@ -43,7 +45,7 @@ const (
 	cmdDeleteRecords = 2
 
 	cmdPrefixLen     = 2 + 8 + 8
-	recordsHeaderLen = cmdPrefixLen + 4 + 8 + 8 + 4 + 4 + 8
+	recordsHeaderLen = cmdPrefixLen + 4 + 8 + 8 + 4 + 4 + 8 + 8
 	deleteRecordsLen = cmdPrefixLen + 8
 )
 
@@ -62,6 +64,7 @@ type command struct {
 	ProducerEpoch int32
 	BaseSequence  int32
 	LogAppendTime int64
+	LeaderTime    int64
 	Batch         []byte
 
 	Before uint64
@@ -75,7 +78,7 @@ func (c *command) lastSequence() int32 {
 }
 
 // encodeRecords encodes a cmdRecords command.
-func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime int64) []byte {
+func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime, leaderTime int64) []byte {
 	buf := make([]byte, recordsHeaderLen+len(b.Data))
 	buf[0] = commandVersion
 	buf[1] = cmdRecords
@@ -88,15 +91,17 @@ func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime int64) []b
 	be.PutUint32(buf[38:], uint32(b.ProducerEpoch))
 	be.PutUint32(buf[42:], uint32(b.BaseSequence))
 	be.PutUint64(buf[46:], uint64(logAppendTime))
+	be.PutUint64(buf[54:], uint64(leaderTime))
 	copy(buf[recordsHeaderLen:], b.Data)
 	return buf
 }
 
-// stampRecords sets the proposal sequence and log-append time of an
-// encoded cmdRecords command.
-func stampRecords(buf []byte, seq uint64, logAppendTime int64) {
+// stampRecords sets the proposal sequence, log-append time and leader
+// time of an encoded cmdRecords command.
+func stampRecords(buf []byte, seq uint64, logAppendTime, leaderTime int64) {
 	binary.BigEndian.PutUint64(buf[10:], seq)
 	binary.BigEndian.PutUint64(buf[46:], uint64(logAppendTime))
+	binary.BigEndian.PutUint64(buf[54:], uint64(leaderTime))
 }
 
 // encodeDeleteRecords encodes a cmdDeleteRecords command.
@@ -137,6 +142,7 @@ func decodeCommand(data []byte) (c command, ok bool, err error) {
 		c.ProducerEpoch = int32(be.Uint32(data[38:]))
 		c.BaseSequence = int32(be.Uint32(data[42:]))
 		c.LogAppendTime = int64(be.Uint64(data[46:]))
+		c.LeaderTime = int64(be.Uint64(data[54:]))
 		c.Batch = data[recordsHeaderLen:]
 		if c.Records == 0 {
 			return c, false, fmt.Errorf("%w: batch without records", errBadCommand)

@@ -106,7 +106,7 @@ type PartitionSpec struct {
 	Voters []uint64
 	// Join opens the replica as a new member of a running group even when
 	// Voters lists this node: it never bootstraps.
-	Join bool
+	Join   bool
 	Config PartitionConfig
 }
 
@@ -116,7 +116,13 @@ type PartitionConfig struct {
 	RetentionBytes int64 // <= 0: no size limit
 	SegmentBytes   int64 // 0: the host's storage default
 	LogAppendTime  bool  // the leader stamps batches at proposal
+	// ProducerIDExpiryMs: an idempotent producer silent this long (by the
+	// leaders' clocks) is forgotten (0 = DefaultProducerIDExpiryMs).
+	ProducerIDExpiryMs int64
 }
+
+// DefaultProducerIDExpiryMs is Kafka's producer.id.expiration.ms default.
+const DefaultProducerIDExpiryMs = 24 * 60 * 60 * 1000
 
 // Acks is how much durability Produce waits for.
 type Acks int

@@ -7,8 +7,8 @@ import (
 
 func FuzzDecodeCommand(f *testing.F) {
 	b := ProduceBatch{Data: []byte("records"), Records: 3, MaxTimestamp: 42, ProducerID: 9, ProducerEpoch: 1, BaseSequence: 7}
-	f.Add(encodeRecords(1, 2, &b, -1))
-	f.Add(encodeRecords(1, 2, &b, 1234))
+	f.Add(encodeRecords(1, 2, &b, -1, 99))
+	f.Add(encodeRecords(1, 2, &b, 1234, 1234))
 	f.Add(encodeDeleteRecords(3, 4, 100))
 	f.Add([]byte{})
 	f.Add([]byte{1, 1})
@@ -29,7 +29,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			}
 			pb := ProduceBatch{Data: c.Batch, Records: c.Records, MaxTimestamp: c.MaxTimestamp,
 				ProducerID: c.ProducerID, ProducerEpoch: c.ProducerEpoch, BaseSequence: c.BaseSequence}
-			if re := encodeRecords(c.Origin, c.Seq, &pb, c.LogAppendTime); !bytes.Equal(re, data) {
+			if re := encodeRecords(c.Origin, c.Seq, &pb, c.LogAppendTime, c.LeaderTime); !bytes.Equal(re, data) {
 				t.Fatalf("re-encoding differs")
 			}
 		case cmdDeleteRecords:
@@ -45,8 +45,8 @@ func FuzzDecodeCommand(f *testing.F) {
 
 func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(encodeSnapshot(&partitionSnapshot{NextOffset: 5, Producers: producerTable{}}))
-	f.Add(encodeSnapshot(&partitionSnapshot{NextOffset: 9, Producers: producerTable{
-		1:  {Epoch: 2, Batches: []batchMeta{{FirstSeq: 0, LastSeq: 3, Offset: 1}, {FirstSeq: 4, LastSeq: 4, Offset: 8}}},
+	f.Add(encodeSnapshot(&partitionSnapshot{NextOffset: 9, Clock: 77, LastSweep: 50, Producers: producerTable{
+		1:  {Epoch: 2, LastTime: 70, Batches: []batchMeta{{FirstSeq: 0, LastSeq: 3, Offset: 1}, {FirstSeq: 4, LastSeq: 4, Offset: 8}}},
 		-7: {Epoch: 0},
 	}}))
 	f.Add([]byte{1})

@@ -373,7 +373,7 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 		}
 		md := snap.GetMetadata()
 		sm.applied, sm.appliedTerm, sm.snapIndex = md.GetIndex(), md.GetTerm(), md.GetIndex()
-		sm.producers = ps.Producers
+		sm.producers, sm.clock, sm.lastSweep = ps.Producers, ps.Clock, ps.LastSweep
 	}
 	if sm.nextOffset, err = log.OffsetAt(sm.applied + 1); err != nil {
 		return nil, fmt.Errorf("replication: partition %d offset at %d: %w", spec.GroupID, sm.applied+1, err)

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"errors"
+	"sync"
 	"testing"
 	"time"
 )
@@ -132,11 +133,50 @@ func TestStaleProducerViewIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.mu.Lock()
-	p.mu.producers.record(4, 0, 1, 1, batchMeta{Offset: 99})
+	p.mu.producers.record(4, 0, 1, 1, 0, batchMeta{Offset: 99})
 	p.mu.viewStale = true
 	p.mu.Unlock()
 	res, err := p.Produce(ctx, idemBatch(4, 0, 1, 1), AcksAll)
 	if err != nil || res.BaseOffset != 1 {
 		t.Fatalf("produce after a lost proposal: %v at %d, want offset 1", err, res.BaseOffset)
+	}
+}
+
+// Producer ids silent for longer than the expiry are forgotten (bounded
+// memory), by the leaders' replicated clock; active ones are kept.
+func TestIdleProducerIDsExpire(t *testing.T) {
+	var mu sync.Mutex
+	now := time.UnixMilli(1_000_000_000)
+	c := newTestClusterWith(t, 1, false, func(cfg *HostConfig) {
+		cfg.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	c.pcfg = PartitionConfig{ProducerIDExpiryMs: 60_000}
+	c.open(1)
+	_, p := c.leader(1)
+	ctx := testCtx(t)
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	if _, err := p.Produce(ctx, idemBatch(1, 0, 0, 1), AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	for s := int32(0); s < 10; s++ { // producer 2 stays active
+		advance(10 * time.Second)
+		if _, err := p.Produce(ctx, idemBatch(2, 0, s, 1), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.raftMu.Lock()
+	_, has1 := p.raftMu.sm.producers[1]
+	_, has2 := p.raftMu.sm.producers[2]
+	p.raftMu.Unlock()
+	if has1 || !has2 {
+		t.Fatalf("after 100s: producer 1 kept=%v (want forgotten), producer 2 kept=%v", has1, has2)
+	}
+	// A forgotten producer starts afresh.
+	if _, err := p.Produce(ctx, idemBatch(1, 0, 7, 1), AcksAll); err != nil {
+		t.Fatalf("forgotten producer: %v", err)
 	}
 }

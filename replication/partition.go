@@ -188,7 +188,7 @@ func (p *Partition) lockReady(ctx context.Context) error {
 }
 
 func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*proposal, *batchMeta, error) {
-	data := encodeRecords(p.h.cfg.NodeID, 0, b, -1) // copy outside the lock; identity stamped below
+	data := encodeRecords(p.h.cfg.NodeID, 0, b, -1, 0) // copy outside the lock; stamped below
 	if err := p.lockReady(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -220,12 +220,13 @@ func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*p
 			return nil, nil, err
 		}
 	}
+	now := p.h.cfg.Now().UnixMilli()
 	lat := int64(-1)
 	if p.mu.cfg.LogAppendTime {
-		lat = p.h.cfg.Now().UnixMilli()
+		lat = now
 	}
 	seq := p.h.nextSeq()
-	stampRecords(data, seq, lat)
+	stampRecords(data, seq, lat, now)
 	pr := &proposal{
 		seq:   seq,
 		data:  data,
@@ -237,7 +238,7 @@ func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*p
 	pr.res.LogAppendTime = lat
 	if idem {
 		pr.pid = b.ProducerID
-		p.mu.producers.record(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records, batchMeta{prop: pr})
+		p.mu.producers.record(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records, now, batchMeta{prop: pr})
 	}
 	p.enqueueLocked(pr)
 	return pr, nil, nil

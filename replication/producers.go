@@ -21,8 +21,9 @@ type batchMeta struct {
 
 // producerState is what a partition knows of one producer id.
 type producerState struct {
-	Epoch   int32
-	Batches []batchMeta // oldest first, at most maxProducerBatches
+	Epoch    int32
+	LastTime int64       // leader time (unix ms) of its last batch
+	Batches  []batchMeta // oldest first, at most maxProducerBatches
 }
 
 func (ps *producerState) lastSeq() (int32, bool) {
@@ -54,7 +55,7 @@ type producerTable map[int64]*producerState
 func (t producerTable) clone() producerTable {
 	c := make(producerTable, len(t))
 	for id, ps := range t {
-		c[id] = &producerState{Epoch: ps.Epoch, Batches: append([]batchMeta(nil), ps.Batches...)}
+		c[id] = &producerState{Epoch: ps.Epoch, LastTime: ps.LastTime, Batches: append([]batchMeta(nil), ps.Batches...)}
 	}
 	return c
 }
@@ -98,7 +99,7 @@ func (t producerTable) check(pid int64, epoch, baseSeq int32, records uint32) er
 
 // record remembers an accepted batch (applied or, in the proposal view,
 // proposed).
-func (t producerTable) record(pid int64, epoch, baseSeq int32, records uint32, b batchMeta) {
+func (t producerTable) record(pid int64, epoch, baseSeq int32, records uint32, now int64, b batchMeta) {
 	b.FirstSeq = baseSeq
 	b.LastSeq = baseSeq + int32(records) - 1
 	ps := t[pid]
@@ -106,24 +107,54 @@ func (t producerTable) record(pid int64, epoch, baseSeq int32, records uint32, b
 		ps = &producerState{Epoch: epoch}
 		t[pid] = ps
 	}
+	ps.LastTime = max(ps.LastTime, now)
 	ps.add(b)
+}
+
+// expire forgets producers whose last batch is older than before (leader
+// time) and that have nothing in flight. It returns how many it forgot.
+func (t producerTable) expire(before int64) int {
+	n := 0
+	for id, ps := range t {
+		if ps.LastTime >= before {
+			continue
+		}
+		inflight := false
+		for _, b := range ps.Batches {
+			inflight = inflight || b.prop != nil
+		}
+		if !inflight {
+			delete(t, id)
+			n++
+		}
+	}
+	return n
 }
 
 // Snapshot data (partition state at the snapshot index), big-endian:
 //
 //	version      uint8 (1)
 //	nextOffset   uint64  offset of the first entry after the snapshot
+//	clock        int64   latest leader time applied (unix ms)
+//	lastSweep    int64   clock of the last producer expiry sweep
 //	producers    uint32  count, then per producer (sorted by id):
 //	  id         int64
 //	  epoch      int32
+//	  lastTime   int64
 //	  batches    uint8   count (<= 5), then per batch:
 //	    firstSeq int32, lastSeq int32, offset uint64
-const snapshotVersion = 1
+const (
+	snapshotVersion   = 1
+	snapHeaderLen     = 1 + 8 + 8 + 8 + 4
+	producerHeaderLen = 8 + 4 + 8 + 1
+)
 
 var errBadSnapshot = errors.New("replication: malformed snapshot data")
 
 type partitionSnapshot struct {
 	NextOffset uint64
+	Clock      int64
+	LastSweep  int64
 	Producers  producerTable
 }
 
@@ -133,14 +164,17 @@ func encodeSnapshot(s *partitionSnapshot) []byte {
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	buf := make([]byte, 0, 13+len(ids)*(13+maxProducerBatches*16))
+	buf := make([]byte, 0, snapHeaderLen+len(ids)*(producerHeaderLen+maxProducerBatches*16))
 	buf = append(buf, snapshotVersion)
 	buf = binary.BigEndian.AppendUint64(buf, s.NextOffset)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(s.Clock))
+	buf = binary.BigEndian.AppendUint64(buf, uint64(s.LastSweep))
 	buf = binary.BigEndian.AppendUint32(buf, uint32(len(ids)))
 	for _, id := range ids {
 		ps := s.Producers[id]
 		buf = binary.BigEndian.AppendUint64(buf, uint64(id))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(ps.Epoch))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(ps.LastTime))
 		buf = append(buf, uint8(len(ps.Batches)))
 		for _, b := range ps.Batches {
 			buf = binary.BigEndian.AppendUint32(buf, uint32(b.FirstSeq))
@@ -152,22 +186,23 @@ func encodeSnapshot(s *partitionSnapshot) []byte {
 }
 
 func decodeSnapshot(data []byte) (*partitionSnapshot, error) {
-	if len(data) < 13 || data[0] != snapshotVersion {
+	if len(data) < snapHeaderLen || data[0] != snapshotVersion {
 		return nil, errBadSnapshot
 	}
 	be := binary.BigEndian
-	s := &partitionSnapshot{NextOffset: be.Uint64(data[1:]), Producers: producerTable{}}
-	n := be.Uint32(data[9:])
-	p := data[13:]
+	s := &partitionSnapshot{NextOffset: be.Uint64(data[1:]), Clock: int64(be.Uint64(data[9:])),
+		LastSweep: int64(be.Uint64(data[17:])), Producers: producerTable{}}
+	n := be.Uint32(data[25:])
+	p := data[snapHeaderLen:]
 	var prev int64
 	for i := uint32(0); i < n; i++ {
-		if len(p) < 13 {
+		if len(p) < producerHeaderLen {
 			return nil, errBadSnapshot
 		}
 		id := int64(be.Uint64(p))
-		ps := &producerState{Epoch: int32(be.Uint32(p[8:]))}
-		nb := int(p[12])
-		p = p[13:]
+		ps := &producerState{Epoch: int32(be.Uint32(p[8:])), LastTime: int64(be.Uint64(p[12:]))}
+		nb := int(p[20])
+		p = p[producerHeaderLen:]
 		if nb > maxProducerBatches || len(p) < nb*16 {
 			return nil, errBadSnapshot
 		}

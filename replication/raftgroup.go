@@ -17,6 +17,8 @@ type stateMachine struct {
 	nextOffset  uint64 // offset after the last applied record
 	producers   producerTable
 	snapIndex   uint64 // index of the latest snapshot
+	clock       int64  // latest leader time applied (unix ms)
+	lastSweep   int64  // clock of the last producer expiry sweep
 }
 
 // maxReadyPasses bounds Ready handling per scheduler pass; more work is

@@ -22,7 +22,8 @@ func (p *Partition) snapshotRaftMuLocked() {
 			return
 		}
 	}
-	data := encodeSnapshot(&partitionSnapshot{NextOffset: sm.nextOffset, Producers: sm.producers})
+	data := encodeSnapshot(&partitionSnapshot{NextOffset: sm.nextOffset, Clock: sm.clock,
+		LastSweep: sm.lastSweep, Producers: sm.producers})
 	if err := p.log.CreateSnapshot(sm.applied, p.raftMu.cs, data); err != nil {
 		p.h.logger.Warn("create snapshot", "group", p.id, "index", sm.applied, "err", err)
 		return
@@ -44,7 +45,7 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 	idx := snap.GetMetadata().GetIndex()
 	p.h.metrics.snapshots.WithLabelValues("install").Inc()
 	p.raftMu.sm = stateMachine{applied: idx, appliedTerm: snap.GetMetadata().GetTerm(),
-		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx}
+		nextOffset: ps.NextOffset, producers: ps.Producers, snapIndex: idx, clock: ps.Clock, lastSweep: ps.LastSweep}
 	p.raftMu.cs = snap.GetMetadata().GetConfState()
 	p.mu.Lock()
 	p.setMembersLocked(p.raftMu.cs)
