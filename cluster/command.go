@@ -127,6 +127,7 @@ func apply(s *State, c *command) (*State, error) {
 			t.Configs[k] = v
 		}
 		addPartitions(n, t, c.Replicas)
+		t.parsed = parseTopicConfig(t.Configs)
 		n.Topics[t.Name] = t
 	case cmdDeleteTopic:
 		t, ok := n.Topics[c.Topic]
@@ -160,6 +161,7 @@ func apply(s *State, c *command) (*State, error) {
 		if err := ValidateConfigs(t.Configs, t.ReplicationFactor); err != nil {
 			return s, err
 		}
+		t.parsed = parseTopicConfig(t.Configs)
 		n.Topics[t.Name] = t
 	case cmdAllocProducerIDs:
 		if c.Count <= 0 || c.Count > 1<<20 || c.NodeID == 0 {

@@ -43,6 +43,8 @@ type Topic struct {
 	// Configs holds the keys set explicitly; the rest take defaults.
 	Configs    map[string]string
 	Partitions []PartitionInfo
+
+	parsed TopicConfig // Configs parsed, set by apply
 }
 
 // PartitionInfo is one partition's placement.
@@ -62,7 +64,12 @@ type ProducerBlock struct {
 func Internal(name string) bool { return strings.HasPrefix(name, "__") }
 
 // Config is the topic's effective configuration.
-func (t *Topic) Config() TopicConfig { return parseTopicConfig(t.Configs) }
+func (t *Topic) Config() TopicConfig {
+	if t.parsed.SegmentBytes == 0 { // not built by apply
+		return parseTopicConfig(t.Configs)
+	}
+	return t.parsed
+}
 
 // ConfigEntries lists every configuration key with its effective value.
 func (t *Topic) ConfigEntries() []ConfigEntry { return configEntries(t.Configs) }
