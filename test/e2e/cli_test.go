@@ -201,3 +201,24 @@ func TestServerSettingsPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestShutdownWithConsumerWaiting stops a server with SIGTERM while `sluice consume`
+// waits for new records in a long poll: the server exits 0, and the consumer ends with
+// an error naming the unreachable cluster instead of hanging.
+func TestShutdownWithConsumerWaiting(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "data"))
+	n.ok("", "topic", "create", "waiting")
+	n.ok("x\n", "produce", "waiting")
+	consumer := n.background("consume", "waiting", "--from", "end")
+	// A round trip of another client gives the background consumer time to reach its long
+	// poll; wherever it is, it must end with an error once the server is gone.
+	n.ok("", "consume", "waiting", "-n", "1")
+
+	if err := n.stop(); err != nil {
+		t.Fatalf("stop with a consumer waiting: %v\n%s", err, n.logs.String())
+	}
+	r := consumer.wait(t)
+	if r.code == 0 || !strings.Contains(r.stderr, "cannot reach the cluster") {
+		t.Fatalf("consumer after shutdown: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

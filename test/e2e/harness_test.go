@@ -282,3 +282,52 @@ func (n *node) ok(stdin string, args ...string) string {
 	}
 	return r.stdout
 }
+
+// bg is a CLI command running in the background.
+type bg struct {
+	cmd      *exec.Cmd
+	out, err bytes.Buffer
+	done     chan struct{}
+	runErr   error
+}
+
+// background starts the CLI against the node without waiting for it.
+func (n *node) background(args ...string) *bg {
+	n.t.Helper()
+	b := &bg{done: make(chan struct{})}
+	b.cmd = exec.Command(binary, append([]string{"--brokers", n.addr}, args...)...)
+	b.cmd.Env = cleanEnv()
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.err
+	if err := b.cmd.Start(); err != nil {
+		n.t.Fatal(err)
+	}
+	go func() { b.runErr = b.cmd.Wait(); close(b.done) }()
+	n.t.Cleanup(func() {
+		select {
+		case <-b.done:
+		default:
+			_ = b.cmd.Process.Kill()
+			<-b.done
+		}
+	})
+	return b
+}
+
+// wait waits for the command to end and returns its outcome.
+func (b *bg) wait(t *testing.T) result {
+	t.Helper()
+	select {
+	case <-b.done:
+	case <-time.After(callDeadline):
+		t.Fatalf("%v still running after %v", b.cmd.Args, callDeadline)
+	}
+	code := 0
+	if b.runErr != nil {
+		ee, ok := b.runErr.(*exec.ExitError)
+		if !ok {
+			t.Fatal(b.runErr)
+		}
+		code = ee.ExitCode()
+	}
+	return result{stdout: b.out.String(), stderr: b.err.String(), code: code}
+}
