@@ -36,7 +36,7 @@ func TestHeapAfterOpen(t *testing.T) {
 	after := heap()
 	per := float64(after-before) / float64(segs)
 	t.Logf("heap after opening %d segments: %d KiB (%.0f bytes per segment)", segs, (after-before)>>10, per)
-	if os.Getenv("STORAGE_HEAP_REPORT") == "" && per > 400 {
+	if os.Getenv("STORAGE_HEAP_REPORT") == "" && per > 160 {
 		t.Fatalf("open costs %.0f bytes per segment", per)
 	}
 	// Reading the oldest and the newest data does not load the rest.

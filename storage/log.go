@@ -130,12 +130,12 @@ func (l *Log) recoverLocked() error {
 	if len(l.mu.segs) == 0 || l.mu.segs[0].BaseIndex > st.SnapIndex+1 {
 		return l.resetLogLocked(bases)
 	}
-	if a := l.activeLocked(); a.f == nil { // the newest one was removed above
+	if a := l.activeLocked(); a.segFiles == nil || a.f == nil { // the newest one was removed above
 		f, err := l.fs.OpenFile(a.segPath(), os.O_RDWR, 0)
 		if err != nil {
 			return err
 		}
-		a.f, a.sealed = f, false
+		a.files().f, a.sealed = f, false
 	}
 	if err := l.recoverActiveLocked(); err != nil {
 		return err
@@ -150,7 +150,7 @@ func (l *Log) recoverLocked() error {
 // openSegmentLocked reads a segment's header; it keeps the file open only
 // for the active segment.
 func (l *Log) openSegmentLocked(base uint64, active bool) (*segment, error) {
-	s := &segment{path: segPathIn(l.dir, base), sealed: !active, maxTs: noTimestamp}
+	s := &segment{dir: &l.dir, segHeader: segHeader{BaseIndex: base}, sealed: !active, maxTs: noTimestamp}
 	f, err := l.fs.OpenFile(s.segPath(), os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func (l *Log) openSegmentLocked(base uint64, active bool) (*segment, error) {
 		s.size = size
 		return s, err
 	}
-	s.f, s.size = f, size
+	s.files().f, s.size = f, size
 	return s, nil
 }
 
@@ -262,12 +262,12 @@ func (l *Log) resetLogLocked(bases []uint64) error {
 // createSegmentLocked creates a new active segment file with its indexes.
 func (l *Log) createSegmentLocked(h segHeader) (*segment, error) {
 	h.Created = l.opts.Now().UnixMilli()
-	s := &segment{path: segPathIn(l.dir, h.BaseIndex), segHeader: h, maxTs: noTimestamp, maxTsKnown: true, idx: indexOK}
+	s := &segment{dir: &l.dir, segHeader: h, maxTs: noTimestamp, maxTsKnown: true, idx: indexOK}
 	f, err := l.fs.OpenFile(s.segPath(), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	s.f = f
+	s.files().f = f
 	if _, err := f.WriteAt(h.encode(), 0); err != nil {
 		f.Close()
 		return nil, err
@@ -350,7 +350,7 @@ func (l *Log) endPointLocked(k int) point {
 func (l *Log) ensureOpenLocked(k int) (*segment, error) {
 	s := l.mu.segs[k]
 	l.mu.clock++
-	s.lastUsed = l.mu.clock
+	s.files().lastUsed = l.mu.clock
 	if !s.sealed || (s.f != nil && s.oi != nil) {
 		return s, nil
 	}
@@ -380,7 +380,7 @@ func (l *Log) evictSealedLocked(keep *segment) {
 	for l.mu.openSealed > maxOpenSealed {
 		var lru *segment
 		for _, s := range l.mu.segs {
-			if s.sealed && s != keep && s.oi != nil && s.refs == 0 && (lru == nil || s.lastUsed < lru.lastUsed) {
+			if s.sealed && s != keep && s.segFiles != nil && s.oi != nil && s.refs == 0 && (lru == nil || s.lastUsed < lru.lastUsed) {
 				lru = s
 			}
 		}
@@ -395,12 +395,12 @@ func (l *Log) evictSealedLocked(keep *segment) {
 // removeSegmentLocked unlinks a segment; readers holding it keep reading
 // through their open file.
 func (l *Log) removeSegmentLocked(s *segment) {
-	if s.sealed && s.oi != nil {
+	if s.sealed && s.segFiles != nil && s.oi != nil {
 		l.mu.openSealed--
 	}
-	s.removed = true
+	s.files().removed = true
 	s.closeFilesLocked()
-	if err := removeSegmentFiles(l.fs, s.path); err != nil {
+	if err := removeSegmentFiles(l.fs, s.path()); err != nil {
 		l.logger.Warn("removing segment files", "file", s.segPath(), "err", err)
 	}
 }

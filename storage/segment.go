@@ -37,27 +37,33 @@ const (
 )
 
 // segment is one segment file and its two index files. Fields are guarded
-// by Log.mu except where noted.
+// by Log.mu. A segment costs little until it is used: the open files and
+// index state live in segFiles, allocated while the segment is open.
 type segment struct {
-	path string // segment file path without suffix
+	dir *string // the log's directory
 	segHeader
 
 	size   int64 // bytes in the segment file (header included)
 	sealed bool  // not the active segment
+	idx    indexState
 
 	// maxTs is the largest batch timestamp in the segment (noTimestamp if
 	// none); known for the active segment, lazily for sealed ones.
-	maxTs      int64
 	maxTsKnown bool
+	maxTs      int64
 
-	f        File // segment file; nil when closed (sealed segments open lazily)
+	*segFiles // nil while closed
+}
+
+// segFiles are an open segment's files and indexing state.
+type segFiles struct {
+	f        File // segment file
 	refs     int  // readers holding f outside Log.mu
 	removed  bool // unlinked: close f when refs drops to zero
 	lastUsed uint64
 
-	idx indexState
-	oi  File // offset index (open while active, or during lookups)
-	ti  File // time index
+	oi File // offset index
+	ti File // time index
 	// Index entries already in the files, and those not yet written.
 	oiCount, tiCount int64
 	oiPend, tiPend   []byte
@@ -66,9 +72,19 @@ type segment struct {
 	lastIdxTs  int64
 }
 
-func (s *segment) segPath() string     { return s.path + segSuffix }
-func (s *segment) oiPath() string      { return s.path + offIndexSuffix }
-func (s *segment) tiPath() string      { return s.path + timeIndexSuffix }
+// files returns the segment's segFiles, allocating them.
+func (s *segment) files() *segFiles {
+	if s.segFiles == nil {
+		s.segFiles = &segFiles{}
+	}
+	return s.segFiles
+}
+
+func (s *segment) path() string { return segPathIn(*s.dir, s.BaseIndex) }
+
+func (s *segment) segPath() string     { return s.path() + segSuffix }
+func (s *segment) oiPath() string      { return s.path() + offIndexSuffix }
+func (s *segment) tiPath() string      { return s.path() + timeIndexSuffix }
 func (s *segment) empty() bool         { return s.size <= segHeaderSize }
 func (s *segment) entriesStart() int64 { return segHeaderSize }
 
@@ -87,6 +103,9 @@ func readFullAt(f File, b []byte, off int64) error {
 // closeFilesLocked closes every open file of the segment; f only if no
 // reader holds it.
 func (s *segment) closeFilesLocked() error {
+	if s.segFiles == nil {
+		return nil
+	}
 	var first error
 	keep := func(err error) {
 		if err != nil && first == nil {
@@ -105,6 +124,9 @@ func (s *segment) closeFilesLocked() error {
 		keep(s.f.Close())
 		s.f = nil
 	}
+	if s.f == nil && len(s.oiPend) == 0 && len(s.tiPend) == 0 {
+		s.segFiles = nil
+	}
 	return first
 }
 
@@ -114,16 +136,25 @@ func (s *segment) openIndexesLocked(fs FS, truncate bool) error {
 	if truncate {
 		flag |= os.O_TRUNC
 	}
-	var err error
-	if s.oi == nil {
-		if s.oi, err = fs.OpenFile(s.oiPath(), flag, 0o644); err != nil {
+	h := s.files()
+	for _, ix := range []struct {
+		f     *File
+		count *int64
+		path  string
+	}{{&h.oi, &h.oiCount, s.oiPath()}, {&h.ti, &h.tiCount, s.tiPath()}} {
+		if *ix.f != nil {
+			continue
+		}
+		f, err := fs.OpenFile(ix.path, flag, 0o644)
+		if err != nil {
 			return err
 		}
-	}
-	if s.ti == nil {
-		if s.ti, err = fs.OpenFile(s.tiPath(), flag, 0o644); err != nil {
+		size, err := f.Size()
+		if err != nil {
+			f.Close()
 			return err
 		}
+		*ix.f, *ix.count = f, size/indexEntrySize
 	}
 	return nil
 }
@@ -265,6 +296,7 @@ func (s *segment) sealIndexLocked(end point) {
 }
 
 func removeSegmentFiles(fs FS, path string) error {
+	// path is the segment's path without suffix.
 	var first error
 	for _, suf := range []string{segSuffix, offIndexSuffix, timeIndexSuffix} {
 		if err := fs.Remove(path + suf); err != nil && !os.IsNotExist(err) && first == nil {
