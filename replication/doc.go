@@ -24,7 +24,9 @@
 //   - The partition state machine assigns offsets from the log position
 //     (storage.Log.OffsetAt: the entry's Records, dense per record and equal
 //     on every replica), moves the high watermark on apply, remembers the
-//     last five batches of each idempotent producer and takes snapshots of
+//     last five batches of each idempotent producer (forgetting producers
+//     idle past ProducerIDExpiryMs by the leaders' replicated clock, so
+//     the state stays bounded) and takes snapshots of
 //     that state so retention can delete segments below them (snapshot.go).
 //     A snapshot is state, not data (next offset and producers), so a
 //     follower behind the log start catches up with a small MsgSnap and
