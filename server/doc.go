@@ -22,6 +22,12 @@
 // partition by the replication host from each topic's retention.ms and
 // retention.bytes, which the cluster metadata pushes to the replicas.
 //
+// Consume credit is counted in the encoded size of each pushed RecordBatch
+// message (proto.Size), what the client receives; a batch larger than the
+// credit left waits, and when a fresh grant still does not cover it the
+// stream reports CREDIT_TOO_SMALL (with "batch_size") for that partition
+// once, keeping it subscribed.
+//
 // Not yet: forwarding requests for partitions led by another node (the
 // seam is forwardProduce; reads report NOT_LEADER), pipelining several
 // batches of one partition inside a ProduceStream (batches of different
