@@ -46,6 +46,11 @@ var (
 	// example an fsync error): the replica stops accepting writes.
 	ErrLogFailed = errors.New("replication: log failed")
 
+	// ErrThrottled rejects a write while the leader holds too many
+	// uncommitted bytes (followers or the disk fall behind). Nothing was
+	// written; retry after a backoff.
+	ErrThrottled = errors.New("replication: too many uncommitted entries, retry later")
+
 	// ErrPartitionExists is returned by OpenPartition when the group id is
 	// open with a different directory.
 	ErrPartitionExists = errors.New("replication: partition open with another spec")

@@ -344,6 +344,11 @@ func (h *Host) Close() error {
 	return errors.Join(errs...)
 }
 
+// maxUncommittedBytes bounds a leader's uncommitted tail per partition;
+// beyond it writes fail with ErrThrottled (bounded memory when a quorum
+// or the disk is slow).
+const maxUncommittedBytes = 32 << 20
+
 // newPartition recovers or bootstraps the replica's Raft state from its log.
 func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Partition, error) {
 	p := &Partition{h: h, id: spec.GroupID, spec: spec, dir: dir, log: log}
@@ -400,6 +405,7 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 		AsyncStorageWrites:        true,
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: maxUncommittedBytes,
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		PreVote:                   true,

@@ -117,7 +117,12 @@ func (p *Partition) proposeRaftMuLocked(props []*proposal) {
 			err = rn.Propose(pr.data)
 		}
 		if errors.Is(err, raft.ErrProposalDropped) {
-			err = &NotLeaderError{Leader: p.raftMu.lead}
+			// The leader refuses while its uncommitted tail is full (or
+			// it is handing leadership over).
+			err = ErrThrottled
+			if st := rn.BasicStatus(); st.RaftState != raft.StateLeader || st.LeadTransferee != 0 {
+				err = &NotLeaderError{Leader: st.Lead}
+			}
 		}
 		p.mu.Lock()
 		if err != nil {
