@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +30,26 @@ func NewCommand(g *app.Globals) *cobra.Command {
 		Short: "Generate load and measure throughput and latency",
 	}
 	cmd.AddCommand(newProduce(g), newConsume(g))
+	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this client process to this file")
 	return cmd
+}
+
+var cpuProfile string // --cpuprofile; set by flag parsing before a command runs
+
+// profile starts the CPU profile asked for with --cpuprofile and returns its stop function.
+func profile() (func(), error) {
+	if cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // Summary is the result of a run, printed as text or (--format json) as JSON.

@@ -80,6 +80,11 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 		progress = g.Stderr
 	}
 	fmt.Fprintf(progress, "consume: %d records from %q (partitions: %d)\n", target, o.topic, len(parts))
+	stopProfile, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	start := time.Now()
 	rctx, stopReport := context.WithCancel(ctx)
 	reportDone := make(chan struct{})

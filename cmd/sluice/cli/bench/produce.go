@@ -104,6 +104,11 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	fmt.Fprintf(progress, "%s: %d records of %d bytes to %q (partitions: %d), acks=%s, compression=%s, %d producers\n",
 		mode, o.records, o.recordSize, o.topic, nparts, o.acks, o.compression, o.producers)
 
+	stopProfile, err := profile()
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	start := time.Now()
 	lim := &limiter{rate: o.rate, start: start}
 	rctx, stopReport := context.WithCancel(ctx)
