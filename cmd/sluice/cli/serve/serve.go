@@ -25,8 +25,9 @@ func NewCommand(stderr io.Writer, getenv func(string) string) *cobra.Command {
 		Use:   "server",
 		Short: "Run a Sluice node",
 		Long: `Run a Sluice node. With no flags it is a one-node cluster: data in ./data, the
-client gRPC API on 127.0.0.1:9700, the internal listener on 127.0.0.1:9701 and HTTP
-(/metrics, /healthz, /readyz) on 127.0.0.1:9702.
+client gRPC API on 127.0.0.1:9700 and HTTP (/metrics, /healthz, /readyz) on
+127.0.0.1:9702. The node-to-node address (127.0.0.1:9701) is reserved for clusters of
+several nodes, which are not supported yet.
 
 Every setting can be given as a flag, as a SLUICE_* environment variable or as a key in a
 YAML file (--config sluice.yaml); a flag wins over the environment, which wins over the

@@ -42,7 +42,7 @@ var fieldMeta = map[string]meta{
 	"NodeID":                   {"node-id", "this node's id in the cluster"},
 	"DataDir":                  {"data-dir", "directory holding the node's partitions and cluster metadata"},
 	"ListenAddr":               {"listen", "client gRPC API address (host:port; port 0 picks a free port)"},
-	"InternalListenAddr":       {"internal-listen", "node-to-node address (unused while the cluster has one node)"},
+	"InternalListenAddr":       {"internal-listen", "node-to-node address (recorded, not listened on while the cluster has one node)"},
 	"HTTPListenAddr":           {"http-listen", "HTTP address serving /metrics, /healthz and /readyz"},
 	"AdvertiseAddr":            {"advertise", "client API address told to clients and other nodes (default: the bound --listen address)"},
 	"Join":                     {"join", "addresses of existing nodes to join (clusters of several nodes are not supported yet; must be empty)"},
