@@ -99,8 +99,12 @@ func (p *Partition) handle(f workFlags) {
 func (p *Partition) proposeRaftMuLocked(props []*proposal) {
 	rn := p.raftMu.rn
 	for _, pr := range props {
+		// Marked proposed before raft sees it: from here on a caller
+		// that gives up learns the outcome is unknown, never that the
+		// batch was not written.
 		p.mu.Lock()
 		canceled := pr.canceled
+		pr.proposed = !canceled
 		p.mu.Unlock()
 		if canceled {
 			continue
@@ -131,11 +135,8 @@ func (p *Partition) proposeRaftMuLocked(props []*proposal) {
 				p.mu.viewStale = true
 			}
 			pr.finishLocked(ProduceResult{}, err)
-		} else {
-			pr.proposed = true
-			if pr.acks == AcksNone {
-				pr.finishLocked(ProduceResult{LogAppendTime: pr.res.LogAppendTime}, nil)
-			}
+		} else if pr.acks == AcksNone {
+			pr.finishLocked(ProduceResult{LogAppendTime: pr.res.LogAppendTime}, nil)
 		}
 		p.mu.Unlock()
 	}
