@@ -52,7 +52,7 @@ Topic configs are set with --config key=value (repeatable), for example
 					if dryRun {
 						verb = "validated"
 					}
-					fmt.Fprintf(g.Stdout, "%s topic %q (%d partitions, replication factor %d)\n",
+					fmt.Fprintf(g.Stdout, "%s topic %q (partitions: %d, replication factor: %d)\n",
 						verb, name, len(resp.GetTopic().GetPartitions()), resp.GetTopic().GetReplicationFactor())
 				}
 			}
