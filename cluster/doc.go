@@ -24,10 +24,16 @@
 // stored for the day acks=all counts replicas, and cleanup.policy=compact
 // is refused until compaction exists.
 //
+// A node that is not the controller hands node-level changes (its
+// registration, producer-id blocks) to the controller through
+// Config.Forward; topic changes there fail with *NotControllerError naming
+// the controller, and the server routes those API calls to it.
+//
 // Not yet: snapshots of the State so the metadata log can be compacted (the
-// log is kept whole and replayed at start), node heartbeats for liveness
-// (only the local node is considered alive), and proposals from nodes that
-// are not the controller (they get *NotControllerError).
+// log is kept whole and replayed at start; a follower that falls behind the
+// leader's log start would need the State from the controller), and
+// heartbeats from nodes that are not metadata voters (liveness comes from
+// the metadata group's replica progress on the controller).
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command

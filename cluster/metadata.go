@@ -4,6 +4,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -47,6 +48,10 @@ type Config struct {
 	// ProducerIDBlock is how many producer ids a node takes at a time
 	// (default 1000).
 	ProducerIDBlock int64
+	// Forward carries a metadata change from this node, when it is not the
+	// controller, to the controller (see Forwarder). nil: such changes
+	// fail with *NotControllerError.
+	Forward Forwarder
 	// ReconcileInterval re-checks the local replicas even without
 	// metadata changes (default 10s).
 	ReconcileInterval time.Duration
@@ -82,6 +87,15 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// Forwarder hands an encoded metadata command to the controller node
+// (which passes it to its Metadata.HandleForwarded) and returns the
+// metadata log offset after the command, once the controller applied it.
+// An error of the controller's HandleForwarded must come back unchanged in
+// meaning (the node-to-node RPC maps it both ways). Only node-level
+// changes are forwarded (node registration, producer-id blocks); topic
+// changes are routed to the controller as whole API calls by the server.
+type Forwarder func(ctx context.Context, controller uint64, command []byte) (applied uint64, err error)
 
 // Metadata is one node's view of the cluster metadata and, on the
 // controller leader, the way to change it.
@@ -229,9 +243,21 @@ func (m *Metadata) Err() error {
 	return m.mu.failed
 }
 
-// Alive reports whether a node is known to be up. Until nodes heartbeat
-// to the controller, only this node is known alive.
-func (m *Metadata) Alive(id uint64) bool { return id == m.cfg.NodeID }
+// Alive reports whether a node is known to be up: this node, and on the
+// controller the metadata voters it heard from within an election
+// timeout. Nodes that are not metadata voters are not tracked yet (they
+// will heartbeat to the controller).
+func (m *Metadata) Alive(id uint64) bool {
+	if id == m.cfg.NodeID {
+		return true
+	}
+	for _, r := range m.part.Status().Replicas {
+		if r.NodeID == id {
+			return r.Active
+		}
+	}
+	return false
+}
 
 // Partition returns this node's replica of a topic partition.
 func (m *Metadata) Partition(topic string, index int32) (*replication.Partition, *Topic, error) {
@@ -263,7 +289,23 @@ func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
 		return nil, err
 	}
 	if !m.part.IsLeader() {
-		return nil, &NotControllerError{Leader: m.part.Leader()}
+		leader := m.part.Leader()
+		if leader == 0 || m.cfg.Forward == nil || !forwardable(c) {
+			return nil, &NotControllerError{Leader: leader}
+		}
+		c.V = commandVersion
+		data, err := json.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		applied, err := m.cfg.Forward(ctx, leader, data)
+		if err != nil {
+			return nil, err
+		}
+		if applied == 0 {
+			return nil, fmt.Errorf("cluster: controller %d returned no offset", leader)
+		}
+		return m.waitApplied(ctx, applied-1)
 	}
 	now := m.cfg.Now().UnixMilli()
 	data, err := encodeCommand(c, now)
@@ -281,6 +323,36 @@ func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
 		return nil, fmt.Errorf("cluster: propose %s: %w", c.Type, err)
 	}
 	return m.waitApplied(ctx, res.BaseOffset)
+}
+
+// forwardable reports whether a command may come from another node.
+func forwardable(c *command) bool {
+	return c.Type == cmdRegisterNode || c.Type == cmdAllocProducerIDs
+}
+
+// HandleForwarded proposes a command forwarded by another node (see
+// Forwarder) and returns the metadata log offset after it once applied.
+func (m *Metadata) HandleForwarded(ctx context.Context, data []byte) (uint64, error) {
+	c := new(command)
+	if err := json.Unmarshal(data, c); err != nil || c.V != commandVersion {
+		return 0, &InvalidError{Field: "command", Reason: "undecodable"}
+	}
+	if !forwardable(c) {
+		return 0, &InvalidError{Field: "command", Reason: fmt.Sprintf("%q cannot be forwarded", c.Type)}
+	}
+	if !m.part.IsLeader() {
+		return 0, &NotControllerError{Leader: m.part.Leader()}
+	}
+	m.proposeMu.Lock()
+	defer m.proposeMu.Unlock()
+	if _, err := apply(m.State(), c); err != nil {
+		return 0, err
+	}
+	ns, err := m.propose(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	return ns.Applied, nil
 }
 
 // waitApplied waits until the record at offset is applied and returns the

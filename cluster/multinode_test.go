@@ -1,0 +1,207 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/replication"
+)
+
+// threeNodes starts three nodes whose metadata group has all three as
+// voters, linked by an in-process network; forwarded commands go straight
+// to the controller's Metadata.
+func threeNodes(t *testing.T) (map[uint64]*node, *replication.MemNetwork) {
+	t.Helper()
+	net := replication.NewMemNetwork()
+	var (
+		mu    sync.Mutex
+		nodes = map[uint64]*node{}
+	)
+	forward := func(ctx context.Context, to uint64, cmd []byte) (uint64, error) {
+		mu.Lock()
+		n := nodes[to]
+		mu.Unlock()
+		if n == nil || n.md == nil {
+			return 0, &NotControllerError{} // not up yet: the caller retries
+		}
+		return n.md.HandleForwarded(ctx, cmd)
+	}
+	hosts := map[uint64]*replication.Host{}
+	for id := uint64(1); id <= 3; id++ {
+		h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: t.TempDir(), Transport: net.Transport(id),
+			TickInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts[id] = h
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for id, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			md, err := Open(ctx, Config{NodeID: id, Host: h, Addr: fmt.Sprintf("127.0.0.%d:9700", id),
+				Voters: []uint64{1, 2, 3}, Forward: forward, Rack: fmt.Sprintf("r%d", id%2)})
+			if err != nil {
+				errs <- fmt.Errorf("node %d: %w", id, err)
+				return
+			}
+			mu.Lock()
+			nodes[id] = &node{host: h, md: md}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			_ = n.md.Close()
+		}
+		for _, h := range hosts {
+			_ = h.Close()
+		}
+		net.Close()
+	})
+	return nodes, net
+}
+
+// eventually polls cond until it holds; the deadline only guards a hang.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
+	nodes, _ := threeNodes(t)
+	var ctl *node
+	for id, n := range nodes {
+		if n.md.ControllerID() == id {
+			ctl = n
+		}
+	}
+	if ctl == nil {
+		t.Fatal("no controller")
+	}
+	eventually(t, "every node sees three registered nodes", func() bool {
+		for _, n := range nodes {
+			if len(n.md.State().Nodes) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	ids := map[string]bool{}
+	for _, n := range nodes {
+		ids[n.md.State().ClusterID] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("cluster ids %v", ids)
+	}
+	ctx := ctxT(t)
+	eventually(t, "the controller hears from every voter", func() bool {
+		for id := range nodes {
+			if !ctl.md.Alive(id) {
+				return false
+			}
+		}
+		return true
+	})
+	top, err := ctl.md.CreateTopic(ctx, TopicSpec{Name: "replicated", Partitions: 3, ReplicationFactor: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[uint64]int{}
+	for _, p := range top.Partitions {
+		leaders[p.Replicas[0]]++
+	}
+	if len(leaders) != 3 {
+		t.Fatalf("preferred leaders not spread: %v", top.Partitions)
+	}
+	// Every node applies the creation and opens its replicas.
+	eventually(t, "every node opens its replicas", func() bool {
+		for _, n := range nodes {
+			for i := range int32(3) {
+				if _, _, err := n.md.Partition("replicated", i); err != nil {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	// The replicas form one Raft group per partition: a batch appended on
+	// the leader reaches every replica.
+	var leader *replication.Partition
+	eventually(t, "partition 0 elects a leader", func() bool {
+		for _, n := range nodes {
+			if p, _, _ := n.md.Partition("replicated", 0); p != nil && p.IsLeader() {
+				leader = p
+				return true
+			}
+		}
+		return false
+	})
+	data, err := encodeCommand(&command{Type: "payload"}, 1) // any stored batch will do
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Produce(ctx, replication.ProduceBatch{Data: data, Records: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+		replication.AcksAll); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every replica has the batch", func() bool {
+		for _, n := range nodes {
+			if p, _, _ := n.md.Partition("replicated", 0); p == nil || p.HighWatermark() != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	// A follower takes producer ids through the controller.
+	var follower *node
+	for id, n := range nodes {
+		if id != ctl.md.NodeID() {
+			follower = n
+		}
+	}
+	a, err := follower.md.NextProducerID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ctl.md.NextProducerID(ctx)
+	if err != nil || a == b {
+		t.Fatalf("producer ids %d and %d (%v)", a, b, err)
+	}
+	// Topic changes are the controller's: a follower says who it is.
+	if _, err := follower.md.CreateTopic(ctx, TopicSpec{Name: "elsewhere"}); err == nil {
+		t.Fatal("a follower created a topic")
+	} else if nc, ok := err.(*NotControllerError); !ok || nc.Leader != ctl.md.NodeID() {
+		t.Fatalf("follower: %v", err)
+	}
+	// Deletion removes the replicas everywhere.
+	if err := ctl.md.DeleteTopic(ctx, "replicated"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every node removes its replicas", func() bool {
+		for _, n := range nodes {
+			if len(n.host.Partitions()) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+}
