@@ -88,7 +88,7 @@ func parseHeaders(hs []string) ([]*sluicev1.RecordHeader, error) {
 func readLines(ctx context.Context, r io.Reader, max int, out chan<- []byte) error {
 	defer close(out)
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), max)
+	sc.Buffer(make([]byte, min(64<<10, max)), max) // the larger of the two bounds a line
 	for sc.Scan() {
 		line := append([]byte(nil), sc.Bytes()...)
 		if n := len(line); n > 0 && line[n-1] == '\r' {
