@@ -5,9 +5,11 @@ import (
 	"io"
 	"strconv"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -261,5 +263,80 @@ func TestConsumeReportsDeletedTopic(t *testing.T) {
 	pe := c.recv().GetPartitionError()
 	if pe.GetTopic() != "doomed" || pe.GetError().GetReason() != sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC {
 		t.Fatalf("after deletion: %v", pe)
+	}
+}
+
+func TestConsumeDecompressesOnRequest(t *testing.T) {
+	n := startNode(t)
+	createTopic(t, n, "z", 1, nil)
+	recs := records(5, "z")
+	b, err := batch.Encode(recs, sluicev1.Compression_COMPRESSION_GZIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Producer.Produce(ctxT(t), &sluicev1.ProduceRequest{Topic: "z", Batch: b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []sluicev1.RecordFormat{sluicev1.RecordFormat_RECORD_FORMAT_STORED, sluicev1.RecordFormat_RECORD_FORMAT_DECOMPRESSED} {
+		c := openConsume(t, n, n.Consumer)
+		c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{Topic: "z", RecordFormat: f}}})
+		c.credit(1 << 20)
+		got := c.barrier()
+		if len(got) != 1 {
+			t.Fatalf("%s: %v", f, got)
+		}
+		rb := got[0].GetBatch().GetBatch()
+		if plain := len(rb.GetRecords()) > 0; plain != (f == sluicev1.RecordFormat_RECORD_FORMAT_DECOMPRESSED) {
+			t.Fatalf("%s: records %d, records_data %d bytes", f, len(rb.GetRecords()), len(rb.GetRecordsData()))
+		}
+		out, err := batch.Records(rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameRecords(t, out, recs)
+	}
+}
+
+func TestProduceStreamAcksNone(t *testing.T) {
+	n := startNode(t)
+	createTopic(t, n, "fire", 1, nil)
+	s, err := n.Producer.ProduceStream(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := s.Send(&sluicev1.ProduceStreamRequest{CorrelationId: uint64(i), Request: &sluicev1.ProduceRequest{
+			Topic: "fire", Acks: sluicev1.Acks_ACKS_NONE, Batch: &sluicev1.RecordBatch{Records: records(1, "f")}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		r, err := s.Recv()
+		if err != nil || r.GetCorrelationId() != uint64(i) || r.GetResponse().GetBaseOffset() != -1 {
+			t.Fatalf("response %d: %v %v", i, r, err)
+		}
+	}
+	var got int
+	eventuallyT(t, func() bool {
+		got = 0
+		for _, b := range fetchAll(t, n, "fire", 0, 0, 0) {
+			got += len(b.GetRecords())
+		}
+		return got == 20
+	})
+}
+
+// eventuallyT polls cond; the deadline only guards against a hang.
+func eventuallyT(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never held")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
