@@ -54,6 +54,12 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, *grpc.ClientConn) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // a failed test must not leave the node running
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	var addr []byte
 	for {
@@ -62,8 +68,6 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, *grpc.ClientConn) {
 			break
 		}
 		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
 			t.Fatal("the child node did not start")
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -131,12 +135,8 @@ func TestKillDuringProduceKeepsAcknowledged(t *testing.T) {
 	wg.Wait()
 	_ = conn.Close()
 
-	cmd, conn = startChild(t, dir)
-	defer func() {
-		_ = conn.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}()
+	_, conn = startChild(t, dir)
+	defer conn.Close()
 	consumer := sluicev1.NewConsumerServiceClient(conn)
 	stored := map[int32]map[int64][]byte{}
 	for p := range int32(2) {
