@@ -224,6 +224,13 @@ func TestSaveStateInitialState(t *testing.T) {
 	if err := l.SaveState(nil, nil); err != nil {
 		t.Fatal(err)
 	}
+	syncs := fs.Syncs()
+	if err := l.SaveState(proto.Clone(want).(*raftpb.HardState), nil); err != nil {
+		t.Fatal(err)
+	}
+	if fs.Syncs() != syncs {
+		t.Fatal("an unchanged hard state was written")
+	}
 	l.Close()
 	// Only what was synced through the atomic replace survives a crash.
 	l = mustOpen(t, "/p", memOpts(fs.Crash()))

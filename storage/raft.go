@@ -258,7 +258,9 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 }
 
 // SaveState durably replaces the hard state and/or conf state (nil =
-// unchanged) with an atomic file replace.
+// unchanged) with an atomic file replace: two fsyncs (file and directory),
+// so callers should save when the state changed, not on every Ready. An
+// unchanged hard state alone writes nothing.
 func (l *Log) SaveState(hs *raftpb.HardState, cs *raftpb.ConfState) error {
 	if hs == nil && cs == nil {
 		return nil
@@ -267,6 +269,11 @@ func (l *Log) SaveState(hs *raftpb.HardState, cs *raftpb.ConfState) error {
 	defer l.mu.Unlock()
 	if err := l.writableLocked(); err != nil {
 		return err
+	}
+	cur := l.mu.st
+	if cs == nil && cur.HasHardState && hs.GetTerm() == cur.HardState.GetTerm() &&
+		hs.GetVote() == cur.HardState.GetVote() && hs.GetCommit() == cur.HardState.GetCommit() {
+		return nil // unchanged: no file write
 	}
 	next := l.cloneStateLocked()
 	if hs != nil {
