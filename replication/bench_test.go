@@ -72,3 +72,44 @@ func benchProduceNodes(b *testing.B, nodes, parts, producers int) {
 	b.ReportMetric(float64(b.N)/float64(max(1, st.Cycles)), "batches/cycle")
 	b.ReportMetric(float64(st.Fsyncs)/float64(max(1, st.Cycles)), "fsyncs/cycle")
 }
+
+// BenchmarkRead measures Partition.Read of 16 KiB batches from a one-node
+// partition (1 MiB per call, page cache warm).
+//
+//	go test -run=^$ -bench=Read -benchtime=2000x ./replication/
+func BenchmarkRead(b *testing.B) {
+	c := newTestCluster(b, 1, false)
+	c.open(1)
+	_, p := c.leader(1)
+	ctx := testCtx(b)
+	batch := ProduceBatch{Data: make([]byte, 16<<10), Records: 16, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	const batches = 1024
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < batches/16; i++ {
+				if _, err := p.Produce(ctx, batch, AcksAll); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	hw := p.HighWatermark()
+	b.SetBytes(1 << 20)
+	b.ResetTimer()
+	off := uint64(0)
+	for i := 0; i < b.N; i++ {
+		bs, err := p.Read(off, 1<<20)
+		if err != nil || len(bs) == 0 {
+			b.Fatalf("read at %d: %v", off, err)
+		}
+		off = bs[len(bs)-1].NextOffset()
+		if off >= hw {
+			off = 0
+		}
+	}
+}
