@@ -59,7 +59,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	h := &Host{cfg: cfg, logger: cfg.Logger, stop: make(chan struct{}), openLog: openStorageLog}
 	h.mu.parts = make(map[uint64]*Partition)
 	h.metrics = newMetrics(cfg.Registerer)
-	h.registerStateGauges(cfg.Registerer)
+	h.registerMetrics()
 	h.syncer = cfg.Storage.Syncer
 	if h.syncer == nil {
 		h.syncer = storage.NewSyncGroup(storage.WithSyncLogger(cfg.Logger), storage.WithSyncRegisterer(cfg.Registerer))
@@ -341,6 +341,7 @@ func (h *Host) Close() error {
 	if h.ownSync {
 		errs = append(errs, h.syncer.Close())
 	}
+	h.metrics.unregister()
 	return errors.Join(errs...)
 }
 

@@ -12,10 +12,41 @@ type metrics struct {
 	proposalLatency prometheus.Histogram
 	syncLatency     prometheus.Histogram
 	snapshots       *prometheus.CounterVec
+
+	reg        prometheus.Registerer
+	registered []prometheus.Collector // unregistered on Close
+}
+
+// register registers cs, remembering them for unregister. A collector
+// already registered (another host on the same registry) is logged by the
+// caller's logger and skipped, never a panic.
+func (m *metrics) register(cs ...prometheus.Collector) error {
+	if m.reg == nil {
+		return nil
+	}
+	var first error
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		m.registered = append(m.registered, c)
+	}
+	return first
+}
+
+func (m *metrics) unregister() {
+	for _, c := range m.registered {
+		m.reg.Unregister(c)
+	}
+	m.registered = nil
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		reg: reg,
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "sluice", Subsystem: "replication", Name: "partitions",
 			Help: "Partition replicas hosted by this node.",
@@ -47,20 +78,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Partition snapshots taken (op=create) and received from a leader (op=install).",
 		}, []string{"op"}),
 	}
-	if reg != nil {
-		reg.MustRegister(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency, m.snapshots)
-	}
 	return m
 }
 
 // registerStateGauges exports gauges computed from the replicas at scrape
 // time: partitions without a known leader, and partitions this node leads
 // whose replicas lag or are unreachable.
-func (h *Host) registerStateGauges(reg prometheus.Registerer) {
-	if reg == nil {
-		return
-	}
-	reg.MustRegister(
+func (h *Host) registerMetrics() {
+	m := h.metrics
+	err := m.register(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency, m.snapshots,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "sluice", Subsystem: "replication", Name: "leaderless_partitions",
 			Help: "Partition replicas on this node that know no leader.",
@@ -89,4 +115,7 @@ func (h *Host) registerStateGauges(reg prometheus.Registerer) {
 			return float64(n)
 		}),
 	)
+	if err != nil {
+		h.logger.Warn("replication metrics not registered", "err", err)
+	}
 }

@@ -61,6 +61,11 @@ func TestMetricsRegistered(t *testing.T) {
 	if _, err := p.Produce(testCtx(t), testBatch(0), AcksAll); err != nil {
 		t.Fatal(err)
 	}
+	// A host restarted in the same process registers on the same registry.
+	c.stop(1)
+	c.start(1)
+	c.open(1)
+	c.leader(1)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
