@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -28,7 +29,11 @@ func benchAppendSync(b *testing.B, size, parts int) {
 	dir := b.TempDir()
 	var g *SyncGroup
 	if parts > 1 {
-		g = NewSyncGroup()
+		par := 16
+		if v, err := strconv.Atoi(os.Getenv("STORAGE_SYNC_PARALLELISM")); err == nil {
+			par = v
+		}
+		g = NewSyncGroup(WithSyncParallelism(par))
 		defer g.Close()
 	}
 	logs := make([]*Log, parts)
