@@ -95,7 +95,7 @@ func (c *Config) validate() error {
 // meaning (the node-to-node RPC maps it both ways). Only node-level
 // changes are forwarded (node registration, producer-id blocks); topic
 // changes are routed to the controller as whole API calls by the server.
-type Forwarder func(ctx context.Context, controller uint64, command []byte) (applied uint64, err error)
+type Forwarder func(ctx context.Context, controller NodeInfo, command []byte) (applied uint64, err error)
 
 // Metadata is one node's view of the cluster metadata and, on the
 // controller leader, the way to change it.
@@ -293,12 +293,16 @@ func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
 		if leader == 0 || m.cfg.Forward == nil || !forwardable(c) {
 			return nil, &NotControllerError{Leader: leader}
 		}
+		ctl, known := m.State().Nodes[leader]
+		if !known { // its registration has not reached this node yet
+			return nil, &NotControllerError{Leader: leader}
+		}
 		c.V = commandVersion
 		data, err := json.Marshal(c)
 		if err != nil {
 			return nil, err
 		}
-		applied, err := m.cfg.Forward(ctx, leader, data)
+		applied, err := m.cfg.Forward(ctx, *ctl, data)
 		if err != nil {
 			return nil, err
 		}

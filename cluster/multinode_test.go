@@ -20,9 +20,9 @@ func threeNodes(t *testing.T) (map[uint64]*node, *replication.MemNetwork) {
 		mu    sync.Mutex
 		nodes = map[uint64]*node{}
 	)
-	forward := func(ctx context.Context, to uint64, cmd []byte) (uint64, error) {
+	forward := func(ctx context.Context, to NodeInfo, cmd []byte) (uint64, error) {
 		mu.Lock()
-		n := nodes[to]
+		n := nodes[to.ID]
 		mu.Unlock()
 		if n == nil || n.md == nil {
 			return 0, &NotControllerError{} // not up yet: the caller retries
