@@ -52,6 +52,7 @@ func TestCrashCutEveryByte(t *testing.T) {
 				b[cut] ^= 0x40
 			}
 			fs.WriteFile(seg, b)
+			fs.Remove("/c/" + cleanFile) // torn writes come with crashes, not clean closes
 			o.FS = fs
 			l, err := Open("/c", o)
 			if err != nil {
@@ -82,6 +83,47 @@ func TestCrashCutEveryByte(t *testing.T) {
 			l.Close()
 		}
 	}
+}
+
+// TestCleanOpenSkipsScan: after a clean close the active segment is not
+// scanned; damage found later is still never served.
+func TestCleanOpenSkipsScan(t *testing.T) {
+	fs := faultfs.New()
+	o := memOpts(fs)
+	o.SegmentBytes = 1 << 20
+	l := mustOpen(t, "/k", o)
+	for i := uint64(1); i <= 100; i++ {
+		mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 100))
+	}
+	l.Close()
+	seg := filepath.Join("/k", segBaseName(1)+segSuffix)
+	b := must[[]byte](t)(fs.ReadFile(seg))
+	b[len(b)-5] ^= 1 // damage the last frame's data
+	fs.WriteFile(seg, b)
+	var read int
+	fs.SetRule(func(op faultfs.Op, path string, size int) (int, error) {
+		if op == faultfs.OpRead && path == seg {
+			read += size
+		}
+		return 0, nil
+	})
+	o.CacheBytes = -1
+	l = mustOpen(t, "/k", o)
+	defer l.Close()
+	if read > segHeaderSize { // the header only
+		t.Fatalf("clean open read %d bytes of the active segment", read)
+	}
+	if last := must[uint64](t)(l.LastIndex()); last != 100 {
+		t.Fatalf("last %d", last)
+	}
+	var ce *CorruptionError
+	if _, err := l.Entries(100, 101, 1<<20); !errors.As(err, &ce) {
+		t.Fatalf("damaged entry served: %v", err)
+	}
+	if got := must[[]*raftpb.Entry](t)(l.Entries(1, 100, 1<<20)); len(got) != 99 {
+		t.Fatalf("%d entries", len(got))
+	}
+	mustAppend(t, l, batchEntry(101, 1, 1, 101, 10))
 }
 
 func TestCrashDropsUnsynced(t *testing.T) {

@@ -24,6 +24,7 @@
 //	00000000000000000001.timeindex  sparse time index of that segment
 //	state                           hard state, conf state, snapshot metadata, start offset
 //	snap-<index 20 digits>.snap     data of the latest snapshot
+//	clean                           present only while closed cleanly
 //
 // All integers are little endian. Checksums are CRC32C (Castagnoli).
 //
@@ -83,9 +84,14 @@
 // # Recovery
 //
 // Open reads the state file and each segment's header (nothing else of
-// sealed segments). It scans the whole active segment, checks every
-// frame's CRC, index sequence and term order, truncates the file at the
-// first torn or corrupt frame and rewrites its indexes. A torn header of
+// sealed segments). After a clean Close, the "clean" marker (active
+// segment base and size, last index and term, next offset, max timestamp,
+// CRC32C; written atomically after fsyncing the segment and its indexes)
+// lets Open trust the active segment's indexes without reading its
+// frames; Open removes the marker durably before any write. Otherwise (a
+// crash) Open scans the whole active segment, checks every frame's CRC,
+// index sequence and term order, truncates the file at the first torn or
+// corrupt frame and rewrites its indexes. A torn header of
 // the newest segment (created, never synced with data) removes it. A
 // sealed segment's indexes are validated the first time it is used (CRCs,
 // order, sentinel matching the next segment) and rebuilt by a scan when

@@ -76,7 +76,10 @@ func (l *Log) recoverLocked() error {
 	var bases []uint64
 	for _, n := range names {
 		switch {
-		case n == stateFile:
+		case n == stateFile || n == cleanFile:
+			if n == cleanFile {
+				continue
+			}
 			b, err := readWholeFile(l.fs, filepath.Join(l.dir, n))
 			if err != nil {
 				return err
@@ -137,8 +140,20 @@ func (l *Log) recoverLocked() error {
 		}
 		a.files().f, a.sealed = f, false
 	}
-	if err := l.recoverActiveLocked(); err != nil {
+	c, clean, err := l.takeCleanLocked()
+	if err != nil {
 		return err
+	}
+	resumed := false
+	if clean {
+		if resumed, err = l.resumeActiveLocked(c); err != nil {
+			return err
+		}
+	}
+	if !resumed {
+		if err := l.recoverActiveLocked(); err != nil {
+			return err
+		}
 	}
 	if l.mu.lastIndex < st.SnapIndex {
 		return l.resetLogLocked(bases)
@@ -459,6 +474,9 @@ func (l *Log) Close() error {
 			if err = a.f.Sync(); err == nil && l.mu.dirDirty {
 				err = l.fs.SyncDir(l.dir)
 			}
+		}
+		if err == nil {
+			err = l.writeCleanLocked()
 		}
 	}
 	l.mu.closed = true
