@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/replication"
 )
 
 // Config configures one node. DefaultConfig gives a one-node cluster with
@@ -21,7 +23,8 @@ type Config struct {
 	// Port 0 picks a free port; Server.Addr reports it.
 	ListenAddr string
 	// InternalListenAddr is the node-to-node address (default
-	// "127.0.0.1:9701"); unused while the cluster has one node.
+	// "127.0.0.1:9701"): nodes that are not the controller send it their
+	// metadata changes.
 	InternalListenAddr string
 	// HTTPListenAddr serves /metrics, /healthz and /readyz (default
 	// "127.0.0.1:9702"); empty string after Validate is not allowed, use
@@ -55,6 +58,13 @@ type Config struct {
 	// ProduceTimeout bounds a produce when the request sets no timeout
 	// (default 30s).
 	ProduceTimeout time.Duration
+	// ControllerVoters are the node ids voting in the cluster metadata
+	// group when it is created (default: this node alone). Every node of a
+	// cluster lists the same voters.
+	ControllerVoters []uint64
+	// Transport carries Raft messages to other nodes; nil for a node
+	// alone. (In-process clusters use replication.MemNetwork.)
+	Transport replication.Transport
 	// MaxRecvMsgBytes is the largest request the client API accepts
 	// (default 64 MiB).
 	MaxRecvMsgBytes int
@@ -130,6 +140,14 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRecvMsgBytes <= 0 {
 		c.MaxRecvMsgBytes = d.MaxRecvMsgBytes
+	}
+	for _, v := range c.ControllerVoters {
+		if v == 0 || v > 1<<31-1 {
+			return fmt.Errorf("server: controller voter id %d out of range", v)
+		}
+	}
+	if len(c.ControllerVoters) > 1 && c.Transport == nil {
+		return errors.New("server: several controller voters need a transport between the nodes")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -24,7 +24,7 @@ type core struct {
 
 // openCore opens the node's data: the replication host, then the cluster
 // metadata (replayed, this node registered, replicas reconciled).
-func openCore(cfg Config, advertise string, reg prometheus.Registerer, logger *slog.Logger) (*core, error) {
+func openCore(cfg Config, advertise, internal string, forward cluster.Forwarder, reg prometheus.Registerer, logger *slog.Logger) (*core, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
@@ -33,6 +33,7 @@ func openCore(cfg Config, advertise string, reg prometheus.Registerer, logger *s
 		DataDir:        cfg.DataDir,
 		TickInterval:   cfg.TickInterval,
 		RetentionCheck: cfg.RetentionCheck,
+		Transport:      cfg.Transport,
 		Logger:         logger.With("component", "replication"),
 		Registerer:     reg,
 		Storage:        storage.Options{SegmentBytes: cfg.SegmentBytes, Logger: logger.With("component", "storage")},
@@ -47,8 +48,10 @@ func openCore(cfg Config, advertise string, reg prometheus.Registerer, logger *s
 		Host:                     host,
 		DataDir:                  cfg.DataDir,
 		Addr:                     advertise,
-		InternalAddr:             cfg.InternalListenAddr,
+		InternalAddr:             internal,
 		Rack:                     cfg.Rack,
+		Voters:                   cfg.ControllerVoters,
+		Forward:                  forward,
 		DefaultPartitions:        cfg.DefaultPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		Logger:                   logger,

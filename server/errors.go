@@ -35,6 +35,7 @@ func (s *Server) toAPIError(ctx context.Context, err error) *apiError {
 		tl   *batch.TooLargeError
 		oor  *storage.OffsetOutOfRangeError
 		nl   *replication.NotLeaderError
+		re   *remoteError
 		mdOf = func(kv ...string) map[string]string {
 			m := make(map[string]string, len(kv)/2)
 			for i := 0; i+1 < len(kv); i += 2 {
@@ -49,6 +50,8 @@ func (s *Server) toAPIError(ctx context.Context, err error) *apiError {
 		return internalError()
 	case errors.As(err, &ae):
 		return ae
+	case errors.As(err, &re):
+		return apiErrorOf(re.st)
 	case errors.As(err, &ut):
 		return newAPIError(codes.NotFound, sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_TOPIC, mdOf("topic", ut.Topic),
 			"topic %q does not exist", ut.Topic)
@@ -67,8 +70,8 @@ func (s *Server) toAPIError(ctx context.Context, err error) *apiError {
 		md := mdOf()
 		if nc.Leader != 0 {
 			md["leader"] = itoa(nc.Leader)
-			if n, ok := s.core.md.State().Nodes[nc.Leader]; ok {
-				md["leader_address"] = n.Addr
+			if addr := s.nodeAddr(nc.Leader); addr != "" {
+				md["leader_address"] = addr
 			}
 		}
 		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NOT_LEADER, md,
@@ -99,8 +102,8 @@ func (s *Server) toAPIError(ctx context.Context, err error) *apiError {
 				"the partition has no leader right now")
 		}
 		md["leader"] = itoa(nl.Leader)
-		if n, ok := s.core.md.State().Nodes[nl.Leader]; ok {
-			md["leader_address"] = n.Addr
+		if addr := s.nodeAddr(nl.Leader); addr != "" {
+			md["leader_address"] = addr
 		}
 		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NOT_LEADER, md,
 			"node %d leads the partition", nl.Leader)
@@ -177,8 +180,24 @@ func (s *Server) readError(topic, topicID string, err error) error {
 	if !errors.Is(err, replication.ErrClosed) {
 		return err
 	}
-	if t, ok := s.core.md.State().Topic(topic); !ok || t.ID != topicID {
+	c := s.opened.Load()
+	if c == nil {
+		return err
+	}
+	if t, ok := c.md.State().Topic(topic); !ok || t.ID != topicID {
 		return &cluster.UnknownTopicError{Topic: topic}
 	}
 	return err
+}
+
+// nodeAddr is a node's client API address ("" when unknown).
+func (s *Server) nodeAddr(id uint64) string {
+	c := s.opened.Load()
+	if c == nil {
+		return ""
+	}
+	if n, ok := c.md.State().Nodes[id]; ok {
+		return n.Addr
+	}
+	return ""
 }

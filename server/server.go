@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -29,11 +30,16 @@ type Server struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 
-	grpc    *grpc.Server
-	health  *health.Server
+	grpc     *grpc.Server
+	internal *grpc.Server // node-to-node API
+	peers    peers
+	health   *health.Server
 	http    *http.Server
 	core    *core // nil until Start
 	metrics *brokerMetrics
+	// opened is core once open, for the internal API, which serves while
+	// Start is still opening the core.
+	opened atomic.Pointer[core]
 
 	// stop is closed by Shutdown: long polls and streams end.
 	stop     chan struct{}
@@ -45,6 +51,7 @@ type Server struct {
 		shutdown bool
 		lis      net.Listener
 		httpLis  net.Listener
+		intLis   net.Listener
 		ready    bool
 	}
 	wg sync.WaitGroup // serving goroutines
@@ -89,6 +96,14 @@ func New(cfg Config) (*Server, error) {
 			validationStream,
 		),
 	)
+	s.internal = grpc.NewServer(
+		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
+			recovery.UnaryServerInterceptor(recov),
+		),
+	)
+	s.internal.RegisterService(&internalServiceDesc, s)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -117,16 +132,34 @@ func (s *Server) Start() error {
 		_ = lis.Close()
 		return fmt.Errorf("server: listen %s: %w", s.cfg.HTTPListenAddr, err)
 	}
+	intLis, err := net.Listen("tcp", s.cfg.InternalListenAddr)
+	if err != nil {
+		_ = lis.Close()
+		_ = httpLis.Close()
+		return fmt.Errorf("server: listen %s: %w", s.cfg.InternalListenAddr, err)
+	}
+	s.mu.intLis = intLis
+	// Other nodes may forward to this one while it opens: the internal
+	// API answers UNAVAILABLE until the core is open.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.internal.Serve(intLis); err != nil {
+			s.logger.Error("internal API stopped", "err", err)
+		}
+	}()
 	advertise := s.cfg.AdvertiseAddr
 	if advertise == "" {
 		advertise = lis.Addr().String()
 	}
-	c, err := openCore(s.cfg, advertise, s.reg, s.logger)
+	c, err := openCore(s.cfg, advertise, intLis.Addr().String(), s.forwardMetadata, s.reg, s.logger)
 	if err != nil {
 		_ = lis.Close()
 		_ = httpLis.Close()
+		s.internal.Stop()
 		return err
 	}
+	s.opened.Store(c)
 	s.core = c
 	s.mu.lis, s.mu.httpLis = lis, httpLis
 	s.http = &http.Server{Handler: s.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -195,6 +228,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	if !started {
 		s.grpc.Stop()
+		s.internal.Stop()
+		s.peers.close()
+		s.wg.Wait()
 		return nil
 	}
 	done := make(chan struct{})
@@ -210,6 +246,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		<-done
 		err = ctx.Err()
 	}
+	s.internal.Stop() // forwarded calls in flight fail; their senders retry
+	s.peers.close()
 	hctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	if herr := s.http.Shutdown(hctx); herr != nil {
 		_ = s.http.Close()
