@@ -34,9 +34,9 @@ type Server struct {
 	internal *grpc.Server // node-to-node API
 	peers    peers
 	health   *health.Server
-	http    *http.Server
-	core    *core // nil until Start
-	metrics *brokerMetrics
+	http     *http.Server
+	core     *core // nil until Start
+	metrics  *brokerMetrics
 	// opened is core once open, for the internal API, which serves while
 	// Start is still opening the core.
 	opened atomic.Pointer[core]
