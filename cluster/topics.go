@@ -38,6 +38,9 @@ func (m *Metadata) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, err
 	}
 	m.proposeMu.Lock()
 	defer m.proposeMu.Unlock()
+	if err := m.checkController(); err != nil {
+		return nil, err
+	}
 	s := m.State()
 	if _, ok := s.Topics[spec.Name]; ok {
 		return nil, &TopicExistsError{Topic: spec.Name}
@@ -88,6 +91,9 @@ func (m *Metadata) CreateTopic(ctx context.Context, spec TopicSpec) (*Topic, err
 func (m *Metadata) DeleteTopic(ctx context.Context, name string) error {
 	m.proposeMu.Lock()
 	defer m.proposeMu.Unlock()
+	if err := m.checkController(); err != nil {
+		return err
+	}
 	t, ok := m.State().Topics[name]
 	if !ok {
 		return &UnknownTopicError{Topic: name}
@@ -106,6 +112,9 @@ func (m *Metadata) DeleteTopic(ctx context.Context, name string) error {
 func (m *Metadata) AddPartitions(ctx context.Context, name string, total int32, validateOnly bool) (*Topic, error) {
 	m.proposeMu.Lock()
 	defer m.proposeMu.Unlock()
+	if err := m.checkController(); err != nil {
+		return nil, err
+	}
 	s := m.State()
 	t, ok := s.Topics[name]
 	if !ok {
@@ -180,6 +189,9 @@ func (m *Metadata) waitLeaders(ctx context.Context, parts []PartitionInfo) {
 func (m *Metadata) AlterConfig(ctx context.Context, name string, set map[string]string, reset []string, validateOnly bool) (*Topic, error) {
 	m.proposeMu.Lock()
 	defer m.proposeMu.Unlock()
+	if err := m.checkController(); err != nil {
+		return nil, err
+	}
 	s := m.State()
 	t, ok := s.Topics[name]
 	if !ok {
@@ -239,4 +251,16 @@ func (m *Metadata) NextProducerID(ctx context.Context) (int64, error) {
 	defer m.mu.Unlock()
 	m.mu.pidNext, m.mu.pidEnd = b.Start+1, b.Start+b.Count
 	return b.Start, nil
+}
+
+// checkController fails with *NotControllerError unless this node leads
+// the metadata group: topic changes are made (and placed) there.
+func (m *Metadata) checkController() error {
+	if err := m.Err(); err != nil {
+		return err
+	}
+	if !m.part.IsLeader() {
+		return &NotControllerError{Leader: m.part.Leader()}
+	}
+	return nil
 }

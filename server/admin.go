@@ -24,6 +24,10 @@ func (a *adminService) CreateTopic(ctx context.Context, req *sluicev1.CreateTopi
 		ValidateOnly:      req.GetValidateOnly(),
 	})
 	if err != nil {
+		resp := new(sluicev1.CreateTopicResponse)
+		if ok, ferr := a.s.toController(ctx, err, sluicev1.AdminService_CreateTopic_FullMethodName, req, resp); ok {
+			return resp, a.s.callError(ctx, ferr)
+		}
 		return nil, a.s.callError(ctx, err)
 	}
 	a.s.logger.InfoContext(ctx, "topic created", "topic", t.Name, "partitions", len(t.Partitions), "validate_only", req.GetValidateOnly())
@@ -32,6 +36,10 @@ func (a *adminService) CreateTopic(ctx context.Context, req *sluicev1.CreateTopi
 
 func (a *adminService) DeleteTopic(ctx context.Context, req *sluicev1.DeleteTopicRequest) (*sluicev1.DeleteTopicResponse, error) {
 	if err := a.s.core.md.DeleteTopic(ctx, req.GetName()); err != nil {
+		resp := new(sluicev1.DeleteTopicResponse)
+		if ok, ferr := a.s.toController(ctx, err, sluicev1.AdminService_DeleteTopic_FullMethodName, req, resp); ok {
+			return resp, a.s.callError(ctx, ferr)
+		}
 		return nil, a.s.callError(ctx, err)
 	}
 	a.s.metrics.forgetTopic(req.GetName())
@@ -66,6 +74,10 @@ func (a *adminService) DescribeTopic(ctx context.Context, req *sluicev1.Describe
 func (a *adminService) AddPartitions(ctx context.Context, req *sluicev1.AddPartitionsRequest) (*sluicev1.AddPartitionsResponse, error) {
 	t, err := a.s.core.md.AddPartitions(ctx, req.GetName(), req.GetTotalPartitions(), req.GetValidateOnly())
 	if err != nil {
+		resp := new(sluicev1.AddPartitionsResponse)
+		if ok, ferr := a.s.toController(ctx, err, sluicev1.AdminService_AddPartitions_FullMethodName, req, resp); ok {
+			return resp, a.s.callError(ctx, ferr)
+		}
 		return nil, a.s.callError(ctx, err)
 	}
 	return &sluicev1.AddPartitionsResponse{Topic: a.s.describeTopic(t, true)}, nil
@@ -74,6 +86,10 @@ func (a *adminService) AddPartitions(ctx context.Context, req *sluicev1.AddParti
 func (a *adminService) AlterTopicConfig(ctx context.Context, req *sluicev1.AlterTopicConfigRequest) (*sluicev1.AlterTopicConfigResponse, error) {
 	t, err := a.s.core.md.AlterConfig(ctx, req.GetName(), req.GetSet(), req.GetReset_(), req.GetValidateOnly())
 	if err != nil {
+		resp := new(sluicev1.AlterTopicConfigResponse)
+		if ok, ferr := a.s.toController(ctx, err, sluicev1.AdminService_AlterTopicConfig_FullMethodName, req, resp); ok {
+			return resp, a.s.callError(ctx, ferr)
+		}
 		return nil, a.s.callError(ctx, err)
 	}
 	return &sluicev1.AlterTopicConfigResponse{Configs: topicConfigs(t)}, nil

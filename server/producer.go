@@ -158,14 +158,6 @@ func produceWhenLed(ctx context.Context, p *replication.Partition, b replication
 	}
 }
 
-// forwardProduce is where a produce for a partition led by another node
-// (leader, 0 when unknown here) goes to that leader, with the partition
-// chosen here. Until nodes talk to each other it reports cause, which maps
-// to NOT_LEADER with what is known of the leader.
-func (s *Server) forwardProduce(_ context.Context, _ *sluicev1.ProduceRequest, _ int32, _ uint64, cause error) (*sluicev1.ProduceResponse, error) {
-	return nil, cause
-}
-
 // maxStreamInFlight bounds the requests of one ProduceStream that are
 // received but not yet answered; the stream stops reading beyond it.
 const maxStreamInFlight = 256
