@@ -110,6 +110,11 @@ func (l *Log) recoverLocked() error {
 			}
 		}
 	}
+	// The clean marker goes first, whatever happens next.
+	c, clean, err := l.takeCleanLocked()
+	if err != nil {
+		return err
+	}
 	if st.ResetPending {
 		return l.resetLogLocked(bases)
 	}
@@ -139,10 +144,6 @@ func (l *Log) recoverLocked() error {
 			return err
 		}
 		a.files().f, a.sealed = f, false
-	}
-	c, clean, err := l.takeCleanLocked()
-	if err != nil {
-		return err
 	}
 	resumed := false
 	if clean {
