@@ -2,14 +2,16 @@
 // with ephemeral ports, and hands out gRPC clients built from the
 // generated stubs.
 //
-// It starts one node today; it is the place for the N-node harness that
-// cuts, delays and drops links between nodes.
+// Start runs one node; StartCluster runs several whose Raft traffic goes
+// over a replication.MemNetwork, so tests can cut, delay and drop links
+// between them.
 package servertest
 
 import (
 	"context"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/server"
 )
 
@@ -60,12 +63,22 @@ func Start(t testing.TB, cfg server.Config) *Node {
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	n, err := connect(s, cfg)
 	if err != nil {
 		_ = s.Shutdown(context.Background())
 		t.Fatal(err)
 	}
-	n := &Node{
+	t.Cleanup(func() { n.Stop(t) })
+	return n
+}
+
+// connect dials a started server and builds the clients.
+func connect(s *server.Server, cfg server.Config) (*Node, error) {
+	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	return &Node{
 		Server: s, Conn: conn, Config: cfg,
 		Producer: sluicev1.NewProducerServiceClient(conn),
 		Consumer: sluicev1.NewConsumerServiceClient(conn),
@@ -73,9 +86,7 @@ func Start(t testing.TB, cfg server.Config) *Node {
 		Cluster:  sluicev1.NewClusterServiceClient(conn),
 		Group:    sluicev1.NewGroupServiceClient(conn),
 		Txn:      sluicev1.NewTransactionServiceClient(conn),
-	}
-	t.Cleanup(func() { n.Stop(t) })
-	return n
+	}, nil
 }
 
 // Stop closes the connection and shuts the node down (idempotent).
@@ -97,4 +108,67 @@ func (n *Node) Restart(t testing.TB) *Node {
 	t.Helper()
 	n.Stop(t)
 	return Start(t, n.Config)
+}
+
+// Cluster is nodes started together, their Raft traffic carried by an
+// in-process network the test can cut, delay or drop links on.
+type Cluster struct {
+	Nodes   []*Node
+	Network *replication.MemNetwork
+}
+
+// StartCluster starts n nodes (ids 1..n, all voters of the metadata group)
+// on loopback with ephemeral ports. They are shut down when the test ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	c := &Cluster{Network: replication.NewMemNetwork(), Nodes: make([]*Node, n)}
+	voters := make([]uint64, n)
+	for i := range voters {
+		voters[i] = uint64(i + 1)
+	}
+	t.Cleanup(c.Network.Close) // after every node's own cleanup
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	servers := make([]*server.Server, n)
+	cfgs := make([]server.Config, n)
+	for i := range n {
+		cfg := Config(t.TempDir())
+		cfg.NodeID = uint64(i + 1)
+		cfg.ControllerVoters = voters
+		cfg.Transport = c.Network.Transport(cfg.NodeID)
+		cfgs[i] = cfg
+		s, err := server.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = s
+		wg.Add(1)
+		go func() { // nodes wait for each other to elect a controller
+			defer wg.Done()
+			if err := s.Start(); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for _, s := range servers {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = s.Shutdown(ctx)
+		})
+	}
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, s := range servers {
+		node, err := connect(s, cfgs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = node.Conn.Close() })
+		c.Nodes[i] = node
+	}
+	return c
 }

@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/server/servertest"
+)
+
+func TestAnyNodeAnswersInAThreeNodeCluster(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	dc, err := c.Nodes[2].Cluster.DescribeCluster(ctx, &sluicev1.DescribeClusterRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dc.GetNodes()) != 3 || dc.GetControllerId() <= 0 {
+		t.Fatalf("cluster: %v", dc)
+	}
+	// A topic created through each node (forwarded to the controller).
+	for i, n := range c.Nodes {
+		name := []string{"t1", "t2", "t3"}[i]
+		resp, err := n.Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: name, Partitions: 3, ReplicationFactor: 3})
+		if err != nil {
+			t.Fatalf("create through node %d: %v", i+1, err)
+		}
+		if len(resp.GetTopic().GetPartitions()) != 3 || resp.GetTopic().GetReplicationFactor() != 3 {
+			t.Fatalf("created %v", resp.GetTopic())
+		}
+	}
+	// Produce through every node to every partition: forwarded to leaders.
+	want := map[int32]int64{}
+	for round := range 2 {
+		for i, n := range c.Nodes {
+			for p := range int32(3) {
+				resp, err := n.Producer.Produce(ctx, &sluicev1.ProduceRequest{Topic: "t1", Partition: proto.Int32(p),
+					Batch: &sluicev1.RecordBatch{Records: records(1, "m")}})
+				if err != nil {
+					t.Fatalf("round %d: produce through node %d to partition %d: %v", round, i+1, p, err)
+				}
+				if resp.GetBaseOffset() != want[p] {
+					t.Fatalf("partition %d: offset %d, want %d", p, resp.GetBaseOffset(), want[p])
+				}
+				want[p]++
+			}
+		}
+	}
+	// Every replica has every record (reads are served by each node's
+	// own replica, up to its high watermark).
+	for i, n := range c.Nodes {
+		for p := range int32(3) {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				got := 0
+				for _, b := range fetchAll(t, n, "t1", p, 0, 0) {
+					got += len(b.GetRecords())
+				}
+				if int64(got) == want[p] {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("node %d partition %d: %d records, want %d", i+1, p, got, want[p])
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}
+	md, err := c.Nodes[0].Cluster.GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: []string{"t1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range md.GetTopics()[0].GetPartitions() {
+		if p.GetLeader() <= 0 || len(p.GetReplicas()) != 3 {
+			t.Fatalf("partition metadata %v", p)
+		}
+	}
+	// Producer ids come from the controller's blocks, whichever node asks.
+	seen := map[int64]bool{}
+	for _, n := range c.Nodes {
+		ip, err := n.Producer.InitProducer(ctx, &sluicev1.InitProducerRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[ip.GetProducerId()] {
+			t.Fatalf("producer id %d handed out twice", ip.GetProducerId())
+		}
+		seen[ip.GetProducerId()] = true
+	}
+	// Deleting through a follower removes the topic everywhere.
+	if _, err := c.Nodes[1].Admin.DeleteTopic(ctx, &sluicev1.DeleteTopicRequest{Name: "t2"}); err != nil {
+		t.Fatal(err)
+	}
+}
