@@ -106,6 +106,12 @@ func (a *adminService) ListOffsets(ctx context.Context, req *sluicev1.ListOffset
 			parts = append(parts, p.Index)
 		}
 	}
+	if node := a.s.readElsewhere(t, parts); node != 0 {
+		resp := new(sluicev1.ListOffsetsResponse)
+		if ok, err := a.s.forwardTo(ctx, node, sluicev1.AdminService_ListOffsets_FullMethodName, req, resp); ok {
+			return resp, a.s.callError(ctx, err)
+		}
+	}
 	resp := &sluicev1.ListOffsetsResponse{}
 	for _, idx := range parts {
 		po := &sluicev1.PartitionOffset{Partition: idx, Offset: -1, TimestampMs: -1}

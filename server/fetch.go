@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"reflect"
 	"time"
 
@@ -33,6 +34,12 @@ func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest
 	t, ok := s.core.md.State().Topic(req.GetTopic())
 	if !ok {
 		return nil, s.callError(ctx, &cluster.UnknownTopicError{Topic: req.GetTopic()})
+	}
+	if node := s.readElsewhere(t, fetchPartitions(req)); node != 0 {
+		resp := new(sluicev1.FetchResponse)
+		if ok, err := s.forwardTo(ctx, node, sluicev1.ConsumerService_Fetch_FullMethodName, req, resp); ok {
+			return resp, s.callError(ctx, err)
+		}
 	}
 	maxBytes := int(req.GetMaxBytes())
 	if maxBytes <= 0 {
@@ -154,3 +161,30 @@ func readSpliced(p *replication.Partition, offset uint64, budget, firstLimit int
 // errCorruptStored: a stored batch failed to splice. It is never the
 // client's fault, so it maps to INTERNAL (and is logged).
 var errCorruptStored = errors.New("server: stored batch cannot be served")
+
+func fetchPartitions(req *sluicev1.FetchRequest) []int32 {
+	out := make([]int32, len(req.GetPartitions()))
+	for i, p := range req.GetPartitions() {
+		out[i] = p.GetPartition()
+	}
+	return out
+}
+
+// readElsewhere returns a node to forward a read to when this node holds a
+// replica of none of the partitions asked for (and they exist): the
+// preferred leader of the first. With some partitions here, the others
+// answer NOT_LEADER for the client to ask elsewhere.
+func (s *Server) readElsewhere(t *cluster.Topic, parts []int32) uint64 {
+	if len(parts) == 0 {
+		return 0
+	}
+	for _, idx := range parts {
+		if idx < 0 || int(idx) >= len(t.Partitions) {
+			return 0
+		}
+		if slices.Contains(t.Partitions[idx].Replicas, s.cfg.NodeID) {
+			return 0
+		}
+	}
+	return t.Partitions[parts[0]].Replicas[0]
+}

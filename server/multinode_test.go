@@ -94,3 +94,33 @@ func TestAnyNodeAnswersInAThreeNodeCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestRequestsReachNodesWithoutReplicas(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	resp, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "single", Partitions: 3, ReplicationFactor: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.GetTopic().GetPartitions() {
+		home := p.GetReplicas()[0].GetNodeId()
+		for i, n := range c.Nodes {
+			if int32(i+1) == home {
+				continue // ask the nodes that do not hold it
+			}
+			pr, err := n.Producer.Produce(ctx, &sluicev1.ProduceRequest{Topic: "single", Partition: proto.Int32(p.GetPartition()),
+				Batch: &sluicev1.RecordBatch{Records: records(1, "x")}})
+			if err != nil {
+				t.Fatalf("produce to partition %d (on node %d) through node %d: %v", p.GetPartition(), home, i+1, err)
+			}
+			bs := fetchAll(t, n, "single", p.GetPartition(), pr.GetBaseOffset(), 0)
+			if len(bs) != 1 {
+				t.Fatalf("fetch through node %d: %v", i+1, bs)
+			}
+			lo, err := n.Admin.ListOffsets(ctx, &sluicev1.ListOffsetsRequest{Topic: "single", Partitions: []int32{p.GetPartition()}})
+			if err != nil || lo.GetOffsets()[0].GetOffset() != pr.GetBaseOffset()+1 {
+				t.Fatalf("list offsets through node %d: %v %v", i+1, lo, err)
+			}
+		}
+	}
+}

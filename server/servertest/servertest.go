@@ -170,5 +170,20 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		t.Cleanup(func() { _ = node.Conn.Close() })
 		c.Nodes[i] = node
 	}
+	// Each node is up once its own registration applied; wait until every
+	// node knows every other.
+	deadline := time.Now().Add(60 * time.Second)
+	for _, node := range c.Nodes {
+		for {
+			dc, err := node.Cluster.DescribeCluster(context.Background(), &sluicev1.DescribeClusterRequest{})
+			if err == nil && len(dc.GetNodes()) == n {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d does not see all %d nodes: %v %v", node.Config.NodeID, n, dc, err)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 	return c
 }
