@@ -124,3 +124,75 @@ func TestRequestsReachNodesWithoutReplicas(t *testing.T) {
 		}
 	}
 }
+
+func TestProduceSurvivesAnIsolatedLeader(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ha", Partitions: 1, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	// produce retries until acknowledged; every acknowledged record must
+	// survive.
+	acked := map[int64]string{}
+	produceVia := func(n *servertest.Node, v string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := n.Producer.Produce(ctx, &sluicev1.ProduceRequest{Topic: "ha", Partition: proto.Int32(0), TimeoutMs: 500,
+				Batch: &sluicev1.RecordBatch{Records: []*sluicev1.Record{{Value: []byte(v)}}}})
+			if err == nil {
+				acked[resp.GetBaseOffset()] = v
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("produce %s: %v", v, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for i := range 5 {
+		produceVia(c.Nodes[i%3], "before-"+itoa(int64(i)))
+	}
+	md, err := c.Nodes[0].Cluster.GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: []string{"ha"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := uint64(md.GetTopics()[0].GetPartitions()[0].GetLeader())
+	var others []uint64
+	var survivor *servertest.Node
+	for _, n := range c.Nodes {
+		if n.Config.NodeID != old {
+			others = append(others, n.Config.NodeID)
+			survivor = n
+		}
+	}
+	c.Network.Isolate(old, others...)
+	for i := range 5 {
+		produceVia(survivor, "after-"+itoa(int64(i)))
+	}
+	c.Network.HealAll()
+	for _, n := range c.Nodes {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got := map[int64]string{}
+			for _, b := range fetchAll(t, n, "ha", 0, 0, 0) {
+				for i, r := range b.GetRecords() {
+					got[b.GetBaseOffset()+int64(i)] = string(r.GetValue())
+				}
+			}
+			missing := 0
+			for off, v := range acked {
+				if got[off] != v {
+					missing++
+				}
+			}
+			if missing == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d lacks %d acknowledged records: %v vs %v", n.Config.NodeID, missing, got, acked)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
