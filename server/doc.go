@@ -28,13 +28,29 @@
 // stream reports CREDIT_TOO_SMALL (with "batch_size") for that partition
 // once, keeping it subscribed.
 //
-// Not yet: forwarding requests for partitions led by another node (the
-// seam is forwardProduce; reads report NOT_LEADER), pipelining several
-// batches of one partition inside a ProduceStream (batches of different
-// partitions are concurrent), consumer groups and transactions.
+// Any node answers: a produce for a partition led elsewhere is forwarded
+// to its leader (or, from a node without a replica, to the preferred
+// leader), a topic change to the controller, a read of partitions of which
+// this node holds no replica to a node that does; forwarded calls carry a
+// marker and are never forwarded twice (forward.go). Node-level metadata
+// changes (registration, producer-id blocks) go to the controller over the
+// internal listener (internal.go, a hand-declared service until the
+// internal API has protos). Raft traffic between nodes uses
+// Config.Transport; servertest runs several nodes in one process over
+// replication.MemNetwork.
+//
+// Not yet: a Raft transport between processes (so Join is refused),
+// forwarding Consume streams (a partition with no replica here answers
+// NOT_LEADER), pipelining several batches of one partition inside a
+// ProduceStream (batches of different partitions are concurrent: one
+// partition's batches must be proposed in stream order, and replication's
+// Produce proposes and waits in one call), consumer groups and
+// transactions.
 //
 // LOCKING. Server.mu guards the lifecycle fields (started, shutdown,
-// listeners, ready). Handlers hold no locks of their own: the cluster
+// listeners, ready); Server.opened publishes the core to the internal API,
+// which serves while Start is still opening it. peers.mu guards the
+// connections to other nodes. Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream
