@@ -14,7 +14,9 @@
 // Each node reconciles its partition replicas toward the State: it opens
 // the replicas placed on it, pushes configuration changes to them, and
 // removes the replicas (and their data) the State no longer places on it.
-// Place spreads replicas and preferred leaders over the nodes (and racks).
+// Place spreads replicas and preferred leaders over the nodes (and racks);
+// the preferred leader of a new partition campaigns at once, so the first
+// leaders follow the placement.
 //
 // Topic configuration: every key of admin.proto's TopicConfig is validated
 // and stored; retention.ms, retention.bytes, segment.bytes and
@@ -37,9 +39,10 @@
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command
-// outcomes, the reconciled offset and the local producer-id block.
+// outcomes, the reconciled offset, the local producer-id block and the
+// partitions waiting to campaign.
 // Metadata.proposeMu serializes proposals so each is validated against the
 // state that includes every earlier proposal; it is taken before mu, never
-// while holding it. The apply loop and the reconcile loop are the only
-// goroutines; both stop in Close.
+// while holding it. The apply, reconcile and campaign loops are the
+// package's goroutines; all stop in Close.
 package cluster

@@ -116,7 +116,9 @@ type Metadata struct {
 		recCh      chan struct{} // closed when reconciled moves
 		pidNext    int64
 		pidEnd     int64
+		campaign   map[uint64]int // partitions to campaign for: attempts left
 	}
+	campaignWake chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -142,8 +144,11 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	m.mu.changed = make(chan struct{})
 	m.mu.recCh = make(chan struct{})
 	m.mu.rejected = map[uint64]error{}
-	m.wg.Add(1)
+	m.mu.campaign = map[uint64]int{}
+	m.campaignWake = make(chan struct{}, 1)
+	m.wg.Add(2)
 	go m.applyLoop()
+	go m.campaignLoop()
 
 	if err := m.register(ctx); err != nil {
 		_ = m.Close()

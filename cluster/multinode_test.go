@@ -143,6 +143,17 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 		}
 		return true
 	})
+	// The preferred leaders campaign first: leadership follows placement.
+	eventually(t, "each node leads the partition placed first on it", func() bool {
+		for _, pi := range top.Partitions {
+			n := nodes[pi.Replicas[0]]
+			p, _, _ := n.md.Partition("replicated", pi.Index)
+			if p == nil || !p.IsLeader() {
+				return false
+			}
+		}
+		return true
+	})
 	// The replicas form one Raft group per partition: a batch appended on
 	// the leader reaches every replica.
 	var leader *replication.Partition

@@ -114,6 +114,9 @@ func (m *Metadata) reconcile(s *State, applied map[uint64]replication.PartitionC
 			}
 			m.logger.Debug("opened partition replica", "group", id, "dir", spec.Dir)
 			applied[id] = spec.Config
+			if spec.Voters[0] == m.cfg.NodeID && p.Leader() == 0 {
+				m.campaignSoon(id)
+			}
 			continue
 		}
 		if cfg, seen := applied[id]; !seen || cfg != spec.Config {
@@ -195,4 +198,67 @@ func sortedKeys[V any](m map[uint64]V) []uint64 {
 	}
 	slices.Sort(ks)
 	return ks
+}
+
+// campaignAttempts bounds how often a preferred leader nudges its new
+// partition into an election (every campaignEvery).
+const (
+	campaignAttempts = 50
+	campaignEvery    = 20 * time.Millisecond
+)
+
+// campaignSoon makes this node, the preferred leader of a partition it
+// has just opened, campaign for it: the first leaders then follow the
+// placement, spread over the nodes, instead of whoever times out first. A
+// new group cannot campaign before its bootstrap configuration applies,
+// so the campaign loop retries until a leader is known.
+func (m *Metadata) campaignSoon(groupID uint64) {
+	m.mu.Lock()
+	m.mu.campaign[groupID] = campaignAttempts
+	m.mu.Unlock()
+	select {
+	case m.campaignWake <- struct{}{}:
+	default:
+	}
+}
+
+// campaignLoop runs the campaigns campaignSoon asks for; it sleeps while
+// there are none.
+func (m *Metadata) campaignLoop() {
+	defer m.wg.Done()
+	tick := time.NewTicker(campaignEvery)
+	defer tick.Stop()
+	for {
+		m.mu.Lock()
+		idle := len(m.mu.campaign) == 0
+		m.mu.Unlock()
+		if idle {
+			select {
+			case <-m.campaignWake:
+			case <-m.stop:
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-m.stop:
+			return
+		}
+		m.mu.Lock()
+		ids := sortedKeys(m.mu.campaign)
+		m.mu.Unlock()
+		for _, id := range ids {
+			p, ok := m.cfg.Host.Partition(id)
+			m.mu.Lock()
+			left := m.mu.campaign[id] - 1
+			if !ok || p.Leader() != 0 || left <= 0 {
+				delete(m.mu.campaign, id)
+				m.mu.Unlock()
+				continue
+			}
+			m.mu.campaign[id] = left
+			m.mu.Unlock()
+			p.Campaign()
+		}
+	}
 }

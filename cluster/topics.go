@@ -168,14 +168,7 @@ func (m *Metadata) waitLeaders(ctx context.Context, parts []PartitionInfo) {
 		if !ok {
 			continue
 		}
-		alone := len(pi.Replicas) == 1 && pi.Replicas[0] == m.cfg.NodeID
-		for i := 0; p.Leader() == 0; i++ {
-			// A group of one cannot campaign before its bootstrap
-			// configuration applies; nudge it rather than wait for an
-			// election timeout.
-			if alone && i%10 == 9 {
-				p.Campaign()
-			}
+		for p.Leader() == 0 {
 			select {
 			case <-tick.C:
 			case <-ctx.Done():
