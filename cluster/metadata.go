@@ -117,6 +117,7 @@ type Metadata struct {
 		pidNext    int64
 		pidEnd     int64
 		campaign   map[uint64]int // partitions to campaign for: attempts left
+		heard      map[uint64]time.Time
 	}
 	campaignWake chan struct{}
 
@@ -145,6 +146,7 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	m.mu.recCh = make(chan struct{})
 	m.mu.rejected = map[uint64]error{}
 	m.mu.campaign = map[uint64]int{}
+	m.mu.heard = map[uint64]time.Time{}
 	m.campaignWake = make(chan struct{}, 1)
 	m.wg.Add(2)
 	go m.applyLoop()
@@ -248,21 +250,44 @@ func (m *Metadata) Err() error {
 	return m.mu.failed
 }
 
-// Alive reports whether a node is known to be up: this node, and on the
-// controller the metadata voters it heard from within an election
-// timeout. Nodes that are not metadata voters are not tracked yet (they
-// will heartbeat to the controller).
+// LivenessTimeout is how long the controller counts a node alive after
+// it last heard from it.
+const LivenessTimeout = 5 * time.Second
+
+// Alive reports whether a node is up. The controller knows: a node is
+// alive if it heard from it within LivenessTimeout, through the metadata
+// group (voters) or a heartbeat (see Heard). Other nodes do not track
+// liveness and report every registered node alive.
 func (m *Metadata) Alive(id uint64) bool {
 	if id == m.cfg.NodeID {
 		return true
 	}
-	for _, r := range m.part.Status().Replicas {
-		if r.NodeID == id {
-			return r.Active
+	st := m.part.Status()
+	if !st.IsLeader {
+		_, registered := m.State().Nodes[id]
+		return registered
+	}
+	for _, r := range st.Replicas {
+		if r.NodeID == id && r.Active {
+			return true
 		}
 	}
-	return false
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.mu.heard[id]
+	return ok && m.cfg.Now().Sub(t) < LivenessTimeout
 }
+
+// Heard records a heartbeat from a node (on the controller).
+func (m *Metadata) Heard(id uint64) {
+	now := m.cfg.Now()
+	m.mu.Lock()
+	m.mu.heard[id] = now
+	m.mu.Unlock()
+}
+
+// IsController reports whether this node leads the metadata group.
+func (m *Metadata) IsController() bool { return m.part.IsLeader() }
 
 // Partition returns this node's replica of a topic partition.
 func (m *Metadata) Partition(topic string, index int32) (*replication.Partition, *Topic, error) {

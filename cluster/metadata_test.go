@@ -218,3 +218,21 @@ func TestUnreadableMetadataFreezesTheNode(t *testing.T) {
 		t.Fatalf("a frozen node accepted a change: %v", err)
 	}
 }
+
+func TestControllerTracksHeartbeats(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.close(t)
+	now := time.Now()
+	n.md.cfg.Now = func() time.Time { return now }
+	if n.md.Alive(7) {
+		t.Fatal("an unknown node is alive")
+	}
+	n.md.Heard(7)
+	if !n.md.Alive(7) {
+		t.Fatal("a node that just sent a heartbeat is not alive")
+	}
+	now = now.Add(LivenessTimeout)
+	if n.md.Alive(7) {
+		t.Fatal("a silent node stays alive")
+	}
+}

@@ -72,8 +72,14 @@ func (c *clusterService) GetMetadata(ctx context.Context, req *sluicev1.GetMetad
 	return resp, nil
 }
 
-func (c *clusterService) DescribeCluster(ctx context.Context, _ *sluicev1.DescribeClusterRequest) (*sluicev1.DescribeClusterResponse, error) {
+func (c *clusterService) DescribeCluster(ctx context.Context, req *sluicev1.DescribeClusterRequest) (*sluicev1.DescribeClusterResponse, error) {
 	md := c.s.core.md
+	if !md.IsController() { // the controller knows which nodes are alive
+		resp := new(sluicev1.DescribeClusterResponse)
+		if ok, err := c.s.forwardTo(ctx, md.ControllerID(), sluicev1.ClusterService_DescribeCluster_FullMethodName, req, resp); ok && err == nil {
+			return resp, nil
+		}
+	}
 	st := md.State()
 	resp := &sluicev1.DescribeClusterResponse{ClusterId: st.ClusterID, ControllerId: controllerID(md), Nodes: c.nodes(st),
 		PartitionCount: int32(st.PartitionCount())}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/sluicehq/sluice/cluster"
@@ -27,6 +29,8 @@ import (
 const (
 	internalServiceName   = "sluice.internal.v1.Controller"
 	forwardMetadataMethod = "/" + internalServiceName + "/ForwardMetadata"
+	heartbeatMethod       = "/" + internalServiceName + "/Heartbeat"
+	heartbeatEvery        = time.Second
 )
 
 type internalServer interface{}
@@ -52,6 +56,19 @@ var internalServiceDesc = grpc.ServiceDesc{
 			}
 			return wrapperspb.UInt64(applied), nil
 		},
+	}, {
+		// Heartbeat tells the controller a node (UInt64Value: its id) is up.
+		MethodName: "Heartbeat",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.UInt64Value)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			if c := srv.(*Server).opened.Load(); c != nil {
+				c.md.Heard(in.GetValue())
+			}
+			return &emptypb.Empty{}, nil
+		},
 	}},
 	Metadata: "sluice/internal/v1/controller (hand-written)",
 }
@@ -68,6 +85,37 @@ func (s *Server) forwardMetadata(ctx context.Context, ctl cluster.NodeInfo, cmd 
 		return 0, domainError(err)
 	}
 	return out.GetValue(), nil
+}
+
+// heartbeatLoop tells the controller, every heartbeatEvery, that this
+// node is up. It runs until Shutdown.
+func (s *Server) heartbeatLoop(c *core) {
+	defer s.wg.Done()
+	tick := time.NewTicker(heartbeatEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-s.stop:
+			return
+		}
+		if c.md.IsController() {
+			continue
+		}
+		ctl, ok := c.md.State().Nodes[c.md.ControllerID()]
+		if !ok {
+			continue
+		}
+		conn, err := s.peers.conn(ctl.InternalAddr)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), heartbeatEvery)
+		if err := conn.Invoke(ctx, heartbeatMethod, wrapperspb.UInt64(s.cfg.NodeID), &emptypb.Empty{}); err != nil {
+			s.logger.Debug("heartbeat to the controller failed", "controller", ctl.ID, "err", err)
+		}
+		cancel()
+	}
 }
 
 // domainError turns a peer's NOT_LEADER answer back into the error the

@@ -20,6 +20,11 @@ func TestAnyNodeAnswersInAThreeNodeCluster(t *testing.T) {
 	if len(dc.GetNodes()) != 3 || dc.GetControllerId() <= 0 {
 		t.Fatalf("cluster: %v", dc)
 	}
+	for _, nd := range dc.GetNodes() {
+		if !nd.GetAlive() || !nd.GetControllerVoter() {
+			t.Fatalf("node %v", nd)
+		}
+	}
 	// A topic created through each node (forwarded to the controller).
 	for i, n := range c.Nodes {
 		name := []string{"t1", "t2", "t3"}[i]

@@ -177,6 +177,8 @@ func (s *Server) Start() error {
 		}
 	}()
 	s.core.start(s)
+	s.wg.Add(1)
+	go s.heartbeatLoop(c)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	s.mu.ready = true
 	s.logger.Info("node started", "node", s.cfg.NodeID, "addr", lis.Addr().String(),
