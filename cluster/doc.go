@@ -31,11 +31,13 @@
 // Config.Forward; topic changes there fail with *NotControllerError naming
 // the controller, and the server routes those API calls to it.
 //
+// Liveness is the controller's: a node is alive while the controller hears
+// from it, through the metadata group (voters) or heartbeats (Heard, sent
+// by the server); placement only uses live nodes.
+//
 // Not yet: snapshots of the State so the metadata log can be compacted (the
 // log is kept whole and replayed at start; a follower that falls behind the
-// leader's log start would need the State from the controller), and
-// heartbeats from nodes that are not metadata voters (liveness comes from
-// the metadata group's replica progress on the controller).
+// leader's log start would need the State from the controller).
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command

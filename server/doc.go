@@ -35,7 +35,8 @@
 // marker and are never forwarded twice (forward.go). Node-level metadata
 // changes (registration, producer-id blocks) go to the controller over the
 // internal listener (internal.go, a hand-declared service until the
-// internal API has protos). Raft traffic between nodes uses
+// internal API has protos), where every node also sends the controller a
+// heartbeat each second. Raft traffic between nodes uses
 // Config.Transport; servertest runs several nodes in one process over
 // replication.MemNetwork.
 //
