@@ -41,8 +41,8 @@
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command
-// outcomes, the reconciled offset, the local producer-id block and the
-// partitions waiting to campaign.
+// outcomes, the reconciled offset, the local producer-id block, the
+// partitions waiting to campaign and the heartbeat times.
 // Metadata.proposeMu serializes proposals so each is validated against the
 // state that includes every earlier proposal; it is taken before mu, never
 // while holding it. The apply, reconcile and campaign loops are the
