@@ -242,7 +242,7 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err := s.openIndexesLocked(l.fs, false); err != nil {
 		return err
 	}
-	p, err := s.seekIndexLocked(i)
+	p, err := s.seekIndexLocked(i, true)
 	if err != nil {
 		return err
 	}

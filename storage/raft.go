@@ -99,7 +99,7 @@ func (l *Log) readEntriesLocked(out []*raftpb.Entry, lo, hi, maxSize uint64) ([]
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		p, err := s.seekIndexLocked(i)
+		p, err := s.seekIndexLocked(i, false)
 		if err != nil {
 			return nil, 0, 0, err
 		}
@@ -194,7 +194,7 @@ func (l *Log) findLocked(i uint64) (frameMeta, point, error) {
 	if err != nil {
 		return frameMeta{}, point{}, err
 	}
-	p, err := s.seekIndexLocked(i)
+	p, err := s.seekIndexLocked(i, false)
 	if err != nil {
 		return frameMeta{}, point{}, err
 	}

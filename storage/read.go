@@ -80,11 +80,12 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 		k := l.segmentForOffsetLocked(offset)
 		s, err := l.ensureOpenLocked(k)
 		var q point
+		var m frameMeta
 		var found bool
 		if err == nil {
 			var p point
 			if p, err = s.seekOffsetLocked(offset); err == nil {
-				q, _, found, err = scanTo(s.f, s.segPath(), p, s.size, func(p point, m *frameMeta) bool {
+				q, m, found, err = scanTo(s.f, s.segPath(), p, s.size, func(p point, m *frameMeta) bool {
 					return m.Records > 0 && p.offset+uint64(m.Records) > offset
 				})
 			}
@@ -106,7 +107,7 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 		f, end := l.acquireLocked(s), s.size
 		l.mu.Unlock()
 
-		batches, next, done, err := readBatches(f, s.segPath(), q.pos, end, q.offset, limit, budget, len(out) == 0)
+		batches, next, done, err := readBatches(f, s.segPath(), q.pos, end, q.offset, limit, budget, len(out) == 0, &m)
 		l.release(s)
 		for _, b := range batches {
 			budget -= len(b.Data)
@@ -130,18 +131,23 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 // limit whose data fits in budget (the first always, if mustOne). It
 // returns the next offset after what it returned and whether the read is
 // complete (limit or budget reached) rather than at the segment's end.
-func readBatches(f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool) (out []Batch, next uint64, done bool, err error) {
+// first, if known, is the metadata of the frame at pos.
+func readBatches(f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool, first *frameMeta) (out []Batch, next uint64, done bool, err error) {
 	var hdr [frameOverhead]byte
 	for pos < end {
-		if end-pos < frameOverhead {
-			return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: errShortFrame.Error()}
-		}
-		if err := readFullAt(f, hdr[:], pos); err != nil {
-			return out, off, true, err
-		}
-		m, err := decodeFrameMeta(hdr[:])
-		if err != nil {
-			return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: err.Error()}
+		var m frameMeta
+		if first != nil {
+			m, first = *first, nil
+		} else {
+			if end-pos < frameOverhead {
+				return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: errShortFrame.Error()}
+			}
+			if err := readFullAt(f, hdr[:], pos); err != nil {
+				return out, off, true, err
+			}
+			if m, err = decodeFrameMeta(hdr[:]); err != nil {
+				return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: err.Error()}
+			}
 		}
 		if m.Records > 0 && (off >= limit || (m.DataLen > budget && !(mustOne && len(out) == 0))) {
 			return out, off, true, nil // do not read a frame that will not be returned

@@ -237,22 +237,26 @@ func (s *segment) startPoint() point {
 }
 
 // seekIndexLocked returns the last indexed point whose Raft index is <= i.
-func (s *segment) seekIndexLocked(i uint64) (point, error) {
-	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.B <= i })
+// withTs fills in tsBefore (a second binary search, in the time index).
+func (s *segment) seekIndexLocked(i uint64, withTs bool) (point, error) {
+	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.B <= i }, withTs)
 }
 
 // seekOffsetLocked returns the last indexed point whose next offset is <=
-// off.
+// off, without tsBefore.
 func (s *segment) seekOffsetLocked(off uint64) (point, error) {
-	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.A <= off })
+	return s.seekOffIdxLocked(func(e idxEntry) bool { return e.A <= off }, false)
 }
 
-func (s *segment) seekOffIdxLocked(le func(idxEntry) bool) (point, error) {
+func (s *segment) seekOffIdxLocked(le func(idxEntry) bool, withTs bool) (point, error) {
 	e, ok, err := searchIdx(s.oi, s.oiCount, s.oiPend, s.oiPath(), le)
 	if err != nil || !ok {
 		return s.startPoint(), err
 	}
 	p := point{pos: int64(e.Pos), index: e.B, offset: e.A, tsBefore: noTimestamp}
+	if !withTs {
+		return p, nil
+	}
 	// The time index has an entry at every offset-index point where the
 	// max timestamp grew, so the last one at or before pos is exact.
 	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, s.tiPath(), func(t idxEntry) bool { return int64(t.Pos) <= p.pos })
