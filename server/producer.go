@@ -51,21 +51,25 @@ func (ps *producerService) route(req *sluicev1.ProduceRequest) (*cluster.Topic, 
 		}
 		return t, idx, nil
 	}
-	if key := firstKey(req.GetBatch()); len(key) > 0 {
+	if key := firstKey(req.GetBatch(), t); len(key) > 0 {
 		return t, batch.KeyPartition(key, n), nil
 	}
 	return t, int32(ps.rr.Add(1) % uint32(n)), nil
 }
 
-// firstKey is the key of a batch's first record; for the encoded shape it
-// decodes the records (only producers that leave the partition to the
-// server pay for it).
-func firstKey(b *sluicev1.RecordBatch) []byte {
+// firstKey is the key of a batch's first record. For the encoded shape it
+// validates the batch first, so decompression stays within the topic's
+// bounds, then decodes the records (only producers that leave the
+// partition to the server pay for it).
+func firstKey(b *sluicev1.RecordBatch, t *cluster.Topic) []byte {
 	if len(b.GetRecords()) > 0 {
 		return b.GetRecords()[0].GetKey()
 	}
 	if len(b.GetRecordsData()) == 0 {
 		return nil
+	}
+	if _, _, err := batch.Normalize(b, batch.Limits{MaxBytes: int(t.Config().MaxMessageBytes)}); err != nil {
+		return nil // produce reports the problem
 	}
 	recs, err := batch.Records(b)
 	if err != nil || len(recs) == 0 {
