@@ -51,7 +51,8 @@
 // LOCKING. Server.mu guards the lifecycle fields (started, shutdown,
 // listeners, ready); Server.opened publishes the core to the internal API,
 // which serves while Start is still opening it. peers.mu guards the
-// connections to other nodes. Handlers hold no locks of their own: the cluster
+// connections to other nodes; byteBudget.mu a ProduceStream's bytes in
+// flight. Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream

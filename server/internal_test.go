@@ -59,3 +59,30 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestByteBudget(t *testing.T) {
+	b := newByteBudget(100)
+	ctx := context.Background()
+	if err := b.acquire(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.acquire(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := b.acquire(short, 1); err == nil {
+		t.Fatal("acquired beyond the budget")
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.acquire(ctx, 50) }()
+	b.release(60)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b.release(40)
+	b.release(50)
+	if err := b.acquire(ctx, 500); err != nil { // larger than the budget, alone
+		t.Fatal(err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/batch"
 	"github.com/sluicehq/sluice/cluster"
@@ -162,9 +163,62 @@ func produceWhenLed(ctx context.Context, p *replication.Partition, b replication
 	}
 }
 
-// maxStreamInFlight bounds the requests of one ProduceStream that are
-// received but not yet answered; the stream stops reading beyond it.
-const maxStreamInFlight = 256
+// maxStreamInFlight and maxStreamInFlightBytes bound the requests of one
+// ProduceStream that are received but not yet answered; the stream stops
+// reading beyond them (one request larger than the byte bound is let
+// through alone).
+const (
+	maxStreamInFlight      = 256
+	maxStreamInFlightBytes = 64 << 20
+)
+
+// streamSlot is where the answer to one request will be, in order.
+type streamSlot struct {
+	resp chan *sluicev1.ProduceStreamResponse
+	size int64
+}
+
+// byteBudget is a counting semaphore of bytes.
+type byteBudget struct {
+	max int64
+	mu  struct {
+		sync.Mutex
+		used  int64
+		freed chan struct{} // closed on release
+	}
+}
+
+func newByteBudget(max int64) *byteBudget {
+	b := &byteBudget{max: max}
+	b.mu.freed = make(chan struct{})
+	return b
+}
+
+func (b *byteBudget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.mu.used == 0 || b.mu.used+n <= b.max {
+			b.mu.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		ch := b.mu.freed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.mu.used -= n
+	close(b.mu.freed)
+	b.mu.freed = make(chan struct{})
+	b.mu.Unlock()
+}
 
 type streamJob struct {
 	req  *sluicev1.ProduceStreamRequest
@@ -180,13 +234,15 @@ type streamJob struct {
 func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	slots := make(chan chan *sluicev1.ProduceStreamResponse, maxStreamInFlight)
+	slots := make(chan streamSlot, maxStreamInFlight)
+	budget := newByteBudget(maxStreamInFlightBytes)
 	var sendErr error
 	senderDone := make(chan struct{})
 	go func() { // the only sender on the stream
 		defer close(senderDone)
 		for slot := range slots {
-			resp := <-slot
+			resp := <-slot.resp
+			budget.release(slot.size)
 			if sendErr != nil {
 				continue
 			}
@@ -240,10 +296,16 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			finish()
 			return sendErr
 		}
+		size := int64(proto.Size(req))
+		if err := budget.acquire(ctx, size); err != nil {
+			finish()
+			return sendErr
+		}
 		slot := make(chan *sluicev1.ProduceStreamResponse, 1)
 		select {
-		case slots <- slot:
+		case slots <- streamSlot{resp: slot, size: size}:
 		case <-ctx.Done():
+			budget.release(size)
 			finish()
 			return sendErr
 		}
