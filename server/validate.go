@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -111,6 +112,9 @@ func validateFetch(r *sluicev1.FetchRequest) error {
 	}
 	if len(r.GetPartitions()) == 0 {
 		return invalidField("partitions", "at least one partition is required")
+	}
+	if len(r.GetPartitions()) > cluster.MaxPartitions {
+		return invalidField("partitions", "at most %d", cluster.MaxPartitions)
 	}
 	for i, p := range r.GetPartitions() {
 		if p == nil {
