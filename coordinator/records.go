@@ -167,7 +167,7 @@ func decodeRecords(stored []byte) ([]*record, error) {
 		if r.V != recordVersion {
 			return nil, fmt.Errorf("%w: version %d", errCorrupt, r.V)
 		}
-		if r.Type == recMember && r.Member == nil {
+		if (r.Type == recMember || r.Type == recLeft) && r.Member == nil {
 			return nil, fmt.Errorf("%w: member record without member", errCorrupt)
 		}
 		out = append(out, r)
