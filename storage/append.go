@@ -246,7 +246,7 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err != nil {
 		return err
 	}
-	q, _, found, err := scanTo(s.f, s.segPath(), p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
+	q, _, found, err := scanTo(s, p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
 	if err != nil {
 		return err
 	}
@@ -274,13 +274,13 @@ func (l *Log) truncateIndexesLocked(s *segment, pos int64) error {
 	for _, ix := range []struct {
 		f     File
 		count *int64
-		path  string
+		ref   fileRef
 		time  bool
-	}{{s.oi, &s.oiCount, s.oiPath(), false}, {s.ti, &s.tiCount, s.tiPath(), true}} {
+	}{{s.oi, &s.oiCount, fileRef{s, 'o'}, false}, {s.ti, &s.tiCount, fileRef{s, 't'}, true}} {
 		n := *ix.count
 		var ferr error
 		keep := searchN(n, func(j int64) bool {
-			e, err := idxAt(ix.f, n, nil, j, ix.path)
+			e, err := idxAt(ix.f, n, nil, j, ix.ref)
 			if err != nil {
 				ferr = err
 				return false
@@ -297,7 +297,7 @@ func (l *Log) truncateIndexesLocked(s *segment, pos int64) error {
 			*ix.count = keep
 		}
 		if keep > 0 {
-			e, err := idxAt(ix.f, keep, nil, keep-1, ix.path)
+			e, err := idxAt(ix.f, keep, nil, keep-1, ix.ref)
 			if err != nil {
 				return err
 			}

@@ -100,16 +100,16 @@ func (l *Log) resumeActiveLocked(c cleanMarker) (bool, error) {
 	for i, ix := range []struct {
 		f     File
 		count int64
-		path  string
-	}{{a.oi, a.oiCount, a.oiPath()}, {a.ti, a.tiCount, a.tiPath()}} {
-		n, err := validateIndexFile(ix.f, ix.path, a.size, i == 1)
+		ref   fileRef
+	}{{a.oi, a.oiCount, fileRef{a, 'o'}}, {a.ti, a.tiCount, fileRef{a, 't'}}} {
+		n, err := validateIndexFile(ix.f, ix.ref.String(), a.size, i == 1)
 		if err != nil || n != ix.count {
 			return false, nil
 		}
 		if n == 0 {
 			continue
 		}
-		e, err := idxAt(ix.f, n, nil, n-1, ix.path)
+		e, err := idxAt(ix.f, n, nil, n-1, ix.ref)
 		if err != nil {
 			return false, nil
 		}

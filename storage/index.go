@@ -29,7 +29,8 @@ var errIndexDamaged = errors.New("index damaged")
 
 func (l *Log) validateIndexesLocked(s *segment, end point) error {
 	var last [2]idxEntry
-	for i, path := range []string{s.oiPath(), s.tiPath()} {
+	for i, ref := range []fileRef{{s, 'o'}, {s, 't'}} {
+		path := ref.String()
 		f, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
 		if err != nil {
 			return err
@@ -39,7 +40,7 @@ func (l *Log) validateIndexesLocked(s *segment, end point) error {
 			err = fmt.Errorf("%w: %s has no sentinel", errIndexDamaged, path)
 		}
 		if err == nil {
-			last[i], err = idxAt(f, n, nil, n-1, path)
+			last[i], err = idxAt(f, n, nil, n-1, ref)
 		}
 		f.Close()
 		if err != nil {
@@ -124,7 +125,7 @@ func (l *Log) rebuildIndexesLocked(s *segment, end point) error {
 	s.oiCount, s.tiCount, s.oiPend, s.tiPend = 0, 0, nil, nil
 	s.lastIdxPos, s.lastIdxTs = segHeaderSize, noTimestamp
 	p := s.startPoint()
-	r := newFrameReader(s.f, s.segPath(), p.pos, s.size)
+	r := newFrameReader(s.f, fileRef{s, 'l'}, p.pos, s.size)
 	defer r.release()
 	var scanErr error
 	for {

@@ -201,7 +201,7 @@ func (l *Log) recoverActiveLocked() error {
 	a.idx, a.oiCount, a.tiCount = indexOK, 0, 0
 	a.lastIdxPos, a.lastIdxTs = segHeaderSize, noTimestamp
 	p, term := a.startPoint(), a.PrevTerm
-	r := newFrameReader(a.f, a.segPath(), p.pos, a.size)
+	r := newFrameReader(a.f, fileRef{a, 'l'}, p.pos, a.size)
 	defer r.release()
 	for {
 		m, _, _, done, err := r.next()

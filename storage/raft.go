@@ -103,7 +103,7 @@ func (l *Log) readEntriesLocked(out []*raftpb.Entry, lo, hi, maxSize uint64) ([]
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		start, _, found, err := scanTo(s.f, s.segPath(), p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
+		start, _, found, err := scanTo(s, p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
 		if err != nil {
 			return nil, 0, 0, err
 		}
@@ -112,7 +112,7 @@ func (l *Log) readEntriesLocked(out []*raftpb.Entry, lo, hi, maxSize uint64) ([]
 		}
 		// Find the span of frames to read.
 		stopped := false
-		endp, _, _, err := scanTo(s.f, s.segPath(), start, s.size, func(p point, m *frameMeta) bool {
+		endp, _, _, err := scanTo(s, start, s.size, func(p point, m *frameMeta) bool {
 			if p.index >= hi {
 				return true
 			}
@@ -198,7 +198,7 @@ func (l *Log) findLocked(i uint64) (frameMeta, point, error) {
 	if err != nil {
 		return frameMeta{}, point{}, err
 	}
-	q, m, found, err := scanTo(s.f, s.segPath(), p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
+	q, m, found, err := scanTo(s, p, s.size, func(p point, _ *frameMeta) bool { return p.index == i })
 	if err == nil && !found {
 		err = &CorruptionError{File: s.segPath(), Pos: q.pos, Reason: fmt.Sprintf("entry %d not found", i)}
 	}

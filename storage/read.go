@@ -85,7 +85,7 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 		if err == nil {
 			var p point
 			if p, err = s.seekOffsetLocked(offset); err == nil {
-				q, m, found, err = scanTo(s.f, s.segPath(), p, s.size, func(p point, m *frameMeta) bool {
+				q, m, found, err = scanTo(s, p, s.size, func(p point, m *frameMeta) bool {
 					return m.Records > 0 && p.offset+uint64(m.Records) > offset
 				})
 			}
@@ -214,7 +214,7 @@ func (l *Log) OffsetForTime(ts int64) (offset uint64, ok bool, err error) {
 		if err != nil {
 			return 0, false, err
 		}
-		q, _, found, err := scanTo(s.f, s.segPath(), p, s.size, func(_ point, m *frameMeta) bool {
+		q, _, found, err := scanTo(s, p, s.size, func(_ point, m *frameMeta) bool {
 			return m.Records > 0 && m.MaxTimestamp >= ts
 		})
 		if err != nil {
@@ -236,7 +236,7 @@ func (l *Log) segMaxTsLocked(k int) (int64, error) {
 		}
 		if !s.maxTsKnown { // damaged segment: scan what is readable
 			s.maxTs, s.maxTsKnown = noTimestamp, true
-			_, _, _, err := scanTo(s.f, s.segPath(), s.startPoint(), s.size, func(_ point, m *frameMeta) bool {
+			_, _, _, err := scanTo(s, s.startPoint(), s.size, func(_ point, m *frameMeta) bool {
 				if m.Records > 0 && m.MaxTimestamp > s.maxTs {
 					s.maxTs = m.MaxTimestamp
 				}

@@ -11,7 +11,7 @@ var scanBufPool = sync.Pool{New: func() any { b := make([]byte, scanBufSize); re
 // frameReader walks frames of one segment file from pos up to end.
 type frameReader struct {
 	f    File
-	path string
+	ref  fileRef
 	pos  int64 // position of the next frame
 	end  int64
 
@@ -21,9 +21,9 @@ type frameReader struct {
 	pool *[]byte
 }
 
-func newFrameReader(f File, path string, pos, end int64) *frameReader {
+func newFrameReader(f File, ref fileRef, pos, end int64) *frameReader {
 	p := scanBufPool.Get().(*[]byte)
-	return &frameReader{f: f, path: path, pos: pos, end: end, buf: *p, pool: p}
+	return &frameReader{f: f, ref: ref, pos: pos, end: end, buf: *p, pool: p}
 }
 
 // release returns the pooled buffer.
@@ -117,7 +117,7 @@ func (r *frameReader) next() (m frameMeta, data []byte, pos int64, done bool, er
 }
 
 func (r *frameReader) corrupt(err error) error {
-	return &CorruptionError{File: r.path, Pos: r.pos, Reason: err.Error()}
+	return &CorruptionError{File: r.ref.String(), Pos: r.pos, Reason: err.Error()}
 }
 
 func (r *frameReader) wrap(err error) error {
@@ -130,11 +130,13 @@ func (r *frameReader) wrap(err error) error {
 // scanTo walks frames from p (a frame boundary) until the frame at which
 // stop returns true (that frame is not consumed: the returned point is at
 // its start and m is its metadata) or the end (found=false, point at end).
-func scanTo(f File, path string, p point, end int64, stop func(p point, m *frameMeta) bool) (q point, m frameMeta, found bool, err error) {
-	r := newFrameReader(f, path, p.pos, end)
+func scanTo(s *segment, p point, end int64, stop func(p point, m *frameMeta) bool) (q point, m frameMeta, found bool, err error) {
+	r := newFrameReader(s.f, fileRef{s, 'l'}, p.pos, end)
 	defer r.release()
 	for {
-		m, pos, done, err := r.nextMeta()
+		var pos int64
+		var done bool
+		m, pos, done, err = r.nextMeta()
 		if err != nil {
 			return p, m, false, err
 		}
@@ -145,7 +147,7 @@ func scanTo(f File, path string, p point, end int64, stop func(p point, m *frame
 			p.index = m.Index
 		}
 		if pos != p.pos || m.Index != p.index {
-			return p, m, false, &CorruptionError{File: path, Pos: pos, Reason: "frame out of sequence"}
+			return p, m, false, &CorruptionError{File: s.segPath(), Pos: pos, Reason: "frame out of sequence"}
 		}
 		if stop(p, &m) {
 			return p, m, true, nil

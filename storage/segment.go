@@ -70,6 +70,25 @@ type segFiles struct {
 	// Active segment only: the last indexed position and timestamp.
 	lastIdxPos int64
 	lastIdxTs  int64
+
+	scratch [indexEntrySize]byte // index reads, under Log.mu
+}
+
+// fileRef names one of a segment's files without building its path until
+// an error needs it.
+type fileRef struct {
+	s    *segment
+	kind byte // 'l' segment, 'o' offset index, 't' time index
+}
+
+func (r fileRef) String() string {
+	switch r.kind {
+	case 'o':
+		return r.s.oiPath()
+	case 't':
+		return r.s.tiPath()
+	}
+	return r.s.segPath()
 }
 
 // files returns the segment's segFiles, allocating them.
@@ -179,35 +198,36 @@ func (s *segment) flushIndexLocked() error {
 }
 
 // idxAt returns the i-th entry of an index (file entries, then pending).
-func idxAt(f File, count int64, pend []byte, i int64, path string) (idxEntry, error) {
-	var b [indexEntrySize]byte
+// The read goes through the segment's scratch buffer.
+func idxAt(f File, count int64, pend []byte, i int64, ref fileRef) (idxEntry, error) {
 	var raw []byte
 	if i < count {
-		if err := readFullAt(f, b[:], i*indexEntrySize); err != nil {
+		b := ref.s.scratch[:]
+		if err := readFullAt(f, b, i*indexEntrySize); err != nil {
 			return idxEntry{}, err
 		}
-		raw = b[:]
+		raw = b
 	} else {
 		j := (i - count) * indexEntrySize
 		raw = pend[j : j+indexEntrySize]
 	}
 	e, err := decodeIdxEntry(raw)
 	if err != nil {
-		return e, &CorruptionError{File: path, Pos: i * indexEntrySize, Reason: err.Error()}
+		return e, &CorruptionError{File: ref.String(), Pos: i * indexEntrySize, Reason: err.Error()}
 	}
 	return e, nil
 }
 
 // searchIdx returns the last entry of an index for which le(entry) holds
 // (le must be monotonic: true for a prefix), or ok=false.
-func searchIdx(f File, count int64, pend []byte, path string, le func(idxEntry) bool) (idxEntry, bool, error) {
+func searchIdx(f File, count int64, pend []byte, ref fileRef, le func(idxEntry) bool) (idxEntry, bool, error) {
 	n := count + int64(len(pend)/indexEntrySize)
 	var ferr error
 	i := sort.Search(int(n), func(i int) bool {
 		if ferr != nil {
 			return true
 		}
-		e, err := idxAt(f, count, pend, int64(i), path)
+		e, err := idxAt(f, count, pend, int64(i), ref)
 		if err != nil {
 			ferr = err
 			return true
@@ -220,7 +240,7 @@ func searchIdx(f File, count int64, pend []byte, path string, le func(idxEntry) 
 	if i == 0 {
 		return idxEntry{}, false, nil
 	}
-	e, err := idxAt(f, count, pend, int64(i-1), path)
+	e, err := idxAt(f, count, pend, int64(i-1), ref)
 	return e, err == nil, err
 }
 
@@ -249,7 +269,7 @@ func (s *segment) seekOffsetLocked(off uint64) (point, error) {
 }
 
 func (s *segment) seekOffIdxLocked(le func(idxEntry) bool, withTs bool) (point, error) {
-	e, ok, err := searchIdx(s.oi, s.oiCount, s.oiPend, s.oiPath(), le)
+	e, ok, err := searchIdx(s.oi, s.oiCount, s.oiPend, fileRef{s, 'o'}, le)
 	if err != nil || !ok {
 		return s.startPoint(), err
 	}
@@ -259,7 +279,7 @@ func (s *segment) seekOffIdxLocked(le func(idxEntry) bool, withTs bool) (point, 
 	}
 	// The time index has an entry at every offset-index point where the
 	// max timestamp grew, so the last one at or before pos is exact.
-	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, s.tiPath(), func(t idxEntry) bool { return int64(t.Pos) <= p.pos })
+	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, fileRef{s, 't'}, func(t idxEntry) bool { return int64(t.Pos) <= p.pos })
 	if err != nil {
 		return p, err
 	}
@@ -272,7 +292,7 @@ func (s *segment) seekOffIdxLocked(le func(idxEntry) bool, withTs bool) (point, 
 // seekTimeLocked returns the last time-indexed point whose max timestamp
 // before it is < ts (every batch before it is older than ts).
 func (s *segment) seekTimeLocked(ts int64) (point, error) {
-	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, s.tiPath(), func(t idxEntry) bool { return int64(t.A) < ts })
+	t, ok, err := searchIdx(s.ti, s.tiCount, s.tiPend, fileRef{s, 't'}, func(t idxEntry) bool { return int64(t.A) < ts })
 	if err != nil || !ok {
 		return s.startPoint(), err
 	}
