@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"slices"
 
@@ -244,7 +245,7 @@ func (st *consumeStream) push(ctx context.Context) error {
 			for _, b := range bs {
 				rb, err := batch.Splice(b.Data, int64(b.BaseOffset), int64(b.Term), sub.format)
 				if err != nil {
-					return st.s.toAPIError(ctx, errorsJoin(errCorruptStored, err))
+					return st.s.toAPIError(ctx, errors.Join(errCorruptStored, err))
 				}
 				msg := &sluicev1.ConsumeResponse{Response: &sluicev1.ConsumeResponse_Batch{Batch: &sluicev1.ConsumedBatch{
 					Topic: k.topic, Partition: k.part, Batch: rb, HighWatermark: int64(sub.p.HighWatermark()),

@@ -162,8 +162,6 @@ func trimPrefix(msg string) string {
 	return msg
 }
 
-func errorsJoin(errs ...error) error { return errors.Join(errs...) }
-
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // outOfRange is the error for an offset outside [start, hw].
