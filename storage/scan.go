@@ -10,10 +10,10 @@ var scanBufPool = sync.Pool{New: func() any { b := make([]byte, scanBufSize); re
 
 // frameReader walks frames of one segment file from pos up to end.
 type frameReader struct {
-	f    File
-	ref  fileRef
-	pos  int64 // position of the next frame
-	end  int64
+	f   File
+	ref fileRef
+	pos int64 // position of the next frame
+	end int64
 
 	buf  []byte
 	bOff int64 // file position of buf[0]
