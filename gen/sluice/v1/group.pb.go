@@ -212,7 +212,13 @@ type JoinGroup struct {
 	// Session timeout in milliseconds; 0 means the default (45 s).
 	SessionTimeoutMs int32 `protobuf:"varint,6,opt,name=session_timeout_ms,json=sessionTimeoutMs,proto3" json:"session_timeout_ms,omitempty"`
 	// A free-form client id, shown by DescribeGroup.
-	ClientId      string `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	ClientId string `protobuf:"bytes,7,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// Rejoin as this member (the member_id of an earlier assignment), for example after
+	// the coordinator moved or the stream broke: the member keeps its partitions. Empty
+	// (or an id the group no longer knows) joins as a new member.
+	MemberId string `protobuf:"bytes,8,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// The member epoch last received, sent with member_id.
+	MemberEpoch   int32 `protobuf:"varint,9,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -294,6 +300,20 @@ func (x *JoinGroup) GetClientId() string {
 		return x.ClientId
 	}
 	return ""
+}
+
+func (x *JoinGroup) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *JoinGroup) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
 }
 
 // ConfirmRevocation tells the coordinator the member has stopped consuming (and committed)
@@ -1936,7 +1956,7 @@ const file_sluice_v1_group_proto_rawDesc = "" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\x05R\n" +
-	"partitions\"\x80\x02\n" +
+	"partitions\"\xc0\x02\n" +
 	"\tJoinGroup\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x16\n" +
 	"\x06topics\x18\x02 \x03(\tR\x06topics\x12#\n" +
@@ -1945,7 +1965,9 @@ const file_sluice_v1_group_proto_rawDesc = "" +
 	"instanceId\x12/\n" +
 	"\bassignor\x18\x05 \x01(\x0e2\x13.sluice.v1.AssignorR\bassignor\x12,\n" +
 	"\x12session_timeout_ms\x18\x06 \x01(\x05R\x10sessionTimeoutMs\x12\x1b\n" +
-	"\tclient_id\x18\a \x01(\tR\bclientId\"h\n" +
+	"\tclient_id\x18\a \x01(\tR\bclientId\x12\x1b\n" +
+	"\tmember_id\x18\b \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\t \x01(\x05R\vmemberEpoch\"h\n" +
 	"\x11ConfirmRevocation\x12!\n" +
 	"\fmember_epoch\x18\x01 \x01(\x05R\vmemberEpoch\x120\n" +
 	"\x05owned\x18\x02 \x03(\v2\x1a.sluice.v1.TopicPartitionsR\x05owned\"Q\n" +
