@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicehq/sluice/cluster"
+	"github.com/sluicehq/sluice/coordinator"
 	"github.com/sluicehq/sluice/replication"
 	"github.com/sluicehq/sluice/storage"
 )
@@ -18,8 +19,9 @@ import (
 // core is what the services call into: the node's replication host and
 // its view of the cluster metadata.
 type core struct {
-	host *replication.Host
-	md   *cluster.Metadata
+	host  *replication.Host
+	md    *cluster.Metadata
+	coord *coordinator.Coordinator
 }
 
 // openCore opens the node's data: the replication host, then the cluster
@@ -60,7 +62,12 @@ func openCore(cfg Config, advertise, internal string, forward cluster.Forwarder,
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("server: cluster metadata: %w", err), host.Close())
 	}
-	return &core{host: host, md: md}, nil
+	coord, err := coordinator.New(coordinator.Config{NodeID: cfg.NodeID, Metadata: md,
+		Logger: logger, Registerer: reg})
+	if err != nil {
+		return nil, errors.Join(err, md.Close(), host.Close())
+	}
+	return &core{host: host, md: md, coord: coord}, nil
 }
 
 // start begins the core's background work that needs the server (none
@@ -70,5 +77,5 @@ func (c *core) start(s *Server) {
 }
 
 func (c *core) close() error {
-	return errors.Join(c.md.Close(), c.host.Close())
+	return errors.Join(c.coord.Close(), c.md.Close(), c.host.Close())
 }
