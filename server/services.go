@@ -12,7 +12,7 @@ func (s *Server) registerServices() {
 	sluicev1.RegisterConsumerServiceServer(s.grpc, &consumerService{s: s})
 	sluicev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	sluicev1.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
-	sluicev1.RegisterGroupServiceServer(s.grpc, &groupService{})
+	sluicev1.RegisterGroupServiceServer(s.grpc, &groupService{s: s})
 	sluicev1.RegisterTransactionServiceServer(s.grpc, &transactionService{})
 }
 
