@@ -76,10 +76,7 @@ func (l *Log) recoverLocked() error {
 	var bases []uint64
 	for _, n := range names {
 		switch {
-		case n == stateFile || n == cleanFile:
-			if n == cleanFile {
-				continue
-			}
+		case n == stateFile:
 			b, err := readWholeFile(l.fs, filepath.Join(l.dir, n))
 			if err != nil {
 				return err
