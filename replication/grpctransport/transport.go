@@ -1,0 +1,328 @@
+package grpctransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluicehq/sluice/replication"
+)
+
+// Service and method names of the node-to-node Raft stream.
+const (
+	ServiceName = "sluice.internal.v1.RaftTransport"
+	streamName  = "Send"
+	fullMethod  = "/" + ServiceName + "/" + streamName
+	codecName   = "sluice-raft-frame"
+)
+
+// Config configures a Transport.
+type Config struct {
+	// NodeID is this node's id (the sender of every frame).
+	NodeID uint64
+	// Resolve returns the internal address of a node (from the cluster
+	// metadata); ok=false drops messages for it until it resolves.
+	Resolve func(node uint64) (addr string, ok bool)
+	// DialOptions for connections to other nodes (default: insecure
+	// credentials; pass TLS credentials for mTLS).
+	DialOptions []grpc.DialOption
+	// QueueMessages bounds the messages waiting per destination (default
+	// 8192); beyond it messages are dropped, as on a congested link.
+	QueueMessages int
+	// Backoff after a failed connection (default 100ms).
+	Backoff time.Duration
+	Logger  *slog.Logger
+}
+
+// Transport is a replication.Transport over gRPC: one client stream per
+// destination node carries frames of messages of all groups (everything
+// queued for that node while the previous frame was written). Receiving is
+// a service registered on the node's internal gRPC server.
+type Transport struct {
+	cfg    Config
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		handler replication.MessageHandler
+		peers   map[uint64]*peer
+		closed  bool
+	}
+}
+
+var _ replication.Transport = (*Transport)(nil)
+
+// New returns a transport. Close stops it.
+func New(cfg Config) (*Transport, error) {
+	if cfg.NodeID == 0 || cfg.Resolve == nil {
+		return nil, errors.New("grpctransport: NodeID and Resolve are required")
+	}
+	if cfg.QueueMessages <= 0 {
+		cfg.QueueMessages = 8192
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if len(cfg.DialOptions) == 0 {
+		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	t := &Transport{cfg: cfg}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.mu.peers = map[uint64]*peer{}
+	return t, nil
+}
+
+// RegisterService adds the receiving side to a gRPC server (the node's
+// internal listener).
+func (t *Transport) RegisterService(s grpc.ServiceRegistrar) {
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: ServiceName,
+		HandlerType: (*any)(nil),
+		Streams: []grpc.StreamDesc{{
+			StreamName:    streamName,
+			ClientStreams: true,
+			Handler: func(_ any, stream grpc.ServerStream) error {
+				return t.serve(stream)
+			},
+		}},
+	}, struct{}{})
+}
+
+// Register implements replication.Transport.
+func (t *Transport) Register(nodeID uint64, h replication.MessageHandler) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if nodeID == t.cfg.NodeID {
+		t.mu.handler = h
+	}
+}
+
+// Send implements replication.Transport: it queues msgs for node to and
+// never blocks.
+func (t *Transport) Send(to uint64, msgs []replication.GroupMessage) {
+	t.mu.Lock()
+	if t.mu.closed {
+		t.mu.Unlock()
+		return
+	}
+	p := t.mu.peers[to]
+	if p == nil {
+		p = &peer{t: t, id: to, wake: make(chan struct{}, 1)}
+		t.mu.peers[to] = p
+		t.wg.Add(1)
+		go p.run()
+	}
+	t.mu.Unlock()
+	p.enqueue(msgs)
+}
+
+// Close stops the senders, closes their connections and waits.
+func (t *Transport) Close() error {
+	t.mu.Lock()
+	t.mu.closed = true
+	t.mu.handler = nil
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
+	return nil
+}
+
+// serve receives frames from one peer's stream.
+func (t *Transport) serve(stream grpc.ServerStream) error {
+	for {
+		var f frameBytes
+		if err := stream.RecvMsg(&f); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		from, msgs, err := decodeFrame(f)
+		if err != nil {
+			return err
+		}
+		t.mu.Lock()
+		h := t.mu.handler
+		t.mu.Unlock()
+		if h != nil && len(msgs) > 0 {
+			h(from, msgs)
+		}
+	}
+}
+
+// peer is the sending side toward one node.
+type peer struct {
+	t    *Transport
+	id   uint64
+	wake chan struct{}
+
+	mu struct {
+		sync.Mutex
+		queue []replication.GroupMessage
+	}
+}
+
+func (p *peer) enqueue(msgs []replication.GroupMessage) {
+	p.mu.Lock()
+	room := p.t.cfg.QueueMessages - len(p.mu.queue)
+	if room < len(msgs) {
+		msgs = msgs[:max(room, 0)] // congested: drop the rest, raft retries
+	}
+	p.mu.queue = append(p.mu.queue, msgs...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *peer) take() []replication.GroupMessage {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.mu.queue
+	p.mu.queue = nil
+	return q
+}
+
+// run owns the connection and stream to the peer.
+func (p *peer) run() {
+	defer p.t.wg.Done()
+	var conn *grpc.ClientConn
+	var stream grpc.ClientStream
+	var addr string
+	closeConn := func() {
+		if stream != nil {
+			_ = stream.CloseSend()
+			stream = nil
+		}
+		if conn != nil {
+			_ = conn.Close()
+			conn = nil
+		}
+	}
+	defer closeConn()
+	for {
+		select {
+		case <-p.t.ctx.Done():
+			return
+		case <-p.wake:
+		}
+		msgs := p.take()
+		if len(msgs) == 0 {
+			continue
+		}
+		if stream == nil {
+			a, ok := p.t.cfg.Resolve(p.id)
+			if !ok {
+				continue // unknown address: drop
+			}
+			if conn == nil || a != addr {
+				closeConn()
+				c, err := grpc.NewClient(a, p.t.cfg.DialOptions...)
+				if err != nil {
+					p.t.cfg.Logger.Warn("raft transport dial", "node", p.id, "addr", a, "err", err)
+					p.backoff()
+					continue
+				}
+				conn, addr = c, a
+			}
+			s, err := conn.NewStream(p.t.ctx, &grpc.StreamDesc{StreamName: streamName, ClientStreams: true},
+				fullMethod, grpc.CallContentSubtype(codecName))
+			if err != nil {
+				p.t.cfg.Logger.Debug("raft transport stream", "node", p.id, "err", err)
+				p.backoff()
+				continue
+			}
+			stream = s
+		}
+		for len(msgs) > 0 && stream != nil {
+			n := frameCut(msgs)
+			// A fresh buffer per frame: gRPC may still hold the previous
+			// one after SendMsg returns.
+			buf, err := encodeFrame(make([]byte, 0, 4096), p.t.cfg.NodeID, msgs[:n])
+			msgs = msgs[n:]
+			if err != nil {
+				p.t.cfg.Logger.Error("raft transport encode", "node", p.id, "err", err)
+				continue
+			}
+			if err := stream.SendMsg(frameBytes(buf)); err != nil {
+				// The rest is lost; raft retries. Reconnect on the next frame.
+				p.t.cfg.Logger.Debug("raft transport send", "node", p.id, "err", err)
+				stream = nil
+				p.backoff()
+			}
+		}
+	}
+}
+
+// frameTarget bounds a frame's size; a single larger message (a batch
+// bigger than that) travels alone, so the receiving server must accept
+// messages of the largest batch plus a little.
+const frameTarget = 2 << 20
+
+// frameCut is how many of msgs (at least one) fit in one frame.
+func frameCut(msgs []replication.GroupMessage) int {
+	size := 0
+	for i, m := range msgs {
+		size += proto.Size(m.Message) + 24
+		if size > frameTarget && i > 0 {
+			return i
+		}
+	}
+	return len(msgs)
+}
+
+func (p *peer) backoff() {
+	select {
+	case <-p.t.ctx.Done():
+	case <-time.After(p.t.cfg.Backoff):
+	}
+	// Messages queued meanwhile are stale for raft but harmless; keep them
+	// and make sure the loop runs again.
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// frameBytes is an encoded frame; the codec passes it through.
+type frameBytes []byte
+
+type frameCodec struct{}
+
+func (frameCodec) Name() string { return codecName }
+
+func (frameCodec) Marshal(v any) ([]byte, error) {
+	switch f := v.(type) {
+	case frameBytes:
+		return f, nil
+	case *frameBytes:
+		return *f, nil
+	}
+	return nil, fmt.Errorf("grpctransport: cannot marshal %T", v)
+}
+
+func (frameCodec) Unmarshal(data []byte, v any) error {
+	f, ok := v.(*frameBytes)
+	if !ok {
+		return fmt.Errorf("grpctransport: cannot unmarshal into %T", v)
+	}
+	*f = append((*f)[:0], data...)
+	return nil
+}
+
+func init() { encoding.RegisterCodec(frameCodec{}) }
