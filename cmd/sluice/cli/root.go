@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/cmd/sluice/cli/bench"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/cluster"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/consume"
+	"github.com/sluicehq/sluice/cmd/sluice/cli/group"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/offsets"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/produce"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/serve"
@@ -65,6 +66,7 @@ Run a node with 'sluice server'; every other command talks to a running cluster 
 		consume.NewCommand(g),
 		offsets.NewCommand(g),
 		cluster.NewCommand(g),
+		group.NewCommand(g),
 		bench.NewCommand(g),
 		newVersion(),
 	)
