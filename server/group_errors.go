@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/coordinator"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -69,4 +70,12 @@ func sortTPs(tps []coordinator.TP) {
 		}
 		return cmp.Compare(a.Partition, b.Partition)
 	})
+}
+
+func unknownTopic(topic string) error { return &cluster.UnknownTopicError{Topic: topic} }
+
+// unavailablePartition: the partition's offsets could not be read.
+func unavailablePartition(topic string, p int32) error {
+	return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_LEADER_NOT_AVAILABLE,
+		map[string]string{"topic": topic, "partition": itoa(p)}, "the offsets of %s/%d cannot be read right now", topic, p)
 }
