@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -69,4 +71,19 @@ func (s *Server) forwardProduce(ctx context.Context, req *sluicev1.ProduceReques
 		return nil, err
 	}
 	return resp, nil
+}
+
+// unreachable reports whether a forwarded call failed to reach its node
+// (as opposed to the node answering with an error).
+func unreachable(err error) bool {
+	var re *remoteError
+	if !errors.As(err, &re) || re.st.Code() != codes.Unavailable {
+		return false
+	}
+	for _, d := range re.st.Details() {
+		if _, ok := d.(*errdetails.ErrorInfo); ok {
+			return false
+		}
+	}
+	return true
 }

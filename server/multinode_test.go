@@ -201,3 +201,35 @@ func TestProduceSurvivesAnIsolatedLeader(t *testing.T) {
 		}
 	}
 }
+
+func TestRestartedNodeCatchesUp(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "cu", Partitions: 2, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[2].Stop(t)
+	for i := range 10 {
+		if _, err := c.Nodes[i%2].Producer.Produce(ctx, &sluicev1.ProduceRequest{Topic: "cu", Partition: proto.Int32(int32(i % 2)),
+			Batch: &sluicev1.RecordBatch{Records: records(1, "w")}}); err != nil {
+			t.Fatalf("produce with a node down: %v", err)
+		}
+	}
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "later", Partitions: 1, ReplicationFactor: 2}); err != nil {
+		t.Fatalf("create with a node down: %v", err)
+	}
+	back := servertest.Start(t, c.Nodes[2].Config)
+	for p := range int32(2) {
+		eventuallyT(t, func() bool {
+			n := 0
+			for _, b := range fetchAll(t, back, "cu", p, 0, 0) {
+				n += len(b.GetRecords())
+			}
+			return n == 5
+		})
+	}
+	lt, err := back.Admin.ListTopics(ctx, &sluicev1.ListTopicsRequest{})
+	if err != nil || len(lt.GetTopics()) != 2 {
+		t.Fatalf("topics on the restarted node: %v %v", lt, err)
+	}
+}

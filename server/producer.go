@@ -114,12 +114,24 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 	}
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := produceWhenLed(pctx, p, pb, acks)
-	if err != nil {
+	var res replication.ProduceResult
+	for {
+		res, err = produceWhenLed(pctx, p, pb, acks)
 		var nl *replication.NotLeaderError
-		if errors.As(err, &nl) && nl.Leader != 0 {
-			return s.forwardProduce(ctx, req, idx, nl.Leader, err) // nothing was proposed here
+		if err == nil || !errors.As(err, &nl) || nl.Leader == 0 {
+			break
 		}
+		// Nothing was proposed here: the leader is another node.
+		resp, ferr := s.forwardProduce(pctx, req, idx, nl.Leader, err)
+		if !unreachable(ferr) || pctx.Err() != nil {
+			return resp, ferr
+		}
+		// The leader this replica knows is gone: wait for the next one.
+		if werr := waitLeaderChange(pctx, p, nl.Leader); werr != nil {
+			return nil, err
+		}
+	}
+	if err != nil {
 		return nil, s.readError(t.Name, t.ID, err)
 	}
 	s.metrics.bytesIn.WithLabelValues(t.Name).Add(float64(len(stored)))
@@ -136,6 +148,22 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 		resp.LogAppendTimeMs = h.MaxTimestampMs
 	}
 	return resp, nil
+}
+
+// waitLeaderChange waits until p knows a leader other than old.
+func waitLeaderChange(ctx context.Context, p *replication.Partition, old uint64) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if l := p.Leader(); l != old && l != 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // produceWhenLed appends through p, waiting out an election (a new

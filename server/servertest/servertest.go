@@ -167,7 +167,11 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = node.Conn.Close() })
+		t.Cleanup(func() {
+			if node.Conn != nil { // Stop closes it
+				_ = node.Conn.Close()
+			}
+		})
 		c.Nodes[i] = node
 	}
 	// Each node is up once its own registration applied; wait until every
