@@ -103,30 +103,36 @@ func TestBadInputs(t *testing.T) {
 		{"decommission", call(cl.DecommissionNode, &sluicev1.DecommissionNodeRequest{NodeId: 1}), codes.Unimplemented, "UNSUPPORTED", nil},
 		{"reassign", call(cl.ReassignPartition, &sluicev1.ReassignPartitionRequest{Topic: "t"}), codes.Unimplemented, "UNSUPPORTED", nil},
 		{"balance", call(cl.BalanceLeaders, &sluicev1.BalanceLeadersRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group list", call(n.Group.ListGroups, &sluicev1.ListGroupsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group commit", call(n.Group.CommitOffsets, &sluicev1.CommitOffsetsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group fetch", call(n.Group.FetchOffsets, &sluicev1.FetchOffsetsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group describe", call(n.Group.DescribeGroup, &sluicev1.DescribeGroupRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group reset", call(n.Group.ResetOffsets, &sluicev1.ResetOffsetsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group delete", call(n.Group.DeleteGroup, &sluicev1.DeleteGroupRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
+		{"group commit", call(n.Group.CommitOffsets, &sluicev1.CommitOffsetsRequest{}), inv, ir, f("group_id")},
+		{"group fetch", call(n.Group.FetchOffsets, &sluicev1.FetchOffsetsRequest{}), inv, ir, f("group_id")},
+		{"group describe", call(n.Group.DescribeGroup, &sluicev1.DescribeGroupRequest{}), inv, ir, f("group_id")},
+		{"group describe unknown", call(n.Group.DescribeGroup, &sluicev1.DescribeGroupRequest{GroupId: "nope"}), codes.NotFound, "UNKNOWN_GROUP", nil},
+		{"group reset", call(n.Group.ResetOffsets, &sluicev1.ResetOffsetsRequest{}), inv, ir, f("group_id")},
+		{"group reset no target", call(n.Group.ResetOffsets, &sluicev1.ResetOffsetsRequest{GroupId: "g", Partitions: []*sluicev1.TopicPartitions{{Topic: "t"}}}), inv, ir, f("target")},
+		{"group delete", call(n.Group.DeleteGroup, &sluicev1.DeleteGroupRequest{}), inv, ir, f("group_id")},
+		{"group commit unknown member", call(n.Group.CommitOffsets, &sluicev1.CommitOffsetsRequest{GroupId: "g", MemberId: "m", Offsets: []*sluicev1.OffsetCommit{{Topic: "t"}}}), codes.NotFound, "UNKNOWN_MEMBER", nil},
 		{"txn add", call(n.Txn.AddPartitionsToTransaction, &sluicev1.AddPartitionsToTransactionRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
 		{"txn offsets", call(n.Txn.CommitTransactionalOffsets, &sluicev1.CommitTransactionalOffsetsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
 		{"txn end", call(n.Txn.EndTransaction, &sluicev1.EndTransactionRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
 		{"txn list", call(n.Txn.ListTransactions, &sluicev1.ListTransactionsRequest{}), codes.Unimplemented, "UNSUPPORTED", nil},
-		{"group membership", func(ctx context.Context, n *servertest.Node) error {
+		{"group membership without join", func(ctx context.Context, n *servertest.Node) error {
 			s, err := n.Group.Membership(ctx)
 			if err != nil {
 				return err
 			}
+			if err := s.Send(&sluicev1.MembershipRequest{}); err != nil {
+				return err
+			}
 			_, err = s.Recv()
 			return err
-		}, codes.Unimplemented, "UNSUPPORTED", nil},
+		}, inv, ir, f("join")},
 		{"consume empty request", consumeCall(&sluicev1.ConsumeRequest{}), inv, ir, f("request")},
 		{"consume subscribe no topic", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{}}}), inv, ir, f("subscribe.topic")},
 		{"consume subscribe unknown", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{Topic: "u"}}}), codes.NotFound, "UNKNOWN_TOPIC", nil},
 		{"consume negative credit", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Credit{Credit: &sluicev1.Credit{Bytes: -1}}}), inv, ir, f("credit.bytes")},
 		{"consume seek no position", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Seek{Seek: &sluicev1.Seek{Topic: "t"}}}), inv, ir, f("seek.position")},
-		{"consume group", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Group{Group: &sluicev1.GroupSubscription{GroupId: "g"}}}), codes.Unimplemented, "UNSUPPORTED", nil},
+		{"consume group without topics", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Group{Group: &sluicev1.GroupSubscription{GroupId: "g"}}}), inv, ir, nil},
+		{"consume group without id", consumeCall(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Group{Group: &sluicev1.GroupSubscription{Topics: []string{"t"}}}}), inv, ir, f("group.group_id")},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,6 +47,7 @@ type consumeStream struct {
 	credit int64    // bytes the server may still send
 	// sentSinceGrant is false after a grant until a batch is sent.
 	sentSinceGrant bool
+	group          *streamGroup // set once the stream joined a group (group_consume.go)
 }
 
 // Consume pushes batches of the subscribed partitions as soon as their
@@ -55,6 +56,7 @@ type consumeStream struct {
 func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.ConsumeRequest, sluicev1.ConsumeResponse]) error {
 	ctx := stream.Context()
 	st := &consumeStream{s: cs.s, stream: stream, subs: map[subKey]*subscription{}}
+	defer st.leaveGroup(ctx)
 	reqs := make(chan *sluicev1.ConsumeRequest)
 	recvErr := make(chan error, 1)
 	go func() { // ends when the client half-closes or the call ends
@@ -81,6 +83,12 @@ func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.Cons
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(recvErr)},
 			{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(reqs)},
 		}
+		for _, ch := range st.groupChans() {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		for _, ch := range st.groupTimers() {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
 		if st.credit > 0 {
 			for _, k := range st.order {
 				if sub := st.subs[k]; sub.changed != nil {
@@ -104,6 +112,9 @@ func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.Cons
 			if err := st.handle(ctx, v.Interface().(*sluicev1.ConsumeRequest)); err != nil {
 				return err
 			}
+		}
+		if err := st.groupPoll(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -144,10 +155,9 @@ func (st *consumeStream) handle(ctx context.Context, req *sluicev1.ConsumeReques
 		}
 		sub.offset, sub.tooSmall, sub.changed = off, 0, nil
 	case *sluicev1.ConsumeRequest_Group:
-		return unsupported("consumer groups on Consume")
+		return st.joinGroup(ctx, r.Group)
 	case *sluicev1.ConsumeRequest_Commit:
-		return st.send(&sluicev1.ConsumeResponse{Response: &sluicev1.ConsumeResponse_CommitResult{
-			CommitResult: &sluicev1.CommitResult{Error: unsupported("offset commits").proto()}}})
+		return st.commitGroup(ctx, r.Commit)
 	default:
 		return invalidField("request", "one of subscribe, unsubscribe, seek, credit, group or commit is required")
 	}
