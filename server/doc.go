@@ -1,11 +1,12 @@
 // Package server is a Sluice node: the client gRPC API (ProducerService,
-// ConsumerService, AdminService, ClusterService; GroupService and
-// TransactionService answer UNSUPPORTED for now), gRPC health and server
+// ConsumerService, AdminService, ClusterService, GroupService;
+// TransactionService answers UNSUPPORTED for now), gRPC health and server
 // reflection, and an HTTP listener with /metrics, /healthz and /readyz.
 //
 // Handlers translate API calls into calls on the core below: the
-// replication host (every partition a Raft group) and the cluster metadata
-// (package cluster). This package is the only place where domain errors
+// replication host (every partition a Raft group), the cluster metadata
+// (package cluster) and the group coordinator (package coordinator; the
+// group_*.go files). This package is the only place where domain errors
 // become gRPC statuses: every failure carries a google.rpc.ErrorInfo with
 // domain "sluice.v1" and a reason named after sluicev1.ErrorReason (see
 // errors.go); failures inside streams and per-partition results carry the
@@ -45,8 +46,7 @@
 // NOT_LEADER), pipelining several batches of one partition inside a
 // ProduceStream (batches of different partitions are concurrent: one
 // partition's batches must be proposed in stream order, and replication's
-// Produce proposes and waits in one call), consumer groups and
-// transactions.
+// Produce proposes and waits in one call) and transactions.
 //
 // LOCKING. Server.mu guards the lifecycle fields (started, shutdown,
 // listeners, ready); Server.opened publishes the core to the internal API,
