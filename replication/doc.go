@@ -43,7 +43,8 @@
 //   - Transport (transport.go) carries batched messages of all groups per
 //     destination node (the outbox merges what all groups produce while a
 //     send is in progress); MemNetwork is the in-process network for tests
-//     and can cut, delay and drop links.
+//     and can cut, delay and drop links; subpackage grpctransport is the
+//     network implementation (one gRPC stream per destination node).
 //
 // # Entries
 //
