@@ -1,0 +1,298 @@
+package clients
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// TopicPartition names a partition of a topic.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// GroupConfig is what a GroupConsumer consumes and how it commits.
+type GroupConfig struct {
+	// Topics to consume, and/or TopicPattern (RE2) matched against topic names (matching
+	// topics created later are picked up). One of them is required.
+	Topics       []string
+	TopicPattern string
+	// InstanceID makes the member static: restarting with the same id within the
+	// session timeout keeps its partitions without a rebalance.
+	InstanceID string
+	// ClientID is shown by DescribeGroup.
+	ClientID string
+	// Assignor preferred when the group is created (uniform sticky when unset).
+	Assignor sluicev1.Assignor
+	// SessionTimeout after which a silent member is expelled (0: the server's, 45s).
+	SessionTimeout time.Duration
+	// AutoCommitInterval is how often processed positions are committed (default 5s).
+	// A record counts as processed once the next Poll is called (or Close). ManualCommit
+	// turns automatic commits off: call Commit.
+	AutoCommitInterval time.Duration
+	ManualCommit       bool
+	// ResetTo is where a partition without a committed offset starts: AtStart (default)
+	// or AtEnd.
+	ResetTo Offset
+	// OnAssigned is called with partitions the member was given, before Poll returns
+	// their records. OnRevoked is called with partitions taken away, before they go to
+	// another member: in manual mode, commit there. Both run on the membership goroutine.
+	OnAssigned func(ctx context.Context, partitions []TopicPartition)
+	OnRevoked  func(ctx context.Context, partitions []TopicPartition)
+}
+
+// GroupConsumer consumes as a member of a consumer group: the group's coordinator
+// assigns partitions (rebalancing incrementally, so partitions this member keeps are
+// never paused), and the consumer fetches them from their leaders and commits its
+// positions. Delivery is at-least-once: positions are committed only for records the
+// application has processed, so after a crash or a rebalance a record may be delivered
+// again, but never skipped.
+//
+// One goroutine per GroupConsumer owns the membership stream (joining, heartbeats,
+// assignments, automatic commits, reconnecting to a new coordinator with the member's id
+// and epoch); Close stops it after leaving the group.
+type GroupConsumer struct {
+	group  string
+	gc     GroupConfig
+	cons   *Consumer
+	logger *slog.Logger
+
+	mu struct {
+		sync.Mutex
+		memberID  string
+		epoch     int32
+		coordAddr string
+		owned     map[TopicPartition]bool
+		returned  map[TopicPartition]int64 // next offset after records Poll returned
+		processed map[TopicPartition]int64 // positions safe to commit
+		committed map[TopicPartition]int64
+		closed    bool
+	}
+	leave chan struct{} // closed by Close: leave the group and stop
+	done  chan struct{} // closed when the membership goroutine ended
+}
+
+// NewGroupConsumer joins group (in the background) with the subscription in gc.
+func NewGroupConsumer(group string, gc GroupConfig, opts ...ConsumerOpt) (*GroupConsumer, error) {
+	if group == "" {
+		return nil, errors.New("sluice: group id is required")
+	}
+	if len(gc.Topics) == 0 && gc.TopicPattern == "" {
+		return nil, errors.New("sluice: GroupConfig needs Topics or TopicPattern")
+	}
+	if gc.AutoCommitInterval <= 0 {
+		gc.AutoCommitInterval = 5 * time.Second
+	}
+	if gc.ResetTo.kind != offsetEnd {
+		gc.ResetTo = AtStart()
+	}
+	cons, err := NewConsumer(opts...)
+	if err != nil {
+		return nil, err
+	}
+	g := &GroupConsumer{group: group, gc: gc, cons: cons, logger: cons.cfg.logger.With("group", group),
+		leave: make(chan struct{}), done: make(chan struct{})}
+	g.mu.owned = map[TopicPartition]bool{}
+	g.mu.returned = map[TopicPartition]int64{}
+	g.mu.processed = map[TopicPartition]int64{}
+	g.mu.committed = map[TopicPartition]int64{}
+	g.mu.coordAddr = cons.cfg.brokers[0]
+	go g.run()
+	return g, nil
+}
+
+// Assigned returns the partitions the member owns now, sorted.
+func (g *GroupConsumer) Assigned() []TopicPartition {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]TopicPartition, 0, len(g.mu.owned))
+	for tp := range g.mu.owned {
+		out = append(out, tp)
+	}
+	sortTPs(out)
+	return out
+}
+
+// MemberID is the member's id in the group ("" until it joined).
+func (g *GroupConsumer) MemberID() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.mu.memberID
+}
+
+func sortTPs(tps []TopicPartition) {
+	sort.Slice(tps, func(i, j int) bool {
+		if tps[i].Topic != tps[j].Topic {
+			return tps[i].Topic < tps[j].Topic
+		}
+		return tps[i].Partition < tps[j].Partition
+	})
+}
+
+// Poll returns the next records of the member's partitions, waiting until some arrive or
+// ctx ends. Calling Poll marks the records of the previous Poll as processed (they are
+// committed at the next automatic commit).
+func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
+	g.mu.Lock()
+	if g.mu.closed {
+		g.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if !g.gc.ManualCommit {
+		for tp, off := range g.mu.returned {
+			g.mu.processed[tp] = off
+		}
+	}
+	g.mu.Unlock()
+	recs, err := g.cons.Poll(ctx)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	kept := recs[:0]
+	for _, r := range recs {
+		tp := TopicPartition{r.Topic, r.Partition}
+		if !g.mu.owned[tp] {
+			continue // revoked while the fetch was in flight
+		}
+		kept = append(kept, r)
+		if r.Offset+1 > g.mu.returned[tp] {
+			g.mu.returned[tp] = r.Offset + 1
+		}
+	}
+	return kept, err
+}
+
+// Commit commits the positions of every record Poll has returned so far (for
+// ManualCommit; with automatic commits it commits now).
+func (g *GroupConsumer) Commit(ctx context.Context) error {
+	g.mu.Lock()
+	for tp, off := range g.mu.returned {
+		g.mu.processed[tp] = off
+	}
+	g.mu.Unlock()
+	return g.commitProcessed(ctx, nil)
+}
+
+// CommitOffsets commits explicit positions (the offset of the next record to consume).
+func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPartition]int64) error {
+	g.mu.Lock()
+	for tp, off := range offsets {
+		g.mu.processed[tp] = off
+	}
+	g.mu.Unlock()
+	tps := make([]TopicPartition, 0, len(offsets))
+	for tp := range offsets {
+		tps = append(tps, tp)
+	}
+	return g.commitProcessed(ctx, tps)
+}
+
+// commitProcessed commits the processed positions of owned partitions (of only when
+// given) that moved since their last commit.
+func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartition) error {
+	g.mu.Lock()
+	req := &sluicev1.CommitOffsetsRequest{GroupId: g.group, MemberId: g.mu.memberID, MemberEpoch: g.mu.epoch}
+	consider := only
+	if consider == nil {
+		for tp := range g.mu.processed {
+			consider = append(consider, tp)
+		}
+	}
+	sortTPs(consider)
+	for _, tp := range consider {
+		off, ok := g.mu.processed[tp]
+		if !ok || !g.mu.owned[tp] {
+			continue
+		}
+		if c, ok := g.mu.committed[tp]; ok && c == off {
+			continue
+		}
+		req.Offsets = append(req.Offsets, &sluicev1.OffsetCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
+	}
+	g.mu.Unlock()
+	if len(req.Offsets) == 0 || req.MemberId == "" {
+		return nil
+	}
+	err := g.groupCall(ctx, func(ctx context.Context, c sluicev1.GroupServiceClient) error {
+		_, err := c.CommitOffsets(ctx, req)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	for _, o := range req.Offsets {
+		g.mu.committed[TopicPartition{o.GetTopic(), o.GetPartition()}] = o.GetOffset()
+	}
+	g.mu.Unlock()
+	return nil
+}
+
+// groupCall runs a unary group call on the coordinator, following NOT_COORDINATOR hints.
+func (g *GroupConsumer) groupCall(ctx context.Context, fn func(context.Context, sluicev1.GroupServiceClient) error) error {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		g.mu.Lock()
+		addr := g.mu.coordAddr
+		g.mu.Unlock()
+		var conn *grpc.ClientConn
+		if conn, err = g.cons.cl.conn(addr); err != nil {
+			return err
+		}
+		rctx, cancel := context.WithTimeout(ctx, g.cons.cfg.requestTimeout)
+		err = fromStatus(fn(rctx, sluicev1.NewGroupServiceClient(conn)))
+		cancel()
+		if ReasonOf(err) != sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR {
+			return err
+		}
+		g.followCoordinator(err, attempt)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(g.cons.cfg.backoff(attempt)):
+		}
+	}
+	return err
+}
+
+// followCoordinator moves to the coordinator an error names, or to another broker.
+func (g *GroupConsumer) followCoordinator(err error, attempt int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if e, ok := AsError(err); ok && e.Metadata["coordinator_address"] != "" {
+		g.mu.coordAddr = e.Metadata["coordinator_address"]
+		return
+	}
+	b := g.cons.cfg.brokers
+	g.mu.coordAddr = b[(attempt+1)%len(b)]
+}
+
+// Close commits processed positions (unless ManualCommit), leaves the group (a static
+// member keeps its place until its session times out) and closes the consumer.
+func (g *GroupConsumer) Close() error {
+	g.mu.Lock()
+	if g.mu.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.mu.closed = true
+	if !g.gc.ManualCommit {
+		for tp, off := range g.mu.returned {
+			g.mu.processed[tp] = off
+		}
+	}
+	g.mu.Unlock()
+	close(g.leave)
+	<-g.done
+	return g.cons.Close()
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
