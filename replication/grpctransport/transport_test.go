@@ -74,6 +74,7 @@ type node struct {
 
 type cluster struct {
 	t     *testing.T
+	tb    testing.TB
 	mu    sync.Mutex
 	addrs map[uint64]string
 	nodes map[uint64]*node
@@ -87,7 +88,16 @@ func (c *cluster) resolve(id uint64) (string, bool) {
 }
 
 func (c *cluster) start(id uint64, dir string) *node {
-	c.t.Helper()
+	c.tb = c.t
+	n := c.startHost(id, dir, 10*time.Millisecond)
+	if _, err := n.host.OpenPartition(replication.PartitionSpec{GroupID: 1, Dir: "p1", Voters: []uint64{1, 2, 3}}); err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
+func (c *cluster) startHost(id uint64, dir string, tick time.Duration) *node {
+	c.tb.Helper()
 	addr := "127.0.0.1:0"
 	c.mu.Lock()
 	if a, ok := c.addrs[id]; ok {
@@ -96,27 +106,24 @@ func (c *cluster) start(id uint64, dir string) *node {
 	c.mu.Unlock()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 	tr, err := New(Config{NodeID: id, Resolve: c.resolve, Backoff: 10 * time.Millisecond})
 	if err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 	srv := grpc.NewServer()
 	tr.RegisterService(srv)
 	go func() { _ = srv.Serve(lis) }()
-	h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: dir, Transport: tr, TickInterval: 10 * time.Millisecond})
+	h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: dir, Transport: tr, TickInterval: tick})
 	if err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 	n := &node{id: id, dir: dir, lis: lis, srv: srv, tr: tr, host: h}
 	c.mu.Lock()
 	c.addrs[id] = lis.Addr().String()
 	c.nodes[id] = n
 	c.mu.Unlock()
-	if _, err := h.OpenPartition(replication.PartitionSpec{GroupID: 1, Dir: "p1", Voters: []uint64{1, 2, 3}}); err != nil {
-		c.t.Fatal(err)
-	}
 	return n
 }
 
@@ -129,7 +136,7 @@ func (c *cluster) stop(id uint64) {
 		return
 	}
 	if err := n.host.Close(); err != nil {
-		c.t.Error(err)
+		c.tb.Error(err)
 	}
 	_ = n.tr.Close()
 	n.srv.Stop()
