@@ -20,8 +20,9 @@ func newSeek(g *app.Globals) *cobra.Command {
 		dryRun     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "seek GROUP --topic TOPIC --to beginning|end|OFFSET|@TIME",
-		Short: "Move an empty group's committed offsets",
+		Use:     "seek GROUP --topic TOPIC --to beginning|end|OFFSET|@TIME",
+		Aliases: []string{"reset-offsets"},
+		Short:   "Move an empty group's committed offsets",
 		Long: `Move the committed offsets of a group that has no members, for the partitions of
 --topic (all of them, or those given with --partition): to the beginning or end of each
 partition, to an offset, or to the first record at or after a time (@1700000000000,
