@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,9 +59,15 @@ type Config struct {
 	// ProduceTimeout bounds a produce when the request sets no timeout
 	// (default 30s).
 	ProduceTimeout time.Duration
+	// ControllerQuorum lists the controller voters of a cluster of several
+	// processes as "id@host:port" (their internal listen addresses), the
+	// same on every node, this node among them: the nodes then talk Raft
+	// over gRPC on their internal listeners. Empty: a node alone (or
+	// ControllerVoters with an injected Transport).
+	ControllerQuorum []string
 	// ControllerVoters are the node ids voting in the cluster metadata
-	// group when it is created (default: this node alone). Every node of a
-	// cluster lists the same voters.
+	// group when it is created (default: the ControllerQuorum ids, else
+	// this node alone). Every node of a cluster lists the same voters.
 	ControllerVoters []uint64
 	// Transport carries Raft messages to other nodes; nil for a node
 	// alone. (In-process clusters use replication.MemNetwork.)
@@ -141,13 +148,27 @@ func (c *Config) Validate() error {
 	if c.MaxRecvMsgBytes <= 0 {
 		c.MaxRecvMsgBytes = d.MaxRecvMsgBytes
 	}
+	quorum, err := parseQuorum(c.ControllerQuorum)
+	if err != nil {
+		return err
+	}
+	if len(quorum) > 0 {
+		if !slices.ContainsFunc(quorum, func(m quorumMember) bool { return m.id == c.NodeID }) {
+			return fmt.Errorf("server: node %d is not in the controller quorum (nodes outside it cannot join yet)", c.NodeID)
+		}
+		if len(c.ControllerVoters) == 0 {
+			for _, m := range quorum {
+				c.ControllerVoters = append(c.ControllerVoters, m.id)
+			}
+		}
+	}
 	for _, v := range c.ControllerVoters {
 		if v == 0 || v > 1<<31-1 {
 			return fmt.Errorf("server: controller voter id %d out of range", v)
 		}
 	}
-	if len(c.ControllerVoters) > 1 && c.Transport == nil {
-		return errors.New("server: several controller voters need a transport between the nodes")
+	if len(c.ControllerVoters) > 1 && c.Transport == nil && len(quorum) == 0 {
+		return errors.New("server: several controller voters need a transport or a controller quorum")
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -39,6 +39,10 @@ func TestPanicBecomesInternalWithoutStack(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	q := Config{NodeID: 2, ControllerQuorum: []string{"1@127.0.0.1:1", "2@127.0.0.1:2", "3@127.0.0.1:3"}}
+	if err := q.Validate(); err != nil || len(q.ControllerVoters) != 3 {
+		t.Fatalf("quorum: %v %v", q.ControllerVoters, err)
+	}
 	var c Config
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -53,6 +57,11 @@ func TestConfigValidate(t *testing.T) {
 		{DefaultPartitions: -1},
 		{NodeID: 1 << 40},
 		{Join: []string{"127.0.0.1:9701"}},
+		{ControllerQuorum: []string{"one@127.0.0.1:9701"}},
+		{ControllerQuorum: []string{"1@127.0.0.1"}},
+		{ControllerQuorum: []string{"1@127.0.0.1:1", "1@127.0.0.1:2"}},
+		{NodeID: 4, ControllerQuorum: []string{"1@127.0.0.1:1", "2@127.0.0.1:2"}},
+		{ControllerVoters: []uint64{1, 2}},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v: accepted", bad)

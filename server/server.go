@@ -21,6 +21,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/sluicehq/sluice/replication/grpctransport"
 )
 
 // Server is one Sluice node: the client gRPC API, the HTTP endpoint and
@@ -32,11 +34,14 @@ type Server struct {
 
 	grpc     *grpc.Server
 	internal *grpc.Server // node-to-node API
-	peers    peers
-	health   *health.Server
-	http     *http.Server
-	core     *core // nil until Start
-	metrics  *brokerMetrics
+	// raftTransport is the Raft transport this server made (nil when
+	// injected, or for a node alone); closed after the core.
+	raftTransport *grpctransport.Transport
+	peers         peers
+	health        *health.Server
+	http          *http.Server
+	core          *core // nil until Start
+	metrics       *brokerMetrics
 	// opened is core once open, for the internal API, which serves while
 	// Start is still opening the core.
 	opened atomic.Pointer[core]
@@ -104,6 +109,15 @@ func New(cfg Config) (*Server, error) {
 		),
 	)
 	s.internal.RegisterService(&internalServiceDesc, s)
+	if quorum, _ := parseQuorum(cfg.ControllerQuorum); len(quorum) > 1 && cfg.Transport == nil {
+		t, err := s.newRaftTransport(quorum)
+		if err != nil {
+			return nil, err
+		}
+		t.RegisterService(s.internal)
+		s.raftTransport = t
+		s.cfg.Transport = t
+	}
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -233,6 +247,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.internal.Stop()
 		s.peers.close()
 		s.wg.Wait()
+		if s.raftTransport != nil {
+			return s.raftTransport.Close()
+		}
 		return nil
 	}
 	done := make(chan struct{})
@@ -258,6 +275,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.wg.Wait()
 	if cerr := s.core.close(); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if s.raftTransport != nil {
+		err = errors.Join(err, s.raftTransport.Close())
 	}
 	s.logger.Info("node stopped", "node", s.cfg.NodeID)
 	return err

@@ -72,6 +72,22 @@ func Start(t testing.TB, cfg server.Config) *Node {
 	return n
 }
 
+// Connect dials a server started by the test; the connection closes when
+// the test ends (the server is the test's to shut down).
+func Connect(t testing.TB, s *server.Server) *Node {
+	t.Helper()
+	n, err := connect(s, server.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n.Conn != nil {
+			_ = n.Conn.Close()
+		}
+	})
+	return n
+}
+
 // connect dials a started server and builds the clients.
 func connect(s *server.Server, cfg server.Config) (*Node, error) {
 	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
