@@ -37,11 +37,13 @@
 // changes (registration, producer-id blocks) go to the controller over the
 // internal listener (internal.go, a hand-declared service until the
 // internal API has protos), where every node also sends the controller a
-// heartbeat each second. Raft traffic between nodes uses
-// Config.Transport; servertest runs several nodes in one process over
-// replication.MemNetwork.
+// heartbeat each second. Raft traffic between nodes goes over gRPC on the
+// internal listeners (replication/grpctransport) when Config.ControllerQuorum
+// names the controller voters ("id@host:port", the same on every node), or
+// over an injected Config.Transport: servertest runs several nodes in one
+// process over replication.MemNetwork.
 //
-// Not yet: a Raft transport between processes (so Join is refused),
+// Not yet: nodes outside the controller quorum joining (Join is refused),
 // forwarding Consume streams (a partition with no replica here answers
 // NOT_LEADER), pipelining several batches of one partition inside a
 // ProduceStream (batches of different partitions are concurrent: one
