@@ -16,15 +16,25 @@ import (
 
 // Forwarding: any node answers any request. A call that must run on
 // another node (a produce on the partition leader, a topic change on the
-// controller) is sent there over its client API, marked as forwarded; a
-// forwarded call that finds the leader moved again is answered NOT_LEADER
-// with the hint rather than forwarded twice.
+// controller) is sent there over its client API, carrying the ids of the
+// nodes that forwarded it. A call is forwarded at most maxForwardHops
+// times (a node without a replica forwards to the preferred leader, which
+// may forward to the actual one); beyond that it is answered NOT_LEADER
+// with the hint, so nodes with different views cannot bounce it.
+const maxForwardHops = 2
+
+// forwardedBy lists the nodes that forwarded the incoming call.
+func forwardedBy(ctx context.Context) []string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return md.Get(forwardedKey)
+}
 
 // forwardTo calls method on node with req, filling resp. It reports false
 // when the call cannot be forwarded (this node is the target, the target's
-// address is unknown, or the call was forwarded already).
+// address is unknown, or the call was forwarded too often).
 func (s *Server) forwardTo(ctx context.Context, node uint64, method string, req, resp proto.Message) (bool, error) {
-	if node == 0 || node == s.cfg.NodeID || forwarded(ctx) {
+	hops := forwardedBy(ctx)
+	if node == 0 || node == s.cfg.NodeID || len(hops) >= maxForwardHops {
 		return false, nil
 	}
 	addr := s.nodeAddr(node)
@@ -35,7 +45,11 @@ func (s *Server) forwardTo(ctx context.Context, node uint64, method string, req,
 	if err != nil {
 		return false, nil
 	}
-	ctx = metadata.AppendToOutgoingContext(ctx, forwardedKey, itoa(s.cfg.NodeID))
+	kv := make([]string, 0, 2*len(hops)+2)
+	for _, h := range append(hops, itoa(s.cfg.NodeID)) {
+		kv = append(kv, forwardedKey, h)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, kv...)
 	if err := conn.Invoke(ctx, method, req, resp); err != nil {
 		return true, &remoteError{st: status.Convert(err)}
 	}

@@ -157,8 +157,8 @@ func apiErrorOf(st *status.Status) *apiError {
 	return ae
 }
 
-// forwardedKey marks a call one node forwarded to another; it is never
-// forwarded again, so two nodes with different views cannot bounce it.
+// forwardedKey carries the ids of the nodes that forwarded a call (see
+// forward.go); forwarded reports whether any did.
 const forwardedKey = "sluice-forwarded-by"
 
 func forwarded(ctx context.Context) bool {
