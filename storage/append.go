@@ -123,6 +123,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 			}
 			a = l.activeLocked()
 			p, wpos = a.startPoint(), a.size
+			l.mu.lastFrame = 0
 		}
 		a.addIndexLocked(p, l.opts.IndexIntervalBytes)
 		if len(e.Data) >= directWriteMin {
@@ -160,6 +161,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 			})
 		}
 		m := frameMeta{Index: e.Index, Records: e.Records, MaxTimestamp: e.MaxTimestamp, DataLen: len(e.Data)}
+		l.mu.lastFrame = p.pos
 		p = advance(p, &m)
 		l.mu.lastIndex, l.mu.lastTerm = e.Index, e.Term
 	}
@@ -217,6 +219,10 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err := l.activeLocked().flushIndexLocked(); err != nil {
 		return err
 	}
+	// The bytes below the recovery point are about to change.
+	if err := l.invalidateRecoveryLocked(); err != nil {
+		return err
+	}
 	k := l.segmentForIndexLocked(i)
 	if k < len(l.mu.segs)-1 {
 		// Validate the segment's indexes while its end is still known.
@@ -261,6 +267,10 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 		return err
 	}
 	l.mu.lastIndex, l.mu.lastTerm, l.mu.next = i-1, prevTerm, q.offset
+	l.mu.lastFrame = -1 // unknown until the next append
+	if q.pos == segHeaderSize {
+		l.mu.lastFrame = 0
+	}
 	l.mu.cache.truncate(i)
 	l.mu.seq++
 	return nil
@@ -292,6 +302,11 @@ func (l *Log) truncateIndexesLocked(s *segment, pos int64) error {
 		}
 		if keep < n {
 			if err := ix.f.Truncate(keep * indexEntrySize); err != nil {
+				return err
+			}
+			// Durably: an entry of the old tail must never come back
+			// below a later recovery point.
+			if err := ix.f.Sync(); err != nil {
 				return err
 			}
 			*ix.count = keep

@@ -52,7 +52,7 @@ func TestCrashCutEveryByte(t *testing.T) {
 				b[cut] ^= 0x40
 			}
 			fs.WriteFile(seg, b)
-			fs.Remove("/c/" + cleanFile) // torn writes come with crashes, not clean closes
+			fs.Remove("/c/" + recoveryFile) // as if the crash came before the last recovery point
 			o.FS = fs
 			l, err := Open("/c", o)
 			if err != nil {
@@ -86,7 +86,8 @@ func TestCrashCutEveryByte(t *testing.T) {
 }
 
 // TestCleanOpenSkipsScan: after a clean close the active segment is not
-// scanned; damage found later is still never served.
+// scanned (only its last frame is checked); damage found later is still
+// never served.
 func TestCleanOpenSkipsScan(t *testing.T) {
 	fs := faultfs.New()
 	o := memOpts(fs)
@@ -98,7 +99,7 @@ func TestCleanOpenSkipsScan(t *testing.T) {
 	l.Close()
 	seg := filepath.Join("/k", segBaseName(1)+segSuffix)
 	b := must[[]byte](t)(fs.ReadFile(seg))
-	b[len(b)-5] ^= 1 // damage the last frame's data
+	b[segHeaderSize+49*(frameOverhead+100)+frameOverhead+7] ^= 1 // damage entry 50's data
 	fs.WriteFile(seg, b)
 	var read int
 	fs.SetRule(func(op faultfs.Op, path string, size int) (int, error) {
@@ -110,17 +111,17 @@ func TestCleanOpenSkipsScan(t *testing.T) {
 	o.CacheBytes = -1
 	l = mustOpen(t, "/k", o)
 	defer l.Close()
-	if read > segHeaderSize { // the header only
+	if read > segHeaderSize+frameOverhead+100 { // the header and the last frame
 		t.Fatalf("clean open read %d bytes of the active segment", read)
 	}
 	if last := must[uint64](t)(l.LastIndex()); last != 100 {
 		t.Fatalf("last %d", last)
 	}
 	var ce *CorruptionError
-	if _, err := l.Entries(100, 101, 1<<20); !errors.As(err, &ce) {
+	if _, err := l.Entries(50, 51, 1<<20); !errors.As(err, &ce) {
 		t.Fatalf("damaged entry served: %v", err)
 	}
-	if got := must[[]*raftpb.Entry](t)(l.Entries(1, 100, 1<<20)); len(got) != 99 {
+	if got := must[[]*raftpb.Entry](t)(l.Entries(1, 50, 1<<20)); len(got) != 49 {
 		t.Fatalf("%d entries", len(got))
 	}
 	mustAppend(t, l, batchEntry(101, 1, 1, 101, 10))

@@ -24,7 +24,7 @@
 //	00000000000000000001.timeindex  sparse time index of that segment
 //	state                           hard state, conf state, snapshot metadata, start offset
 //	snap-<index 20 digits>.snap     data of the latest snapshot
-//	clean                           present only while closed cleanly
+//	recovery                        where the active segment is known durable
 //
 // All integers are little endian. Checksums are CRC32C (Castagnoli).
 //
@@ -84,16 +84,20 @@
 // # Recovery
 //
 // Open reads the state file and each segment's header (nothing else of
-// sealed segments). After a clean Close, the "clean" marker (active
-// segment base and size, last index and term, next offset, max timestamp,
-// CRC32C; written atomically after fsyncing the segment and its indexes)
-// lets Open trust the active segment's indexes without reading its
-// frames; Open removes the marker durably before any write. Otherwise (a
-// crash) Open scans the whole active segment, checks every frame's CRC,
-// index sequence and term order, truncates the file at the first torn or
-// corrupt frame and rewrites its indexes. A torn header of
-// the newest segment (created, never synced with data) removes it. A
-// sealed segment's indexes are validated the first time it is used (CRCs,
+// sealed segments), and scans the active segment from its recovery point
+// on, checking every frame's CRC, index sequence and term order; it
+// truncates the file at the first torn or corrupt frame and indexes the
+// frames it scanned. The recovery point (file "recovery": "SLRP", segment
+// base index, position, last index and term, next offset, max timestamp,
+// position of the last frame, CRC32C) is rewritten in place after each
+// successful flush, not fsynced (a lost update only lengthens the scan),
+// and fsynced by Close, so a clean restart scans nothing. Open checks the
+// last frame below it and keeps the index entries below it that check out;
+// without a usable point it scans the whole segment. A suffix truncation
+// or log reset first erases the point durably and fsyncs the truncated
+// index files, so no byte or index entry of an older file content can
+// come back below a later point. A torn header of the newest segment
+// (created, never synced with data) removes it. A sealed segment's indexes are validated the first time it is used (CRCs,
 // order, sentinel matching the next segment) and rebuilt by a scan when
 // missing or damaged. A corrupt frame inside a sealed segment is logged
 // and reported as *CorruptionError with file and position by any read that

@@ -76,7 +76,7 @@ func FuzzIndexEntry(f *testing.F) {
 	})
 }
 
-// FuzzState covers the state file, snapshot files and the clean marker.
+// FuzzState covers the state file, snapshot files and the recovery point.
 func FuzzState(f *testing.F) {
 	st := &persistedState{HasHardState: true, StartOffset: 3, SnapIndex: 9, SnapTerm: 2, SnapNext: 40}
 	st.HardState = raftpb.HardState{Term: new(uint64(2)), Vote: new(uint64(1)), Commit: new(uint64(9))}
@@ -87,7 +87,7 @@ func FuzzState(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add(encodeSnap(4, 1, []byte("data")))
-	f.Add((&cleanMarker{Base: 1, Size: 48, LastIndex: 0, Next: 5, MaxTs: noTimestamp}).encode())
+	f.Add((&recoveryPoint{Base: 1, Pos: 48, LastIndex: 0, Next: 5, MaxTs: noTimestamp}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if s, err := decodeState(b); err == nil {
 			re, err := s.encode()
@@ -99,8 +99,8 @@ func FuzzState(f *testing.F) {
 				t.Fatalf("round trip: %v", err)
 			}
 		}
-		if c, err := decodeClean(b); err == nil && !bytes.Equal(c.encode(), b) {
-			t.Fatal("clean marker re-encoding differs")
+		if r, err := decodeRecovery(b); err == nil && !bytes.Equal(r.encode(), b[:recoverySize]) {
+			t.Fatal("recovery point re-encoding differs")
 		}
 		if i, tm, data, err := decodeSnap(b); err == nil {
 			if !bytes.Equal(encodeSnap(i, tm, data), b) {

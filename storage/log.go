@@ -26,6 +26,8 @@ type Log struct {
 	// while waiting for mu... it is always taken before mu.
 	syncMu sync.Mutex
 
+	recf File // the recovery point file; guarded by mu
+
 	mu struct {
 		sync.Mutex
 		closed bool
@@ -42,6 +44,8 @@ type Log struct {
 		seq       uint64 // bumped by every write
 		syncedSeq uint64 // seq made durable
 		dirDirty  bool   // a file was created since the last dir fsync
+		lastFrame int64  // position of the active segment's last frame (0: none, -1: unknown)
+		rpGen     uint64 // bumped when the recovery point is invalidated
 
 		wbuf       []byte
 		clock      uint64 // for segment.lastUsed
@@ -107,8 +111,7 @@ func (l *Log) recoverLocked() error {
 			}
 		}
 	}
-	// The clean marker goes first, whatever happens next.
-	c, clean, err := l.takeCleanLocked()
+	rp, haveRP, err := l.openRecoveryLocked()
 	if err != nil {
 		return err
 	}
@@ -142,16 +145,25 @@ func (l *Log) recoverLocked() error {
 		}
 		a.files().f, a.sealed = f, false
 	}
-	resumed := false
-	if clean {
-		if resumed, err = l.resumeActiveLocked(c); err != nil {
+	a := l.activeLocked()
+	from, term, resumed := a.startPoint(), a.PrevTerm, false
+	if haveRP {
+		p, t, ok, err := l.resumeActiveLocked(rp)
+		if err != nil {
+			return err
+		}
+		if ok {
+			from, term, resumed = p, t, true
+			l.mu.lastFrame = int64(rp.LastFrame)
+		}
+	}
+	if !resumed && haveRP {
+		if err := l.invalidateRecoveryLocked(); err != nil {
 			return err
 		}
 	}
-	if !resumed {
-		if err := l.recoverActiveLocked(); err != nil {
-			return err
-		}
+	if err := l.recoverActiveLocked(from, term, resumed); err != nil {
+		return err
 	}
 	if l.mu.lastIndex < st.SnapIndex {
 		return l.resetLogLocked(bases)
@@ -188,16 +200,19 @@ func (l *Log) openSegmentLocked(base uint64, active bool) (*segment, error) {
 	return s, nil
 }
 
-// recoverActiveLocked scans the whole active segment, truncates it at the
-// first torn or corrupt frame and rebuilds its indexes.
-func (l *Log) recoverActiveLocked() error {
+// recoverActiveLocked scans the active segment from p (its start, or a
+// recovery point whose indexes resumeActiveLocked kept), truncates it at
+// the first torn or corrupt frame and indexes what it scanned.
+func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool) error {
 	a := l.activeLocked()
-	if err := a.openIndexesLocked(l.fs, true); err != nil {
-		return err
+	if !resumed {
+		if err := a.openIndexesLocked(l.fs, true); err != nil {
+			return err
+		}
+		a.idx, a.oiCount, a.tiCount = indexOK, 0, 0
+		a.lastIdxPos, a.lastIdxTs = segHeaderSize, noTimestamp
+		l.mu.lastFrame = 0
 	}
-	a.idx, a.oiCount, a.tiCount = indexOK, 0, 0
-	a.lastIdxPos, a.lastIdxTs = segHeaderSize, noTimestamp
-	p, term := a.startPoint(), a.PrevTerm
 	r := newFrameReader(a.f, fileRef{a, 'l'}, p.pos, a.size)
 	defer r.release()
 	for {
@@ -223,6 +238,7 @@ func (l *Log) recoverActiveLocked() error {
 			break
 		}
 		a.addIndexLocked(p, l.opts.IndexIntervalBytes)
+		l.mu.lastFrame = p.pos
 		p = advance(p, &m)
 		term = m.Term
 	}
@@ -238,6 +254,9 @@ func (l *Log) recoverActiveLocked() error {
 // snapshot. It completes a snapshot install interrupted by a crash.
 func (l *Log) resetLogLocked(bases []uint64) error {
 	st := l.mu.st
+	if err := l.invalidateRecoveryLocked(); err != nil {
+		return err
+	}
 	for _, s := range l.mu.segs {
 		l.removeSegmentLocked(s)
 	}
@@ -261,6 +280,7 @@ func (l *Log) resetLogLocked(bases []uint64) error {
 	l.mu.dirDirty = false
 	l.mu.cache.reset()
 	l.mu.lastIndex, l.mu.lastTerm, l.mu.next = st.SnapIndex, st.SnapTerm, st.SnapNext
+	l.mu.lastFrame = 0
 	l.mu.start = max(st.StartOffset, st.SnapNext)
 	if st.ResetPending {
 		next := l.cloneStateLocked()
@@ -442,6 +462,10 @@ func (l *Log) closeFilesLocked() {
 	for _, s := range l.mu.segs {
 		s.closeFilesLocked()
 	}
+	if l.recf != nil {
+		l.recf.Close()
+		l.recf = nil
+	}
 }
 
 // Size is the total size of the segment files in bytes.
@@ -473,8 +497,11 @@ func (l *Log) Close() error {
 				err = l.fs.SyncDir(l.dir)
 			}
 		}
-		if err == nil {
-			err = l.writeCleanLocked()
+		if rp, ok := l.recoveryPointLocked(); ok && err == nil {
+			// Durable, so that a clean restart scans nothing.
+			if _, err = l.recf.WriteAt(rp.encode(), 0); err == nil {
+				err = l.recf.Sync()
+			}
 		}
 	}
 	l.mu.closed = true

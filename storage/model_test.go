@@ -110,7 +110,8 @@ func (s syncMode) String() string { return [...]string{"inline", "group", "concu
 
 // TestRandomizedAgainstModel runs the same random operations under several
 // segment sizes and sync modes and demands the model's answers.
-// STORAGE_SOAK=1 runs many more seeds and steps.
+// STORAGE_SOAK=1 runs many more seeds and steps and checks the on-disk
+// invariants after every step (STORAGE_INVARIANTS=1 alone does the latter).
 func TestRandomizedAgainstModel(t *testing.T) {
 	seeds, steps := 3, 400
 	if os.Getenv("STORAGE_SOAK") != "" {
@@ -168,6 +169,7 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	}
 
 	trace := os.Getenv("STORAGE_TRACE") != ""
+	invariants := os.Getenv("STORAGE_SOAK") != "" || os.Getenv("STORAGE_INVARIANTS") != ""
 	for step := 0; step < steps; step++ {
 		op := rng.IntN(100)
 		if trace {
@@ -348,6 +350,9 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 			}
 			m.start = start
 			m.syncedLast, m.trunced = last, false
+		}
+		if invariants {
+			checkInvariants(t, l, step)
 		}
 		if got := must[uint64](t)(l.LastIndex()); got != m.last() {
 			t.Fatalf("step %d: last %d, want %d", step, got, m.last())

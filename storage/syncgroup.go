@@ -232,6 +232,8 @@ func (l *Log) flush() error {
 	}
 	f := l.acquireLocked(a)
 	l.mu.dirDirty = false
+	rp, rpOK := l.recoveryPointLocked()
+	gen := l.mu.rpGen
 	l.mu.Unlock()
 
 	err := f.Sync()
@@ -242,6 +244,10 @@ func (l *Log) flush() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.releaseLocked(a)
+	if err == nil && rpOK && gen == l.mu.rpGen && !l.mu.closed {
+		// What was captured is durable now: later opens scan from here.
+		_, err = l.recf.WriteAt(rp.encode(), 0)
+	}
 	if err != nil {
 		return l.failLocked(err)
 	}
