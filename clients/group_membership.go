@@ -129,13 +129,19 @@ func (g *GroupConsumer) session() error {
 				}
 			}
 			ccancel()
-			// Closing the stream is the leave; wait for the server to end it.
+			// Closing the stream is the leave; wait for the server to end it
+			// (assignments still arriving meanwhile are dropped).
 			_ = stream.CloseSend()
-			select {
-			case <-recvErr:
-			case <-time.After(g.cons.cfg.requestTimeout):
+			deadline := time.After(g.cons.cfg.requestTimeout)
+			for {
+				select {
+				case <-msgs:
+					continue
+				case <-recvErr:
+				case <-deadline:
+				}
+				return errLeft
 			}
-			return errLeft
 		}
 	}
 }
