@@ -127,6 +127,55 @@ func TestCleanOpenSkipsScan(t *testing.T) {
 	mustAppend(t, l, batchEntry(101, 1, 1, 101, 10))
 }
 
+// TestCrashScansOnlyTheTail: after a crash, Open reads the active segment
+// from the last recovery point on, not from its start.
+func TestCrashScansOnlyTheTail(t *testing.T) {
+	defer func(v uint64) { recoverySyncBytes = v }(recoverySyncBytes)
+	recoverySyncBytes = 1 << 10
+	fs := faultfs.New()
+	o := memOpts(fs)
+	o.SegmentBytes = 1 << 20
+	l := mustOpen(t, "/t", o)
+	for i := uint64(1); i <= 200; i++ {
+		mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 100))
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(201); i <= 203; i++ {
+		mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 100))
+		if err := l.Sync(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAppend(t, l, batchEntry(204, 1, 1, 204, 100)) // unsynced: lost
+	crashed := fs.Crash()
+	l.Close()
+	seg := filepath.Join("/t", segBaseName(1)+segSuffix)
+	var read int
+	crashed.SetRule(func(op faultfs.Op, path string, size int) (int, error) {
+		if op == faultfs.OpRead && path == seg {
+			read += size
+		}
+		return 0, nil
+	})
+	o.FS = crashed
+	l = mustOpen(t, "/t", o)
+	defer l.Close()
+	if last := must[uint64](t)(l.LastIndex()); last != 203 {
+		t.Fatalf("last %d, want 203", last)
+	}
+	if limit := segHeaderSize + frameOverhead + 100 + scanBufSize; read > limit {
+		t.Fatalf("open read %d bytes of a %d-byte segment (limit %d)", read, 48+203*137, limit)
+	}
+	for i := uint64(1); i <= 203; i++ {
+		if off := must[uint64](t)(l.OffsetAt(i)); off != i-1 {
+			t.Fatalf("OffsetAt(%d) = %d", i, off)
+		}
+	}
+	mustAppend(t, l, batchEntry(204, 2, 1, 204, 10))
+}
+
 func TestCrashDropsUnsynced(t *testing.T) {
 	fs := faultfs.New()
 	o := memOpts(fs)

@@ -41,11 +41,12 @@ type Log struct {
 		st        *persistedState // immutable once set; replaced whole
 		cache     entryCache
 
-		seq       uint64 // bumped by every write
-		syncedSeq uint64 // seq made durable
-		dirDirty  bool   // a file was created since the last dir fsync
-		lastFrame int64  // position of the active segment's last frame (0: none, -1: unknown)
-		rpGen     uint64 // bumped when the recovery point is invalidated
+		seq       uint64        // bumped by every write
+		syncedSeq uint64        // seq made durable
+		dirDirty  bool          // a file was created since the last dir fsync
+		lastFrame int64         // position of the active segment's last frame (0: none, -1: unknown)
+		rpGen     uint64        // bumped when the recovery point is invalidated
+		rpSynced  recoveryPoint // the recovery point last fsynced
 
 		wbuf       []byte
 		clock      uint64 // for segment.lastUsed

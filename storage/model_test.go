@@ -134,6 +134,8 @@ func TestRandomizedAgainstModel(t *testing.T) {
 
 func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps int) {
 	rng := rand.New(rand.NewPCG(seed, 7))
+	defer func(v uint64) { recoverySyncBytes = v }(recoverySyncBytes)
+	recoverySyncBytes = uint64(1 + rng.IntN(2000))
 	fs := faultfs.New()
 	var g *SyncGroup
 	if mode != syncInline {

@@ -30,6 +30,11 @@ const (
 	recoverySize = 64
 )
 
+// recoverySyncBytes: a flush fsyncs the recovery point when it moved this
+// far since it was last fsynced (or into a new segment). A variable for
+// tests.
+var recoverySyncBytes uint64 = 4 << 20
+
 var recoveryMagic = [4]byte{'S', 'L', 'R', 'P'}
 
 type recoveryPoint struct {
@@ -86,6 +91,7 @@ func (l *Log) recoveryPointLocked() (recoveryPoint, bool) {
 // active segment's bytes below it change.
 func (l *Log) invalidateRecoveryLocked() error {
 	l.mu.rpGen++
+	l.mu.rpSynced = recoveryPoint{}
 	if _, err := l.recf.WriteAt(make([]byte, recoverySize), 0); err != nil {
 		return err
 	}

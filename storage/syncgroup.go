@@ -242,15 +242,33 @@ func (l *Log) flush() error {
 	}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.releaseLocked(a)
+	syncRP := false
 	if err == nil && rpOK && gen == l.mu.rpGen && !l.mu.closed {
 		// What was captured is durable now: later opens scan from here.
 		_, err = l.recf.WriteAt(rp.encode(), 0)
+		// Make the point itself durable now and then, bounding the scan
+		// after a crash (otherwise it lags by the kernel's writeback).
+		if rp.Base != l.mu.rpSynced.Base || rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes {
+			syncRP, l.mu.rpSynced = true, rp
+		}
 	}
 	if err != nil {
-		return l.failLocked(err)
+		err = l.failLocked(err)
+		l.mu.Unlock()
+		return err
 	}
 	l.mu.syncedSeq = seq
+	recf := l.recf
+	l.mu.Unlock()
+	if syncRP {
+		// Outside mu; an invalidation racing with it writes and fsyncs
+		// its zeros itself, and this fsync cannot bring the point back.
+		if err := recf.Sync(); err != nil {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.failLocked(err)
+		}
+	}
 	return nil
 }
