@@ -149,6 +149,9 @@ func (a *adminService) DeleteRecords(ctx context.Context, req *sluicev1.DeleteRe
 	if _, ok := a.s.core.md.State().Topic(req.GetTopic()); !ok {
 		return nil, a.s.callError(ctx, &cluster.UnknownTopicError{Topic: req.GetTopic()})
 	}
+	if cluster.Internal(req.GetTopic()) {
+		return nil, internalTopicWrite(req.GetTopic())
+	}
 	resp := &sluicev1.DeleteRecordsResponse{}
 	for _, idx := range slices.Sorted(maps.Keys(req.GetBeforeOffsets())) {
 		before := req.GetBeforeOffsets()[idx]

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/sluicehq/sluice/batch"
 	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -37,6 +39,9 @@ func (ps *producerService) route(req *sluicev1.ProduceRequest) (*cluster.Topic, 
 	t, ok := ps.s.core.md.State().Topic(req.GetTopic())
 	if !ok {
 		return nil, 0, &cluster.UnknownTopicError{Topic: req.GetTopic()}
+	}
+	if cluster.Internal(t.Name) {
+		return nil, 0, internalTopicWrite(t.Name)
 	}
 	n := int32(len(t.Partitions))
 	if req.Partition != nil {
@@ -194,4 +199,11 @@ func (ps *producerService) InitProducer(ctx context.Context, req *sluicev1.InitP
 		return nil, ps.s.callError(ctx, err)
 	}
 	return &sluicev1.InitProducerResponse{ProducerId: id, ProducerEpoch: 0}, nil
+}
+
+// internalTopicWrite refuses a client write to a system topic: only the
+// server writes those.
+func internalTopicWrite(topic string) *apiError {
+	return newAPIError(codes.PermissionDenied, sluicev1.ErrorReason_ERROR_REASON_NOT_AUTHORIZED,
+		map[string]string{"resource": "topic:" + topic}, "topic %q is internal: only the server writes it", topic)
 }
