@@ -42,10 +42,10 @@ var fieldMeta = map[string]meta{
 	"NodeID":                   {"node-id", "this node's id in the cluster"},
 	"DataDir":                  {"data-dir", "directory holding the node's partitions and cluster metadata"},
 	"ListenAddr":               {"listen", "client gRPC API address (host:port; port 0 picks a free port)"},
-	"InternalListenAddr":       {"internal-listen", "node-to-node address (recorded, not listened on while the cluster has one node)"},
+	"InternalListenAddr":       {"internal-listen", "node-to-node address: Raft and cluster metadata traffic between nodes"},
 	"HTTPListenAddr":           {"http-listen", "HTTP address serving /metrics, /healthz and /readyz"},
 	"AdvertiseAddr":            {"advertise", "client API address told to clients and other nodes (default: the bound --listen address)"},
-	"Join":                     {"join", "addresses of existing nodes to join (clusters of several nodes are not supported yet; must be empty)"},
+	"Join":                     {"join", "addresses of existing nodes to join (not supported yet: nodes outside --controller-quorum cannot join; must be empty)"},
 	"Rack":                     {"rack", "rack of this node, for rack-aware replica placement"},
 	"DefaultPartitions":        {"default-partitions", "partitions of a topic created without a partition count"},
 	"DefaultReplicationFactor": {"default-replication-factor", "replication factor of a topic created without one (capped at the number of nodes)"},
@@ -54,6 +54,8 @@ var fieldMeta = map[string]meta{
 	"SegmentBytes":             {"segment-bytes", "default segment file size of partition logs (a topic's segment.bytes overrides it); accepts KiB/MiB/GiB"},
 	"ProduceTimeout":           {"produce-timeout", "bound on a produce whose request sets no timeout"},
 	"MaxRecvMsgBytes":          {"max-request-bytes", "largest request the client API accepts; accepts KiB/MiB/GiB"},
+	"ControllerQuorum":         {"controller-quorum", "controller voters of a cluster of several nodes as id@host:port of their internal listeners, the same list on every node, this node among them (empty: a node alone)"},
+	"ControllerVoters":         {"controller-voters", "node ids voting in the cluster metadata group when it is created (default: the ids of --controller-quorum, else this node alone)"},
 	"LogLevel":                 {"log-level", "log level: debug, info, warn or error"},
 	"LogFormat":                {"log-format", "log format on stderr: text or json"},
 	"ShutdownTimeout":          {"shutdown-timeout", "how long a graceful shutdown may take before calls are cut off"},
@@ -116,7 +118,10 @@ func supported(t reflect.Type) bool {
 		reflect.Uint, reflect.Uint32, reflect.Uint64:
 		return true
 	case reflect.Slice:
-		return t.Elem().Kind() == reflect.String
+		switch t.Elem().Kind() {
+		case reflect.String, reflect.Int32, reflect.Int64, reflect.Uint32, reflect.Uint64:
+			return true
+		}
 	}
 	return false
 }
@@ -126,8 +131,10 @@ func (s setting) typeName() string {
 	switch {
 	case s.typ == durationType:
 		return "duration"
+	case s.typ.Kind() == reflect.Slice && s.typ.Elem().Kind() != reflect.String:
+		return "ids"
 	case s.typ.Kind() == reflect.Slice:
-		return "addrs"
+		return "list"
 	case s.typ.Kind() == reflect.Bool:
 		return "bool"
 	case s.typ.Kind() == reflect.String:
@@ -145,7 +152,11 @@ func (s setting) get(o *Options) string {
 	case s.typ == durationType:
 		return time.Duration(v.Int()).String()
 	case s.typ.Kind() == reflect.Slice:
-		return strings.Join(v.Interface().([]string), ",")
+		parts := make([]string, v.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(v.Index(i).Interface())
+		}
+		return strings.Join(parts, ",")
 	}
 	return fmt.Sprint(v.Interface())
 }
@@ -170,13 +181,31 @@ func (s setting) set(o *Options, text string) error {
 		}
 		v.SetBool(b)
 	case s.typ.Kind() == reflect.Slice:
-		var list []string
+		list := reflect.MakeSlice(s.typ, 0, 4)
 		for _, part := range strings.Split(text, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				list = append(list, part)
+			if part = strings.TrimSpace(part); part == "" {
+				continue
 			}
+			elem := reflect.New(s.typ.Elem()).Elem()
+			switch {
+			case elem.Kind() == reflect.String:
+				elem.SetString(part)
+			case elem.CanInt():
+				n, err := strconv.ParseInt(part, 10, 64)
+				if err != nil || elem.OverflowInt(n) {
+					return fmt.Errorf("want a comma-separated list of integers, not %q", text)
+				}
+				elem.SetInt(n)
+			default:
+				n, err := strconv.ParseUint(part, 10, 64)
+				if err != nil || elem.OverflowUint(n) {
+					return fmt.Errorf("want a comma-separated list of non-negative integers, not %q", text)
+				}
+				elem.SetUint(n)
+			}
+			list = reflect.Append(list, elem)
 		}
-		v.Set(reflect.ValueOf(list))
+		v.Set(list)
 	case v.CanInt():
 		n, err := parseInt(text, strings.HasSuffix(s.Field, "Bytes"))
 		if err != nil {

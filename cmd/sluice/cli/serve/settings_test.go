@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func TestPrecedenceFlagOverEnvOverFileOverDefault(t *testing.T) {
 	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_LISTEN": "127.0.0.1:2222"}
+	env := map[string]string{"SLUICE_DATA_DIR": "/from/env", "SLUICE_LISTEN": "127.0.0.1:2222", "SLUICE_CONTROLLER_VOTERS": "1,2,3"}
 	o, err := load(t, []string{"--config", file, "--data-dir", "/from/flag"}, env)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +54,9 @@ func TestPrecedenceFlagOverEnvOverFileOverDefault(t *testing.T) {
 	}
 	if strings.Join(o.Join, ",") != "a:1,b:2" {
 		t.Errorf("join from a YAML list: %q", o.Join)
+	}
+	if fmt.Sprint(o.ControllerVoters) != "[1 2 3]" {
+		t.Errorf("controller voters from the environment: %v", o.ControllerVoters)
 	}
 	if o.HTTPListenAddr != "127.0.0.1:9702" {
 		t.Errorf("unset setting should keep its default, got %q", o.HTTPListenAddr)
@@ -88,6 +92,7 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{args: []string{"--tick-interval", "soon"}, want: "tick-interval"},
 		{args: []string{"--segment-bytes", "12 parsecs"}, want: "segment-bytes"},
 		{args: []string{"--node-id", "-3"}, want: "node-id"},
+		{args: []string{"--controller-voters", "1,x"}, want: "controller-voters"},
 	} {
 		_, err := load(t, tc.args, tc.env)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
