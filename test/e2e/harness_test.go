@@ -111,8 +111,9 @@ type node struct {
 	addr    string
 	http    string
 	logs    *logBuf
-	exited  chan struct{} // closed when the process has been waited for
-	waitErr error         // set before exited is closed
+	ready   chan [3]string // addresses and data dir, from the "ready" log line
+	exited  chan struct{}  // closed when the process has been waited for
+	waitErr error          // set before exited is closed
 }
 
 // startNode runs `sluice server` on dataDir with ephemeral ports and waits until it
@@ -134,8 +135,17 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 // environment variables, and waits until the server reports that it is ready.
 func startProcess(t *testing.T, args []string, env []string) *node {
 	t.Helper()
+	n := launchProcess(t, args, env)
+	n.waitReady()
+	return n
+}
+
+// launchProcess starts the binary with args and extra environment variables without
+// waiting for it to be ready (nodes of a cluster wait for each other); waitReady waits.
+func launchProcess(t *testing.T, args []string, env []string) *node {
+	t.Helper()
 	needBinary(t)
-	n := &node{t: t, logs: &logBuf{}, exited: make(chan struct{})}
+	n := &node{t: t, logs: &logBuf{}, exited: make(chan struct{}), ready: make(chan [3]string, 1)}
 	n.cmd = exec.Command(binary, args...)
 	n.cmd.Env = append(cleanEnv(), env...)
 	stderr, err := n.cmd.StderrPipe()
@@ -145,7 +155,7 @@ func startProcess(t *testing.T, args []string, env []string) *node {
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan [3]string, 1)
+	ready := n.ready
 	go func() { // ends when the process closes stderr
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -178,15 +188,20 @@ func startProcess(t *testing.T, args []string, env []string) *node {
 			t.Logf("server log (%s):\n%s", n.dataDir, n.logs.String())
 		}
 	})
+	return n
+}
+
+// waitReady waits until the server logs that it is ready and records its addresses.
+func (n *node) waitReady() {
+	n.t.Helper()
 	select {
-	case a := <-ready:
+	case a := <-n.ready:
 		n.addr, n.http, n.dataDir = a[0], a[1], a[2]
 	case <-n.exited:
-		t.Fatalf("server exited before it was ready: %v\n%s", n.waitErr, n.logs.String())
+		n.t.Fatalf("server exited before it was ready: %v\n%s", n.waitErr, n.logs.String())
 	case <-time.After(startDeadline):
-		t.Fatalf("server not ready after %v:\n%s", startDeadline, n.logs.String())
+		n.t.Fatalf("server not ready after %v:\n%s", startDeadline, n.logs.String())
 	}
-	return n
 }
 
 func (n *node) running() bool {
