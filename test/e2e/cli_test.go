@@ -222,3 +222,38 @@ func TestShutdownWithConsumerWaiting(t *testing.T) {
 		t.Fatalf("consumer after shutdown: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestGroupConsume consumes as a consumer group through the CLI: a second run goes on
+// where the first committed, seek moves the group back, delete removes it.
+func TestGroupConsume(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "data"))
+	n.ok("", "topic", "create", "jobs", "--partitions", "1")
+	n.ok("1\n2\n3\n4\n5\n6\n", "produce", "jobs")
+
+	if got := n.ok("", "consume", "jobs", "--group", "workers", "-n", "4"); got != "1\n2\n3\n4\n" {
+		t.Fatalf("first member read %q", got)
+	}
+	if got := n.ok("", "consume", "jobs", "--group", "workers", "-n", "2"); got != "5\n6\n" {
+		t.Fatalf("second member read %q, want what the first left", got)
+	}
+	var desc struct {
+		GroupID string `json:"group_id"`
+		Offsets []struct {
+			Partition       int32  `json:"partition"`
+			CommittedOffset string `json:"committed_offset"`
+			Lag             string `json:"lag"`
+		} `json:"offsets"`
+	}
+	mustJSON(t, n.ok("", "group", "describe", "workers", "--format", "json"), &desc)
+	if desc.GroupID != "workers" || len(desc.Offsets) != 1 || desc.Offsets[0].CommittedOffset != "6" {
+		t.Fatalf("group describe: %+v", desc)
+	}
+	n.ok("", "group", "seek", "workers", "--topic", "jobs", "--to", "beginning")
+	if got := n.ok("", "consume", "jobs", "--group", "workers", "-n", "1"); got != "1\n" {
+		t.Fatalf("after seek to the beginning read %q", got)
+	}
+	n.ok("", "group", "delete", "workers")
+	if r := n.cli("", "group", "describe", "workers"); r.code != 1 || !strings.Contains(r.stderr, "UNKNOWN_GROUP") {
+		t.Fatalf("describe deleted group: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

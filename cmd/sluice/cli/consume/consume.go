@@ -24,6 +24,7 @@ type Options struct {
 	Format     string
 	ExitAtEnd  bool
 	Committed  bool
+	Group      string
 }
 
 // NewCommand returns `sluice consume`.
@@ -38,12 +39,18 @@ records, at the end of the log with --exit-at-end, or on Ctrl-C.
 --from is beginning, end, an offset (applied to every partition read), or a time:
 @1700000000000 (ms since the epoch), @2026-11-22T17:00:00Z, or @-1h (an hour ago).
 
+With --group, the command joins that consumer group: the group assigns its partitions
+(sharing them with other members), it starts where the group committed (or at --from
+beginning|end for partitions without a committed offset), and it commits the position of
+every record it prints.
+
 --format is text (each value on its own line), json (one object per line with topic,
 partition, offset, timestamp, key, value and headers) or a template with escapes:
 ` + templateHelp + `.`,
 		Example: `  sluice consume orders --from beginning -n 10
   sluice consume orders --from @-15m --format '%p/%o %k=%v\n'
-  sluice consume orders --partition 0 --from 42 --format json --exit-at-end`,
+  sluice consume orders --partition 0 --from 42 --format json --exit-at-end
+  sluice consume orders --group billing -n 100`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return run(cmd.Context(), g, args[0], o)
@@ -56,6 +63,7 @@ partition, offset, timestamp, key, value and headers) or a template with escapes
 	f.StringVar(&o.Format, "format", "text", "output: text, json, or a template such as '%k=%v\\n'")
 	f.BoolVarP(&o.ExitAtEnd, "exit-at-end", "e", false, "stop when every partition is read up to its end")
 	f.BoolVar(&o.Committed, "read-committed", false, "hide records of open and aborted transactions")
+	f.StringVarP(&o.Group, "group", "g", "", "consume as a member of this consumer group (partitions assigned by the group, positions committed)")
 	return cmd
 }
 
@@ -99,6 +107,9 @@ func run(ctx context.Context, g *app.Globals, topic string, o Options) error {
 	printer, err := NewPrinter(o.Format)
 	if err != nil {
 		return err
+	}
+	if o.Group != "" {
+		return runGroup(ctx, g, topic, o, printer)
 	}
 	from, err := parseFrom(o.From, time.Now())
 	if err != nil {
