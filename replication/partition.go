@@ -137,21 +137,54 @@ func (p *Partition) Spec() PartitionSpec { return p.spec }
 // (wrapping the context error when the context ended) means it was
 // proposed and may or may not be in the log.
 func (p *Partition) Produce(ctx context.Context, b ProduceBatch, acks Acks) (ProduceResult, error) {
-	if b.Records == 0 || len(b.Data) == 0 {
-		return ProduceResult{}, ErrInvalidBatch
-	}
-	pr, dup, err := p.propose(ctx, &b, acks)
+	f, err := p.Propose(ctx, b, acks)
 	if err != nil {
 		return ProduceResult{}, err
 	}
-	own := true
+	return f.Wait(ctx)
+}
+
+// PendingProduce is a batch queued by Propose; Wait gives its outcome.
+type PendingProduce struct {
+	p   *Partition
+	pr  *proposal // nil: answered at once (a retry of a batch already in the log)
+	own bool      // false: a retry sharing the fate of an in-flight batch
+	res ProduceResult
+}
+
+// Propose queues a batch for the log and returns without waiting for it:
+// batches proposed one after the other (by one goroutine, or in any order
+// the caller serializes) take offsets in that order, so a caller can keep
+// many batches of one partition in flight and still know their order. Its
+// errors are those of Produce that mean the batch was definitely not
+// written; Wait gives the rest of the outcome.
+func (p *Partition) Propose(ctx context.Context, b ProduceBatch, acks Acks) (*PendingProduce, error) {
+	if b.Records == 0 || len(b.Data) == 0 {
+		return nil, ErrInvalidBatch
+	}
+	pr, dup, err := p.propose(ctx, &b, acks)
+	if err != nil {
+		return nil, err
+	}
+	f := &PendingProduce{p: p, pr: pr, own: true}
 	if dup != nil {
 		if dup.prop == nil {
-			return ProduceResult{BaseOffset: dup.Offset, LogAppendTime: -1}, nil
+			f.pr, f.res = nil, ProduceResult{BaseOffset: dup.Offset, LogAppendTime: -1}
+			return f, nil
 		}
-		pr, own = dup.prop, false // a retry of an in-flight batch shares its fate
+		f.pr, f.own = dup.prop, false // a retry of an in-flight batch shares its fate
 	}
-	return p.wait(ctx, pr, own)
+	return f, nil
+}
+
+// Wait blocks until the batch reaches the durability its acks ask for,
+// with Produce's results and errors. When ctx ends before the batch was
+// handed to Raft it is withdrawn (a bare context error: not written).
+func (f *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
+	if f.pr == nil {
+		return f.res, nil
+	}
+	return f.p.wait(ctx, f.pr, f.own)
 }
 
 // lockReady blocks while this replica is the leader but not yet ready.

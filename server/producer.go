@@ -78,17 +78,33 @@ func firstKey(b *sluicev1.RecordBatch, t *cluster.Topic) []byte {
 	return recs[0].GetKey()
 }
 
-// produce validates and appends one batch to a partition of t.
-func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *cluster.Topic, idx int32) (*sluicev1.ProduceResponse, error) {
-	start := time.Now()
+// produceOp is one validated produce request bound for a partition.
+type produceOp struct {
+	req     *sluicev1.ProduceRequest
+	t       *cluster.Topic
+	idx     int32
+	p       *replication.Partition // nil: no replica here (forward)
+	pb      replication.ProduceBatch
+	acks    replication.Acks
+	hdr     batch.Header
+	start   time.Time
+	timeout time.Duration
+	cause   error // why p is nil
+}
+
+// prepareProduce validates a batch and stamps it for its partition.
+func (s *Server) prepareProduce(req *sluicev1.ProduceRequest, t *cluster.Topic, idx int32) (*produceOp, error) {
+	op := &produceOp{req: req, t: t, idx: idx, start: time.Now(), timeout: s.cfg.ProduceTimeout}
 	p, _, err := s.core.md.Partition(t.Name, idx)
 	if err != nil {
 		var nr *cluster.NotReplicaError
-		if errors.As(err, &nr) {
-			return s.forwardProduce(ctx, req, idx, 0, err)
+		if !errors.As(err, &nr) {
+			return nil, err
 		}
-		return nil, err
+		op.cause = err
+		return op, nil
 	}
+	op.p = p
 	tc := t.Config()
 	now := time.Now().UnixMilli()
 	lim := batch.Limits{MaxBytes: int(tc.MaxMessageBytes), NowMs: now}
@@ -99,58 +115,82 @@ func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *c
 	if err != nil {
 		return nil, err
 	}
-	pb := replication.ProduceBatch{
+	op.hdr = h
+	op.pb = replication.ProduceBatch{
 		Data: stored, Records: uint32(h.RecordCount), MaxTimestamp: h.MaxTimestampMs,
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 	}
 	if h.Idempotent() {
-		pb.ProducerID, pb.ProducerEpoch, pb.BaseSequence = h.ProducerID, h.ProducerEpoch, h.BaseSequence
+		op.pb.ProducerID, op.pb.ProducerEpoch, op.pb.BaseSequence = h.ProducerID, h.ProducerEpoch, h.BaseSequence
 	}
-	acks := replication.AcksAll
+	op.acks = replication.AcksAll
 	switch req.GetAcks() {
 	case sluicev1.Acks_ACKS_NONE:
-		acks = replication.AcksNone
+		op.acks = replication.AcksNone
 	case sluicev1.Acks_ACKS_LEADER:
-		acks = replication.AcksLeader
+		op.acks = replication.AcksLeader
 	}
-	timeout := s.cfg.ProduceTimeout
 	if ms := req.GetTimeoutMs(); ms > 0 {
-		timeout = time.Duration(ms) * time.Millisecond
+		op.timeout = time.Duration(ms) * time.Millisecond
 	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
+	return op, nil
+}
+
+// produce validates and appends one batch to a partition of t.
+func (s *Server) produce(ctx context.Context, req *sluicev1.ProduceRequest, t *cluster.Topic, idx int32) (*sluicev1.ProduceResponse, error) {
+	op, err := s.prepareProduce(req, t, idx)
+	if err != nil {
+		return nil, err
+	}
+	return s.runProduce(ctx, op)
+}
+
+// runProduce appends op, forwarding it when the leader is elsewhere and
+// waiting out elections while its timeout allows.
+func (s *Server) runProduce(ctx context.Context, op *produceOp) (*sluicev1.ProduceResponse, error) {
+	if op.p == nil {
+		return s.forwardProduce(ctx, op.req, op.idx, 0, op.cause)
+	}
+	pctx, cancel := context.WithTimeout(ctx, op.timeout)
 	defer cancel()
 	var res replication.ProduceResult
+	var err error
 	for {
-		res, err = produceWhenLed(pctx, p, pb, acks)
+		res, err = produceWhenLed(pctx, op.p, op.pb, op.acks)
 		var nl *replication.NotLeaderError
 		if err == nil || !errors.As(err, &nl) || nl.Leader == 0 {
 			break
 		}
 		// Nothing was proposed here: the leader is another node.
-		resp, ferr := s.forwardProduce(pctx, req, idx, nl.Leader, err)
+		resp, ferr := s.forwardProduce(pctx, op.req, op.idx, nl.Leader, err)
 		if !unreachable(ferr) || pctx.Err() != nil {
 			return resp, ferr
 		}
 		// The leader this replica knows is gone: wait for the next one.
-		if werr := waitLeaderChange(pctx, p, nl.Leader); werr != nil {
+		if werr := waitLeaderChange(pctx, op.p, nl.Leader); werr != nil {
 			return nil, err
 		}
 	}
+	return s.produced(op, res, err)
+}
+
+// produced turns the outcome of an append into the response.
+func (s *Server) produced(op *produceOp, res replication.ProduceResult, err error) (*sluicev1.ProduceResponse, error) {
 	if err != nil {
-		return nil, s.readError(t.Name, t.ID, err)
+		return nil, s.readError(op.t.Name, op.t.ID, err)
 	}
-	s.metrics.bytesIn.WithLabelValues(t.Name).Add(float64(len(stored)))
-	s.metrics.recordsIn.WithLabelValues(t.Name).Add(float64(h.RecordCount))
-	s.metrics.produceLat.WithLabelValues(req.GetAcks().String()).Observe(time.Since(start).Seconds())
+	s.metrics.bytesIn.WithLabelValues(op.t.Name).Add(float64(len(op.pb.Data)))
+	s.metrics.recordsIn.WithLabelValues(op.t.Name).Add(float64(op.hdr.RecordCount))
+	s.metrics.produceLat.WithLabelValues(op.req.GetAcks().String()).Observe(time.Since(op.start).Seconds())
 	resp := &sluicev1.ProduceResponse{
-		Partition: idx, BaseOffset: int64(res.BaseOffset), LogAppendTimeMs: -1,
-		LogStartOffset: int64(p.StartOffset()),
+		Partition: op.idx, BaseOffset: int64(res.BaseOffset), LogAppendTimeMs: -1,
+		LogStartOffset: int64(op.p.StartOffset()),
 	}
-	if acks == replication.AcksNone {
+	if op.acks == replication.AcksNone {
 		resp.BaseOffset = -1
 	}
-	if tc.LogAppendTime {
-		resp.LogAppendTimeMs = h.MaxTimestampMs
+	if op.t.Config().LogAppendTime {
+		resp.LogAppendTimeMs = op.hdr.MaxTimestampMs
 	}
 	return resp, nil
 }

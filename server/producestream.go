@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/replication"
 )
 
 // maxStreamInFlight and maxStreamInFlightBytes bound the requests of one
@@ -80,8 +81,9 @@ type streamJob struct {
 
 // ProduceStream answers every request in order. Batches for different
 // partitions are appended concurrently; batches for one partition are
-// appended one after the other, in stream order, so their offsets follow
-// the order they were sent in.
+// proposed one after the other, in stream order, so their offsets follow
+// the order they were sent in, and many of them are in flight at once
+// (partitionPipeline).
 func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -180,18 +182,75 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			workers.Add(1)
 			go func() {
 				defer workers.Done()
-				for j := range q {
-					resp, err := ps.s.produce(ctx, j.req.GetRequest(), j.t, j.idx)
-					if err != nil {
-						j.slot <- ps.streamError(ctx, j.req, err)
-						continue
-					}
-					j.slot <- &sluicev1.ProduceStreamResponse{CorrelationId: j.req.GetCorrelationId(), Response: resp}
-				}
+				ps.partitionPipeline(ctx, q)
 			}()
 		}
 		q <- streamJob{req: req, t: t, idx: idx, slot: slot}
 	}
+}
+
+// pipelined is a batch proposed to a local leader, waiting for its outcome.
+type pipelined struct {
+	op     *produceOp
+	f      *replication.PendingProduce
+	ctx    context.Context
+	cancel context.CancelFunc
+	job    streamJob
+}
+
+// partitionPipeline appends the jobs of one partition in order. A batch
+// the local replica leads is proposed and handed to a waiter, so the next
+// one is proposed before the first is durable; any other (forwarded, an
+// election in progress) takes the full synchronous path. Both goroutines
+// end when q is closed and every outcome is delivered.
+func (ps *producerService) partitionPipeline(ctx context.Context, q <-chan streamJob) {
+	waits := make(chan pipelined, maxStreamInFlight)
+	waiterDone := make(chan struct{})
+	go func() {
+		defer close(waiterDone)
+		for w := range waits {
+			res, err := w.f.Wait(w.ctx)
+			w.cancel()
+			resp, err := ps.s.produced(w.op, res, err)
+			ps.answer(ctx, w.job, resp, err)
+		}
+	}()
+	defer func() {
+		close(waits)
+		<-waiterDone
+	}()
+	for j := range q {
+		op, err := ps.s.prepareProduce(j.req.GetRequest(), j.t, j.idx)
+		if err != nil {
+			j.slot <- ps.streamError(ctx, j.req, err)
+			continue
+		}
+		if op.p != nil {
+			pctx, cancel := context.WithTimeout(ctx, op.timeout)
+			f, err := op.p.Propose(pctx, op.pb, op.acks)
+			if err == nil {
+				waits <- pipelined{op: op, f: f, ctx: pctx, cancel: cancel, job: j}
+				continue
+			}
+			cancel()
+			if !errors.As(err, new(*replication.NotLeaderError)) {
+				_, err = ps.s.produced(op, replication.ProduceResult{}, err)
+				ps.answer(ctx, j, nil, err)
+				continue
+			}
+		}
+		resp, err := ps.s.runProduce(ctx, op)
+		ps.answer(ctx, j, resp, err)
+	}
+}
+
+// answer puts the outcome of a job in its slot.
+func (ps *producerService) answer(ctx context.Context, j streamJob, resp *sluicev1.ProduceResponse, err error) {
+	if err != nil {
+		j.slot <- ps.streamError(ctx, j.req, err)
+		return
+	}
+	j.slot <- &sluicev1.ProduceStreamResponse{CorrelationId: j.req.GetCorrelationId(), Response: resp}
 }
 
 func (ps *producerService) streamError(ctx context.Context, req *sluicev1.ProduceStreamRequest, err error) *sluicev1.ProduceStreamResponse {
