@@ -75,6 +75,9 @@ type Config struct {
 	// MaxRecvMsgBytes is the largest request the client API accepts
 	// (default 64 MiB).
 	MaxRecvMsgBytes int
+	// Pprof serves Go's runtime profiles at /debug/pprof/ on the HTTP
+	// listener (default off).
+	Pprof bool
 }
 
 // DefaultConfig is a one-node cluster on loopback with data in ./data.
