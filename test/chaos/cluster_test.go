@@ -218,7 +218,7 @@ func tail(path string, lines int) string {
 type cluster struct {
 	t      *testing.T
 	dir    string
-	nodes  []*node          // nodes[i].id == i+1
+	nodes  []*node           // nodes[i].id == i+1
 	relays map[[2]int]*relay // [from, to] node ids
 	net    netFaults
 }
