@@ -309,7 +309,9 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 			}
 			failed++
 			transportErr = r.err
-			if IsRetriable(r.err) {
+			// A fetch is a read: a node that cannot be reached (its leader died) is
+			// worth a metadata refresh and a retry, like a leader change.
+			if retriable(r.err, true) {
 				c.cl.refresh(ctx, r.job.topic) //nolint:errcheck // best effort
 				c.mu.Lock()
 				c.mu.retry = true
@@ -321,7 +323,7 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 		recs = append(recs, rs...)
 		errs = append(errs, perrs...)
 	}
-	if failed == len(jobs) && transportErr != nil && ctx.Err() == nil && !IsRetriable(transportErr) {
+	if failed == len(jobs) && transportErr != nil && ctx.Err() == nil && !retriable(transportErr, true) {
 		errs = append(errs, transportErr)
 	}
 	if ctx.Err() != nil && len(recs) == 0 {
