@@ -223,6 +223,11 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err := l.invalidateRecoveryLocked(); err != nil {
 		return err
 	}
+	// Index entries become durable below (truncateIndexesLocked): the
+	// frames they describe must be durable first.
+	if err := l.activeLocked().f.Sync(); err != nil {
+		return err
+	}
 	k := l.segmentForIndexLocked(i)
 	if k < len(l.mu.segs)-1 {
 		// Validate the segment's indexes while its end is still known.

@@ -90,8 +90,10 @@
 // frames it scanned. The recovery point (file "recovery": "SLRP", segment
 // base index, position, last index and term, next offset, max timestamp,
 // position of the last frame, CRC32C) is rewritten in place after each
-// successful flush, not fsynced (a lost update only lengthens the scan),
-// and fsynced by Close, so a clean restart scans nothing. Open checks the
+// successful flush and fsynced only when it moved 4 MiB (or into a new
+// segment) since its last fsync, and by Close: a lost update only
+// lengthens the scan, a crash scans at most about 4 MiB plus what the
+// kernel had not written back, and a clean restart scans nothing. Open checks the
 // last frame below it and keeps the index entries below it that check out;
 // without a usable point it scans the whole segment. A suffix truncation
 // or log reset first erases the point durably and fsyncs the truncated
@@ -137,9 +139,11 @@
 // Log.mu guards everything in Log.mu (segment list, last index and term,
 // offsets, state, cache, write and sync sequence numbers) and every field
 // of the segments, including their open files and reference counts.
-// Methods with the Locked suffix require it. Log.syncMu serializes flushes
-// of one log and is held across the fsync, which runs without mu (the
-// active file is pinned by a reference); it is always taken before mu.
+// Methods with the Locked suffix require it; so does writing the recovery
+// point file (Log.recf). Log.syncMu serializes flushes of one log and is
+// held across their fsyncs (of the active segment, pinned by a reference,
+// and now and then of the recovery point), which run without mu; it is
+// always taken before mu, and Close takes it too.
 // Appends, truncations, rolls and state writes hold mu, including the
 // fsyncs of a roll and of the state file. Reads hold mu to locate data and
 // release it for the bulk read (Entries and the other raft.Storage methods

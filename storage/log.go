@@ -247,6 +247,15 @@ func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool) error {
 	if err := a.flushIndexLocked(); err != nil {
 		return err
 	}
+	if !resumed {
+		// The rebuilt indexes replace durable ones that may describe
+		// bytes the crash lost.
+		for _, f := range []File{a.oi, a.ti} {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+		}
+	}
 	l.mu.lastIndex, l.mu.lastTerm, l.mu.next = p.index-1, term, p.offset
 	return nil
 }

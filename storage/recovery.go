@@ -138,7 +138,12 @@ func (l *Log) resumeActiveLocked(rp recoveryPoint) (p point, term uint64, ok boo
 			return p, 0, false, err
 		}
 		if keep < *ix.count {
+			// Entries past the point may describe bytes a crash lost:
+			// drop them durably before new frames take their places.
 			if err := ix.f.Truncate(keep * indexEntrySize); err != nil {
+				return p, 0, false, err
+			}
+			if err := ix.f.Sync(); err != nil {
 				return p, 0, false, err
 			}
 			*ix.count = keep
