@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/sluicehq/sluice/batch"
 	"github.com/sluicehq/sluice/clients"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 	"github.com/sluicehq/sluice/server/servertest"
@@ -62,8 +64,14 @@ func (g *groupRun) fail(format string, args ...any) {
 	g.errs = append(g.errs, fmt.Errorf(format, args...))
 }
 
+func (g *groupRun) liveNodes() []*servertest.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.nodes)
+}
+
 func (g *groupRun) committed(ctx context.Context, tp clients.TopicPartition) int64 {
-	for _, n := range g.nodes {
+	for _, n := range g.liveNodes() {
 		resp, err := n.Group.FetchOffsets(ctx, &sluicev1.FetchOffsetsRequest{GroupId: "e2e",
 			Partitions: []*sluicev1.TopicPartitions{{Topic: tp.Topic, Partitions: []int32{tp.Partition}}}})
 		if err == nil {
@@ -109,8 +117,11 @@ func (g *groupRun) start(brokers []string) *member {
 			default:
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-			recs, _ := gc.Poll(ctx)
+			recs, err := gc.Poll(ctx)
 			cancel()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, clients.ErrClosed) {
+				g.t.Logf("poll: %v", err)
+			}
 			for _, r := range recs {
 				tp := clients.TopicPartition{Topic: r.Topic, Partition: r.Partition}
 				m.mu.Lock()
@@ -137,6 +148,37 @@ func (g *groupRun) start(brokers []string) *member {
 	return m
 }
 
+// watchCommits checks, until stopped, that committed offsets never move backward.
+func (g *groupRun) watchCommits(ctx context.Context) (stop, done chan struct{}) {
+	stop, done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		last := map[string]int64{}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			for _, n := range g.liveNodes() {
+				resp, err := n.Group.FetchOffsets(ctx, &sluicev1.FetchOffsetsRequest{GroupId: "e2e"})
+				if err != nil {
+					continue
+				}
+				for _, o := range resp.GetOffsets() {
+					k := fmt.Sprintf("%s/%d", o.GetTopic(), o.GetPartition())
+					if o.GetOffset() < last[k] {
+						g.fail("%s committed offset moved back from %d to %d", k, last[k], o.GetOffset())
+					}
+					last[k] = o.GetOffset()
+				}
+				break
+			}
+		}
+	}()
+	return stop, done
+}
+
 // crash cuts the member off without committing or leaving.
 func (m *member) crash() {
 	m.dialer.crash()
@@ -157,42 +199,55 @@ func (m *member) close() {
 // offset.
 func TestGroupConsumerEndToEnd(t *testing.T) {
 	n := servertest.Start(t, servertest.Config(t.TempDir()))
+	groupScenario(t, []*servertest.Node{n}, 1, nil)
+}
+
+// TestGroupConsumerCoordinatorFailover is the same on three nodes, and the node
+// coordinating the group is shut down halfway: the members follow the coordinator to
+// its new node and keep their partitions.
+func TestGroupConsumerCoordinatorFailover(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	groupScenario(t, c.Nodes, 3, func(ctx context.Context, g *groupRun) {
+		var coord int32
+		for coord == 0 {
+			resp, err := g.nodes[0].Group.DescribeGroup(ctx, &sluicev1.DescribeGroupRequest{GroupId: "e2e"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			coord = resp.GetCoordinator()
+		}
+		t.Logf("stopping node %d, the group's coordinator", coord)
+		for i, n := range g.nodes {
+			if int32(n.Config.NodeID) == coord {
+				n.Stop(t)
+				g.mu.Lock()
+				g.nodes = slices.Delete(slices.Clone(g.nodes), i, i+1)
+				g.mu.Unlock()
+				return
+			}
+		}
+		t.Fatalf("no node %d", coord)
+	})
+}
+
+// groupScenario runs members a, b, c; a crashes; midway runs (if set); d joins; b
+// crashes; c and d close. Records are produced between the steps, and each step waits
+// until every record so far was delivered.
+func groupScenario(t *testing.T, nodes []*servertest.Node, rf int32, midway func(context.Context, *groupRun)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const parts, total = 6, 1200
-	if _, err := n.Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ev", Partitions: parts}); err != nil {
+	if _, err := nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ev", Partitions: parts, ReplicationFactor: rf}); err != nil {
 		t.Fatal(err)
 	}
-	brokers := []string{n.Server.Addr()}
-	g := &groupRun{t: t, nodes: []*servertest.Node{n}, topic: "ev", delivered: map[string]int{}}
-
-	// Committed offsets never move backward.
-	watchDone := make(chan struct{})
-	stopWatch := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		last := map[string]int64{}
-		for {
-			select {
-			case <-stopWatch:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			resp, err := n.Group.FetchOffsets(ctx, &sluicev1.FetchOffsetsRequest{GroupId: "e2e"})
-			if err != nil {
-				continue
-			}
-			for _, o := range resp.GetOffsets() {
-				k := fmt.Sprintf("%s/%d", o.GetTopic(), o.GetPartition())
-				if o.GetOffset() < last[k] {
-					g.fail("%s committed offset moved back from %d to %d", k, last[k], o.GetOffset())
-				}
-				last[k] = o.GetOffset()
-			}
-		}
-	}()
-
-	p, err := clients.NewProducer(clients.Brokers(brokers...), clients.Linger(time.Millisecond))
+	var brokers []string
+	for _, n := range nodes {
+		brokers = append(brokers, n.Server.Addr())
+	}
+	g := &groupRun{t: t, nodes: nodes, topic: "ev", delivered: map[string]int{}}
+	stopWatch, watchDone := g.watchCommits(ctx)
+	p, err := clients.NewProducer(clients.Brokers(brokers...), clients.Linger(time.Millisecond),
+		clients.RetryBackoff(5*time.Millisecond, 100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +276,19 @@ func TestGroupConsumerEndToEnd(t *testing.T) {
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("only %d of %d records delivered", got, n)
+				missing := map[string]int{}
+				for i := 0; i < n; i++ {
+					if g.delivered[fmt.Sprintf("v%d", i)] == 0 {
+						missing[string(rune('0'+clientsKeyPartition(i, parts)))]++
+					}
+				}
+				for _, nd := range g.liveNodes() {
+					dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+					resp, err := nd.Group.DescribeGroup(dctx, &sluicev1.DescribeGroupRequest{GroupId: "e2e"})
+					dcancel()
+					t.Logf("node %d: describe %v %v", nd.Config.NodeID, resp, err)
+				}
+				t.Fatalf("only %d of %d records delivered; missing by partition %v", got, n, missing)
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
@@ -231,6 +298,9 @@ func TestGroupConsumerEndToEnd(t *testing.T) {
 	produce(0, total/4)
 	waitDelivered(total / 4)
 	a.crash() // its partitions move to b and c without a commit from a
+	if midway != nil {
+		midway(ctx, g)
+	}
 	produce(total/4, total/2)
 	waitDelivered(total / 2)
 	d := g.start(brokers) // joins: partitions move to it incrementally
@@ -245,7 +315,6 @@ func TestGroupConsumerEndToEnd(t *testing.T) {
 	<-watchDone
 
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	for _, err := range g.errs {
 		t.Error(err)
 	}
@@ -253,10 +322,11 @@ func TestGroupConsumerEndToEnd(t *testing.T) {
 	for _, k := range g.delivered {
 		dups += k - 1
 	}
+	g.mu.Unlock()
 	t.Logf("%d records, %d delivered more than once", total, dups)
 
-	// A new member resumes from the committed offsets: nothing is read twice.
-	resp, err := n.Group.DescribeGroup(ctx, &sluicev1.DescribeGroupRequest{GroupId: "e2e"})
+	// The members that closed committed everything they read.
+	resp, err := g.liveNodes()[0].Group.DescribeGroup(ctx, &sluicev1.DescribeGroupRequest{GroupId: "e2e"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,4 +338,8 @@ func TestGroupConsumerEndToEnd(t *testing.T) {
 			t.Errorf("%s/%d: lag %d after a graceful close", pl.GetTopic(), pl.GetPartition(), pl.GetLag())
 		}
 	}
+}
+
+func clientsKeyPartition(i int, parts int32) int32 {
+	return batch.KeyPartition(fmt.Appendf(nil, "k%d", i), parts)
 }
