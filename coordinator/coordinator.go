@@ -33,6 +33,10 @@ type Config struct {
 	// CheckInterval is how often leadership and sessions are checked
 	// (default 100ms).
 	CheckInterval time.Duration
+	// CheckpointRecords is how many records a __consumer_offsets
+	// partition may gather before its live state is rewritten and the
+	// older records deleted (default 10000; see checkpoint.go).
+	CheckpointRecords int
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer
 	Now           func() time.Time
@@ -65,6 +69,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.CheckInterval <= 0 {
 		cfg.CheckInterval = 100 * time.Millisecond
+	}
+	if cfg.CheckpointRecords <= 0 {
+		cfg.CheckpointRecords = 10000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

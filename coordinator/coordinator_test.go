@@ -21,7 +21,7 @@ type node struct {
 	reg  *prometheus.Registry
 }
 
-func openNode(t *testing.T, dir string) *node {
+func openNode(t *testing.T, dir string, tweak ...func(*Config)) *node {
 	t.Helper()
 	h, err := replication.NewHost(replication.HostConfig{NodeID: 1, DataDir: dir, TickInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -33,7 +33,11 @@ func openNode(t *testing.T, dir string) *node {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	c, err := New(Config{NodeID: 1, Metadata: md, OffsetsPartitions: 3, CheckInterval: 10 * time.Millisecond, Registerer: reg})
+	cfg := Config{NodeID: 1, Metadata: md, OffsetsPartitions: 3, CheckInterval: 10 * time.Millisecond, Registerer: reg}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,4 +175,75 @@ func countMetric(t *testing.T, reg *prometheus.Registry, name string) int {
 		}
 	}
 	return 0
+}
+
+// TestCheckpointBoundsTheLog: the coordinator rewrites its live state and
+// deletes older records, and a restart rebuilds the same offsets from the
+// shorter log.
+func TestCheckpointBoundsTheLog(t *testing.T) {
+	dir := t.TempDir()
+	small := func(c *Config) { c.CheckpointRecords = 50 }
+	n := openNode(t, dir, small)
+	ctx := ctxT(t)
+	if _, err := n.md.CreateTopic(ctx, cluster.TopicSpec{Name: "t", Partitions: 4, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if err := n.c.Commit(ctx, "g", "", 0, []OffsetCommit{{TP: TP{"t", int32(i % 4)}, Offset: int64(i), Metadata: "m"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := n.c.partition(PartitionFor("g", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p.StartOffset() == 0 { // the watch loop checkpoints; a failure guard bounds the wait
+		select {
+		case <-ctx.Done():
+			t.Fatal("the log was never checkpointed")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if kept := p.HighWatermark() - p.StartOffset(); kept > 150 {
+		t.Fatalf("%d records kept after a checkpoint", kept)
+	}
+	n.close(t)
+	n = openNode(t, dir, small)
+	defer n.close(t)
+	offs, err := n.c.Fetch(ctx, "g", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int32(0); i < 4; i++ {
+		if got := offs[TP{"t", i}]; got.Offset != int64(296+i) || got.Metadata != "m" {
+			t.Fatalf("t/%d after restart: %+v", i, got)
+		}
+	}
+}
+
+// TestSilentMemberExpires: a member that stops heartbeating is expelled
+// and its session ends with ErrUnknownMember.
+func TestSilentMemberExpires(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.close(t)
+	ctx := ctxT(t)
+	if _, err := n.md.CreateTopic(ctx, cluster.TopicSpec{Name: "t", Partitions: 2, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.c.Join(ctx, "g", JoinParams{Sub: Subscription{Topics: []string{"t"}}, SessionTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("a silent member was never expelled")
+	}
+	if !errors.Is(s.Err(), ErrUnknownMember) {
+		t.Fatalf("session ended with %v", s.Err())
+	}
+	gi, err := n.c.Describe(ctx, "g")
+	if err != nil || len(gi.Members) != 0 || gi.State != StateEmpty {
+		t.Fatalf("group after expiry: %+v %v", gi, err)
+	}
 }

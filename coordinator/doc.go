@@ -27,7 +27,11 @@
 // partition. Every change of a group (membership, assignment, offsets) is
 // appended to that partition as records (records.go) before members hear
 // of it, and a node that becomes leader rebuilds its groups by replaying
-// the partition up to a load marker it writes first. Members on a node
+// the partition up to a load marker it writes first. Since the storage
+// layer does not compact yet, the coordinator keeps its partitions short:
+// past Config.CheckpointRecords it rewrites the live state and deletes the
+// records before it (checkpoint.go), so a rebuild reads the live state, not
+// the history. Members on a node
 // that loses leadership are told NOT_COORDINATOR and rejoin the new
 // coordinator with their member id and epoch, keeping their partitions.
 //

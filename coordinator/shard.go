@@ -27,6 +27,9 @@ type shard struct {
 		groups   map[string]*Group
 		written  map[string]map[string]bool     // group -> member ids in the log
 		sessions map[string]map[string]*Session // group -> member -> attached stream
+		// sinceCheckpoint counts records in the log from its start (the last
+		// checkpoint, or the whole log at load).
+		sinceCheckpoint int
 	}
 }
 
@@ -99,6 +102,7 @@ func (s *shard) load(ctx context.Context, topics map[string]int32, now time.Time
 		s.mu.written[id] = w
 	}
 	s.mu.loaded = true
+	s.mu.sinceCheckpoint = n
 	s.c.logger.Info("coordinating groups", "partition", s.index, "groups", len(groups), "records", n, "took", time.Since(start))
 	return nil
 }
@@ -133,15 +137,21 @@ func (s *shard) checkLocked() error {
 // writeLocked appends recs to the log (acks=all). A failed write leaves
 // memory ahead of the log: the shard is dropped and rebuilt from the log.
 func (s *shard) writeLocked(ctx context.Context, recs []*record) error {
+	_, err := s.appendLocked(ctx, recs)
+	return err
+}
+
+// appendLocked is writeLocked returning the offset of the batch.
+func (s *shard) appendLocked(ctx context.Context, recs []*record) (uint64, error) {
 	if len(recs) == 0 {
-		return nil
+		return 0, nil
 	}
 	now := s.c.cfg.Now().UnixMilli()
 	data, err := encodeRecords(recs, now)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.part.Produce(ctx, replication.ProduceBatch{Data: data, Records: uint32(len(recs)), MaxTimestamp: now,
+	res, err := s.part.Produce(ctx, replication.ProduceBatch{Data: data, Records: uint32(len(recs)), MaxTimestamp: now,
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, replication.AcksAll)
 	if err != nil {
 		var nl *replication.NotLeaderError
@@ -158,9 +168,10 @@ func (s *shard) writeLocked(ctx context.Context, recs []*record) error {
 		}
 		s.mu.sessions = map[string]map[string]*Session{}
 		go s.c.dropShard(s, cause)
-		return cause
+		return 0, cause
 	}
-	return nil
+	s.mu.sinceCheckpoint += len(recs)
+	return res.BaseOffset, nil
 }
 
 // persistLocked writes a group's membership after a change and publishes
@@ -210,6 +221,7 @@ func (s *shard) tick(now time.Time, topics map[string]int32, topicsChanged bool)
 			}
 		}
 	}
+	s.maybeCheckpointLocked(ctx)
 }
 
 // groupLocked returns a group, creating it when create is set.
