@@ -37,9 +37,9 @@ type Config struct {
 	// partition may gather before its live state is rewritten and the
 	// older records deleted (default 10000; see checkpoint.go).
 	CheckpointRecords int
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
-	Now           func() time.Time
+	Logger            *slog.Logger
+	Registerer        prometheus.Registerer
+	Now               func() time.Time
 }
 
 // Coordinator hosts the consumer groups whose __consumer_offsets
