@@ -24,7 +24,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	build(dir)
+	if b := os.Getenv("SLUICE_CHAOS_BINARY"); b != "" {
+		binary = b // a binary built beforehand (make build)
+	} else {
+		build(dir)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	if code == 0 {
