@@ -41,6 +41,11 @@ func (s *Server) groupError(group string, err error) error {
 		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR, md,
 			"this node does not coordinate group %q", group)
 	case errors.Is(err, coordinator.ErrLoading):
+		// This node will coordinate the group in a moment: retry here.
+		md["coordinator"] = itoa(s.cfg.NodeID)
+		if addr := s.nodeAddr(s.cfg.NodeID); addr != "" {
+			md["coordinator_address"] = addr
+		}
 		return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR, md,
 			"the coordinator of group %q is loading it; retry shortly", group)
 	case errors.Is(err, coordinator.ErrUnknownGroup):
@@ -49,6 +54,7 @@ func (s *Server) groupError(group string, err error) error {
 		return newAPIError(codes.NotFound, sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_MEMBER, md,
 			"the member is not in group %q (it left, timed out or was replaced); rejoin", group)
 	case errors.Is(err, coordinator.ErrFenced):
+		md["replaced"] = "true"
 		return newAPIError(codes.FailedPrecondition, sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH, md,
 			"a newer stream joined group %q as this member", group)
 	case errors.Is(err, coordinator.ErrGroupNotEmpty):
