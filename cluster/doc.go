@@ -31,6 +31,11 @@
 // Config.Forward; topic changes there fail with *NotControllerError naming
 // the controller, and the server routes those API calls to it.
 //
+// A node outside the controller quorum joins through AddNode (join.go) on
+// the controller: registered, then added to the metadata group as a
+// learner, it opens its metadata replica with Config.Join and receives the
+// log.
+//
 // Liveness is the controller's: a node is alive while the controller hears
 // from it, through the metadata group (voters) or heartbeats (Heard, sent
 // by the server); placement only uses live nodes.

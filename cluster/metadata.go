@@ -41,6 +41,10 @@ type Config struct {
 	Rack               string
 	// Voters of the metadata group when it is created (default: this node).
 	Voters []uint64
+	// Join opens the metadata replica of a node outside the controller
+	// quorum: it never creates the group, the controller added it as a
+	// learner (AddNode) and sends it the log.
+	Join bool
 	// DefaultPartitions and DefaultReplicationFactor apply when a topic is
 	// created with 0 (defaults 1 and 3; the factor is capped at the number
 	// of nodes).
@@ -136,6 +140,7 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 		GroupID: MetadataGroupID,
 		Dir:     MetadataTopic + "-0",
 		Voters:  cfg.Voters,
+		Join:    cfg.Join,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open metadata partition: %w", err)

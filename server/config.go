@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,8 +35,9 @@ type Config struct {
 	// AdvertiseAddr is the client address other nodes and clients are told
 	// (default: the address the client listener is bound to).
 	AdvertiseAddr string
-	// Join lists addresses of existing nodes to join (a cluster of several
-	// nodes; not yet supported: must be empty).
+	// Join lists internal listen addresses of existing nodes: a node
+	// outside the controller quorum joins the running cluster through any
+	// of them (at every start; see join.go).
 	Join []string
 	// Rack of this node, for rack-aware placement.
 	Rack string
@@ -124,8 +126,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("server: %s %q: %w", name, a, err)
 		}
 	}
-	if len(c.Join) > 0 {
-		return errors.New("server: joining a cluster of several nodes is not supported yet")
+	for _, a := range c.Join {
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(a)); err != nil {
+			return fmt.Errorf("server: join address %q: %w", a, err)
+		}
 	}
 	if c.DefaultPartitions < 0 || c.DefaultReplicationFactor < 0 {
 		return errors.New("server: default partitions and replication factor must not be negative")
@@ -156,8 +160,12 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if len(quorum) > 0 {
-		if !slices.ContainsFunc(quorum, func(m quorumMember) bool { return m.id == c.NodeID }) {
-			return fmt.Errorf("server: node %d is not in the controller quorum (nodes outside it cannot join yet)", c.NodeID)
+		in := slices.ContainsFunc(quorum, func(m quorumMember) bool { return m.id == c.NodeID })
+		if !in && len(c.Join) == 0 {
+			return fmt.Errorf("server: node %d is not in the controller quorum: start it with --join to join the cluster", c.NodeID)
+		}
+		if in && len(c.Join) > 0 {
+			return fmt.Errorf("server: node %d is a controller voter: it does not --join", c.NodeID)
 		}
 		if len(c.ControllerVoters) == 0 {
 			for _, m := range quorum {

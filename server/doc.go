@@ -43,12 +43,17 @@
 // over an injected Config.Transport: servertest runs several nodes in one
 // process over replication.MemNetwork.
 //
-// Not yet: nodes outside the controller quorum joining (Join is refused),
-// forwarding Consume streams (a partition with no replica here answers
-// NOT_LEADER), pipelining several batches of one partition inside a
-// ProduceStream (batches of different partitions are concurrent: one
-// partition's batches must be proposed in stream order, and replication's
-// Produce proposes and waits in one call) and transactions.
+// A node outside the controller quorum joins with Config.Join (join.go):
+// the controller registers it and adds it to the metadata group as a
+// learner, and it is placed replicas like any node.
+//
+// A ProduceStream pipelines the batches of one partition: they are
+// proposed in stream order (replication.Partition.Propose) and a waiter
+// per partition answers them as they become durable, so many are in flight
+// at once (partitionPipeline).
+//
+// Not yet: forwarding Consume streams (a partition with no replica here
+// answers NOT_LEADER) and transactions.
 //
 // LOCKING. Server.mu guards the lifecycle fields (started, shutdown,
 // listeners, ready); Server.opened publishes the core to the internal API,

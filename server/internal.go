@@ -57,6 +57,16 @@ var internalServiceDesc = grpc.ServiceDesc{
 			return wrapperspb.UInt64(applied), nil
 		},
 	}, {
+		// Join admits a node outside the controller quorum (join.go).
+		MethodName: "Join",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			in := new(wrapperspb.BytesValue)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return srv.(*Server).handleJoin(ctx, in)
+		},
+	}, {
 		// Heartbeat tells the controller a node (UInt64Value: its id) is up.
 		MethodName: "Heartbeat",
 		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {

@@ -43,6 +43,10 @@ func TestConfigValidate(t *testing.T) {
 	if err := q.Validate(); err != nil || len(q.ControllerVoters) != 3 {
 		t.Fatalf("quorum: %v %v", q.ControllerVoters, err)
 	}
+	j := Config{NodeID: 4, Join: []string{"127.0.0.1:9701"}}
+	if err := j.Validate(); err != nil {
+		t.Fatalf("join: %v", err)
+	}
 	var c Config
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -56,7 +60,8 @@ func TestConfigValidate(t *testing.T) {
 		{HTTPListenAddr: "1.2.3.4"},
 		{DefaultPartitions: -1},
 		{NodeID: 1 << 40},
-		{Join: []string{"127.0.0.1:9701"}},
+		{Join: []string{"127.0.0.1"}},
+		{NodeID: 1, Join: []string{"127.0.0.1:9711"}, ControllerQuorum: []string{"1@127.0.0.1:1", "2@127.0.0.1:2"}},
 		{ControllerQuorum: []string{"one@127.0.0.1:9701"}},
 		{ControllerQuorum: []string{"1@127.0.0.1"}},
 		{ControllerQuorum: []string{"1@127.0.0.1:1", "1@127.0.0.1:2"}},

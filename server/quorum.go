@@ -39,7 +39,8 @@ func parseQuorum(entries []string) ([]quorumMember, error) {
 // newRaftTransport is the node-to-node Raft transport of a node in a
 // cluster of several processes: it reaches the controller voters at their
 // quorum addresses and every other node at the internal address it
-// registered in the cluster metadata.
+// registered in the cluster metadata (or, while a joining node opens, at
+// the addresses the controller answered).
 func (s *Server) newRaftTransport(quorum []quorumMember) (*grpctransport.Transport, error) {
 	static := map[uint64]string{}
 	for _, m := range quorum {
@@ -49,6 +50,9 @@ func (s *Server) newRaftTransport(quorum []quorumMember) (*grpctransport.Transpo
 		NodeID: s.cfg.NodeID,
 		Resolve: func(node uint64) (string, bool) {
 			if a, ok := static[node]; ok {
+				return a, true
+			}
+			if a, ok := s.joined.get(node); ok && s.opened.Load() == nil {
 				return a, true
 			}
 			if c := s.opened.Load(); c != nil {

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/replication/grpctransport"
 )
 
@@ -38,6 +39,7 @@ type Server struct {
 	// injected, or for a node alone); closed after the core.
 	raftTransport *grpctransport.Transport
 	peers         peers
+	joined        joinedPeers // addresses learned by joining (join.go)
 	health        *health.Server
 	http          *http.Server
 	core          *core // nil until Start
@@ -109,7 +111,7 @@ func New(cfg Config) (*Server, error) {
 		),
 	)
 	s.internal.RegisterService(&internalServiceDesc, s)
-	if quorum, _ := parseQuorum(cfg.ControllerQuorum); len(quorum) > 1 && cfg.Transport == nil {
+	if quorum, _ := parseQuorum(cfg.ControllerQuorum); (len(quorum) > 1 || len(cfg.Join) > 0) && cfg.Transport == nil {
 		t, err := s.newRaftTransport(quorum)
 		if err != nil {
 			return nil, err
@@ -166,7 +168,21 @@ func (s *Server) Start() error {
 	if advertise == "" {
 		advertise = lis.Addr().String()
 	}
-	c, err := openCore(s.cfg, advertise, intLis.Addr().String(), s.forwardMetadata, s.reg, s.logger)
+	cfg := s.cfg
+	if len(cfg.Join) > 0 {
+		jctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ji, err := s.join(jctx, cluster.NodeInfo{ID: cfg.NodeID, Addr: advertise, InternalAddr: intLis.Addr().String(), Rack: cfg.Rack})
+		cancel()
+		if err != nil {
+			_ = lis.Close()
+			_ = httpLis.Close()
+			s.internal.Stop()
+			return err
+		}
+		s.joined.set(ji.Nodes)
+		cfg.ControllerVoters = ji.Voters
+	}
+	c, err := openCore(cfg, advertise, intLis.Addr().String(), s.forwardMetadata, s.reg, s.logger)
 	if err != nil {
 		_ = lis.Close()
 		_ = httpLis.Close()
@@ -208,6 +224,17 @@ func (s *Server) Addr() string {
 		return s.cfg.ListenAddr
 	}
 	return s.mu.lis.Addr().String()
+}
+
+// InternalAddr is the node-to-node address (the bound port when
+// configured as 0): what Config.Join of another node names.
+func (s *Server) InternalAddr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.intLis == nil {
+		return s.cfg.InternalListenAddr
+	}
+	return s.mu.intLis.Addr().String()
 }
 
 // HTTPAddr is the address of /metrics, /healthz and /readyz.

@@ -207,3 +207,17 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	return c
 }
+
+// Join starts a node outside the controller quorum that joins the cluster
+// through the internal address of Nodes[0], on the same network, and adds
+// it to Nodes. It is shut down when the test ends.
+func (c *Cluster) Join(t testing.TB, id uint64) *Node {
+	t.Helper()
+	cfg := Config(t.TempDir())
+	cfg.NodeID = id
+	cfg.Transport = c.Network.Transport(id)
+	cfg.Join = []string{c.Nodes[0].Server.InternalAddr()}
+	node := Start(t, cfg)
+	c.Nodes = append(c.Nodes, node)
+	return node
+}

@@ -45,7 +45,7 @@ var fieldMeta = map[string]meta{
 	"InternalListenAddr":       {"internal-listen", "node-to-node address: Raft and cluster metadata traffic between nodes"},
 	"HTTPListenAddr":           {"http-listen", "HTTP address serving /metrics, /healthz and /readyz"},
 	"AdvertiseAddr":            {"advertise", "client API address told to clients and other nodes (default: the bound --listen address)"},
-	"Join":                     {"join", "addresses of existing nodes to join (not supported yet: nodes outside --controller-quorum cannot join; must be empty)"},
+	"Join":                     {"join", "internal listen addresses (host:port) of existing nodes: a node outside --controller-quorum joins the running cluster through them, at every start"},
 	"Rack":                     {"rack", "rack of this node, for rack-aware replica placement"},
 	"DefaultPartitions":        {"default-partitions", "partitions of a topic created without a partition count"},
 	"DefaultReplicationFactor": {"default-replication-factor", "replication factor of a topic created without one (capped at the number of nodes)"},
