@@ -76,6 +76,7 @@ type GroupConsumer struct {
 		processed map[TopicPartition]int64 // positions safe to commit
 		committed map[TopicPartition]int64
 		closed    bool
+		fatal     error // the membership ended for good (a static member replaced)
 	}
 	leave chan struct{} // closed by Close: leave the group and stop
 	done  chan struct{} // closed when the membership goroutine ended
@@ -146,6 +147,11 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 	if g.mu.closed {
 		g.mu.Unlock()
 		return nil, ErrClosed
+	}
+	if g.mu.fatal != nil {
+		err := g.mu.fatal
+		g.mu.Unlock()
+		return nil, err
 	}
 	if !g.gc.ManualCommit {
 		for tp, off := range g.mu.returned {

@@ -24,7 +24,20 @@ func (g *GroupConsumer) run() {
 		switch ReasonOf(err) {
 		case sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR:
 			g.followCoordinator(err, attempt)
-		case sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_MEMBER, sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH:
+		case sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH:
+			if e, _ := AsError(err); g.gc.InstanceID != "" && e.Metadata["replaced"] == "true" {
+				// Another process joined with this instance id: it is the member now.
+				// Rejoining would fence it in turn.
+				g.logger.Error("another consumer joined with this instance id; stopping", "instance", g.gc.InstanceID)
+				g.loseAll()
+				g.mu.Lock()
+				g.mu.fatal = err
+				g.mu.Unlock()
+				return
+			}
+			g.logger.Warn("group membership lost; rejoining", "err", err)
+			g.loseAll()
+		case sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_MEMBER:
 			// Expelled or replaced: everything this member had is gone; join anew.
 			g.logger.Warn("group membership lost; rejoining", "err", err)
 			g.loseAll()
