@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -22,8 +23,24 @@ var (
 	pauseFollower   = fault{name: "SIGSTOP follower", inject: pause}
 	isolateLeader   = fault{name: "partition leader away", leader: true, inject: partition}
 	isolateFollower = fault{name: "partition follower away", inject: partition}
-	allFaults       = []fault{killLeader, pauseLeader, isolateLeader, killFollower, pauseFollower, isolateFollower}
+	killAll         = fault{name: "SIGKILL every node", inject: killEveryNode}
+	allFaults       = []fault{killLeader, pauseLeader, isolateLeader, killFollower, pauseFollower, isolateFollower, killAll}
 )
+
+// killEveryNode kills all three nodes at once and restarts them together.
+func killEveryNode(c *cluster, _ *node) func() {
+	for _, n := range c.nodes {
+		n.kill()
+	}
+	return func() {
+		var wg sync.WaitGroup
+		for _, n := range c.nodes {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.start() }()
+		}
+		wg.Wait()
+	}
+}
 
 func kill(c *cluster, n *node) func() {
 	n.kill()
@@ -40,6 +57,7 @@ func partition(c *cluster, n *node) func() {
 		c.t.Fatal(err)
 	}
 	return func() {
+		c.t.Logf("%s partition of node %d: %s", c.net, n.id, c.net.stats())
 		if err := c.net.heal(); err != nil {
 			c.t.Fatal(err)
 		}

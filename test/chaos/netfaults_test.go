@@ -16,6 +16,8 @@ type netFaults interface {
 	heal() error
 	close()
 	String() string
+	// stats describes what the cut links held or dropped, for the log.
+	stats() string
 }
 
 // isolate cuts node id from every other node.
@@ -49,6 +51,14 @@ func (f relayFaults) heal() error {
 }
 
 func (f relayFaults) close() { _ = f.heal() }
+
+func (f relayFaults) stats() string {
+	held := 0
+	for _, r := range f.c.relays {
+		held += int(r.waiting.Load())
+	}
+	return fmt.Sprintf("%d relay copies waiting", held)
+}
 
 // iptablesFaults drops packets of the relay-to-node hop, 127.0.0.a -> 127.0.0.b:internal
 // and the replies, with rules in a chain of its own jumped to from OUTPUT (loopback
@@ -109,6 +119,23 @@ func (f *iptablesFaults) cut(a, b int) error {
 		}
 	}
 	return nil
+}
+
+func (f *iptablesFaults) stats() string {
+	out, err := exec.Command("iptables", "-w", "-L", f.chain, "-n", "-v", "-x").CombinedOutput()
+	if err != nil {
+		return err.Error()
+	}
+	pkts := 0
+	for _, l := range strings.Split(string(out), "\n") {
+		fs := strings.Fields(l)
+		if len(fs) > 2 && fs[2] == "DROP" {
+			var n int
+			fmt.Sscan(fs[0], &n)
+			pkts += n
+		}
+	}
+	return fmt.Sprintf("%d packets dropped", pkts)
 }
 
 func (f *iptablesFaults) heal() error { return ipt("-F", f.chain) }

@@ -2,10 +2,9 @@ package chaos
 
 import (
 	"context"
-	"errors"
-	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // relay forwards TCP connections from a listener to one upstream address, dialing
@@ -20,6 +19,8 @@ type relay struct {
 	ctx    context.Context // cancelled by close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and every connection's copiers
+
+	waiting atomic.Int64 // copies and dials waiting at the gate, for the log
 
 	mu struct {
 		sync.Mutex
@@ -73,6 +74,8 @@ func (r *relay) gate() bool {
 	r.mu.Lock()
 	open := r.mu.open
 	r.mu.Unlock()
+	r.waiting.Add(1)
+	defer r.waiting.Add(-1)
 	select {
 	case <-open:
 		return true
@@ -153,10 +156,7 @@ func (r *relay) copy(dst, src net.Conn) {
 				return
 			}
 		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				return
-			}
+		if err != nil { // EOF or a closed connection: serve ends both sides
 			return
 		}
 	}
