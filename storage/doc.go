@@ -96,8 +96,10 @@
 // kernel had not written back, and a clean restart scans nothing. Open checks the
 // last frame below it and keeps the index entries below it that check out;
 // without a usable point it scans the whole segment. A suffix truncation
-// or log reset first erases the point durably and fsyncs the truncated
-// index files, so no byte or index entry of an older file content can
+// or log reset first erases the point durably; index entries are made
+// durable only after the frames they describe (a truncation fsyncs the
+// segment before its truncated indexes; indexes rebuilt or trimmed at open
+// are fsynced), so no byte or index entry of an older file content can
 // come back below a later point. A torn header of the newest segment
 // (created, never synced with data) removes it. A sealed segment's indexes are validated the first time it is used (CRCs,
 // order, sentinel matching the next segment) and rebuilt by a scan when
