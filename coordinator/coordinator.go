@@ -57,6 +57,8 @@ type Coordinator struct {
 	createMu sync.Mutex // one creation of __consumer_offsets at a time
 
 	stop    chan struct{}
+	ctx     context.Context // canceled by Close: ends loads in progress
+	cancel  context.CancelFunc
 	wake    chan struct{}
 	wg      sync.WaitGroup
 	metrics *metrics
@@ -82,6 +84,7 @@ func New(cfg Config) (*Coordinator, error) {
 	c := &Coordinator{cfg: cfg, md: cfg.Metadata, logger: cfg.Logger.With("component", "coordinator"),
 		stop: make(chan struct{}), wake: make(chan struct{}, 1)}
 	c.mu.shards = map[int32]*shard{}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.metrics = newMetrics(c, cfg.Registerer)
 	c.wg.Add(1)
 	go c.watch()
@@ -100,6 +103,7 @@ func (c *Coordinator) Close() error {
 	c.mu.shards = map[int32]*shard{}
 	c.mu.Unlock()
 	close(c.stop)
+	c.cancel()
 	c.wg.Wait()
 	for _, s := range shards {
 		s.unload(ErrClosed)
@@ -169,21 +173,14 @@ func (c *Coordinator) checkShards(topics map[string]int32) {
 			}
 			ns := newShard(c, pi.Index, p)
 			c.mu.shards[pi.Index] = ns
+			// Loading waits for the partition to commit a marker; it runs on
+			// its own goroutine so other shards are not held up.
+			c.wg.Add(1)
 			c.mu.Unlock()
 			if s != nil {
 				s.unload(&NotCoordinatorError{Leader: p.Leader()})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := ns.load(ctx, topics, c.cfg.Now())
-			cancel()
-			if err != nil {
-				c.logger.Warn("loading groups failed; retrying", "partition", pi.Index, "err", err)
-				c.mu.Lock()
-				if c.mu.shards[pi.Index] == ns {
-					delete(c.mu.shards, pi.Index)
-				}
-				c.mu.Unlock()
-			}
+			go c.load(ns, topics)
 		case !leader && s != nil:
 			delete(c.mu.shards, pi.Index)
 			c.mu.Unlock()
@@ -195,6 +192,18 @@ func (c *Coordinator) checkShards(topics map[string]int32) {
 		default:
 			c.mu.Unlock()
 		}
+	}
+}
+
+// load rebuilds a shard's groups; on failure the shard is forgotten and
+// the watch loop tries again while this node leads.
+func (c *Coordinator) load(s *shard, topics map[string]int32) {
+	defer c.wg.Done()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	if err := s.load(ctx, topics, c.cfg.Now()); err != nil {
+		c.logger.Warn("loading groups failed; retrying", "partition", s.index, "err", err)
+		c.dropShard(s, &NotCoordinatorError{Leader: s.part.Leader()})
 	}
 }
 

@@ -131,6 +131,11 @@ func (s *shard) checkLocked() error {
 	if !s.mu.loaded {
 		return ErrLoading
 	}
+	// A deposed leader must not answer from its memory: the groups may
+	// have moved on at the new leader.
+	if !s.part.IsLeader() {
+		return &NotCoordinatorError{Leader: s.part.Leader()}
+	}
 	return nil
 }
 
