@@ -191,12 +191,20 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		c.Nodes[i] = node
 	}
 	// Each node is up once its own registration applied; wait until every
-	// node knows every other.
+	// node knows every other and sees it alive.
 	deadline := time.Now().Add(60 * time.Second)
 	for _, node := range c.Nodes {
 		for {
 			dc, err := node.Cluster.DescribeCluster(context.Background(), &sluicev1.DescribeClusterRequest{})
-			if err == nil && len(dc.GetNodes()) == n {
+			alive := 0
+			for _, nd := range dc.GetNodes() {
+				if nd.GetAlive() {
+					alive++
+				}
+			}
+			// Placement counts live nodes, so wait for liveness too, not only
+			// registration.
+			if err == nil && len(dc.GetNodes()) == n && alive == n {
 				break
 			}
 			if time.Now().After(deadline) {
