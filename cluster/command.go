@@ -31,6 +31,9 @@ const (
 	cmdAddPartitions    = "add_partitions"
 	cmdAlterConfig      = "alter_config"
 	cmdAllocProducerIDs = "alloc_producer_ids"
+	cmdReassign         = "reassign"      // Moves: set each partition's Target
+	cmdReassignDone     = "reassign_done" // Moves: Replicas = Target
+	cmdDecommission     = "decommission"  // NodeID, and Moves off it
 )
 
 type command struct {
@@ -52,6 +55,17 @@ type command struct {
 	// alloc_producer_ids
 	NodeID uint64 `json:"node_id,omitempty"`
 	Count  int64  `json:"count,omitempty"`
+
+	// reassign, reassign_done, decommission
+	Moves []move `json:"moves,omitempty"`
+}
+
+// move is one partition's reassignment.
+type move struct {
+	Topic     string   `json:"topic"`
+	TopicID   string   `json:"topic_id"`
+	Partition int32    `json:"partition"`
+	Replicas  []uint64 `json:"replicas"` // the target
 }
 
 var errCorruptCommand = errors.New("cluster: corrupt metadata record")
@@ -169,6 +183,24 @@ func apply(s *State, c *command) (*State, error) {
 		}
 		n.ProducerBlocks[c.NodeID] = ProducerBlock{Start: n.NextProducerID, Count: c.Count}
 		n.NextProducerID += c.Count
+	case cmdReassign:
+		if err := applyMoves(n, c.Moves, false); err != nil {
+			return s, err
+		}
+	case cmdReassignDone:
+		if err := applyMoves(n, c.Moves, true); err != nil {
+			return s, err
+		}
+	case cmdDecommission:
+		if _, ok := n.Nodes[c.NodeID]; !ok {
+			return s, &InvalidError{Field: "node_id", Reason: "no such node"}
+		}
+		if len(c.Moves) > 0 {
+			if err := applyMoves(n, c.Moves, false); err != nil {
+				return s, err
+			}
+		}
+		n.Decommissioned[c.NodeID] = true
 	default:
 		return s, fmt.Errorf("%w: command type %q", errUnknownCommand, c.Type)
 	}

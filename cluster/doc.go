@@ -36,6 +36,12 @@
 // learner, it opens its metadata replica with Config.Join and receives the
 // log.
 //
+// Replicas move (reassign.go): ReassignPartition and DecommissionNode set
+// a partition's Target; its Raft leader adds the new replicas as learners,
+// promotes them once caught up, removes the old ones, then records the
+// move done. BalanceLeaders (balance.go, also periodic) hands leadership
+// to preferred leaders. Decommissioned nodes get no new replicas.
+//
 // Liveness is the controller's: a node is alive while the controller hears
 // from it, through the metadata group (voters) or heartbeats (Heard, sent
 // by the server); placement only uses live nodes.
@@ -48,6 +54,8 @@
 // published; readers share it), the change channels, the rejected-command
 // outcomes, the reconciled offset, the local producer-id block, the
 // partitions waiting to campaign and the heartbeat times.
+// The mover and balance loops hold no lock of their own: they read the
+// immutable State and call the partitions, which synchronize internally.
 // Metadata.proposeMu serializes proposals so each is validated against the
 // state that includes every earlier proposal; it is taken before mu, never
 // while holding it. The apply, reconcile and campaign loops are the

@@ -59,9 +59,13 @@ type Config struct {
 	// ReconcileInterval re-checks the local replicas even without
 	// metadata changes (default 10s).
 	ReconcileInterval time.Duration
-	Logger            *slog.Logger
-	Registerer        prometheus.Registerer
-	Now               func() time.Time
+	// LeaderBalanceInterval is how often the partitions this node leads
+	// are handed to their preferred leaders (BalanceLeaders; default 1m,
+	// negative: never).
+	LeaderBalanceInterval time.Duration
+	Logger                *slog.Logger
+	Registerer            prometheus.Registerer
+	Now                   func() time.Time
 }
 
 func (c *Config) validate() error {
@@ -82,6 +86,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = 10 * time.Second
+	}
+	if c.LeaderBalanceInterval == 0 {
+		c.LeaderBalanceInterval = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -153,9 +160,10 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	m.mu.campaign = map[uint64]int{}
 	m.mu.heard = map[uint64]time.Time{}
 	m.campaignWake = make(chan struct{}, 1)
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go m.applyLoop()
 	go m.campaignLoop()
+	go m.moverLoop()
 
 	if err := m.register(ctx); err != nil {
 		_ = m.Close()
@@ -163,6 +171,10 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	}
 	m.wg.Add(1)
 	go m.reconcileLoop()
+	if m.cfg.LeaderBalanceInterval > 0 {
+		m.wg.Add(1)
+		go m.balanceLoop()
+	}
 	if err := m.waitReconciled(ctx, m.State().Applied); err != nil {
 		_ = m.Close()
 		return nil, err
@@ -366,7 +378,7 @@ func (m *Metadata) propose(ctx context.Context, c *command) (*State, error) {
 
 // forwardable reports whether a command may come from another node.
 func forwardable(c *command) bool {
-	return c.Type == cmdRegisterNode || c.Type == cmdAllocProducerIDs
+	return c.Type == cmdRegisterNode || c.Type == cmdAllocProducerIDs || c.Type == cmdReassignDone
 }
 
 // HandleForwarded proposes a command forwarded by another node (see

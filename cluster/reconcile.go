@@ -39,7 +39,8 @@ func desiredReplicas(s *State, node uint64) map[uint64]replication.PartitionSpec
 	for _, t := range s.Topics {
 		pc := PartitionConfigOf(t.Config())
 		for _, p := range t.Partitions {
-			if !slices.Contains(p.Replicas, node) {
+			in := slices.Contains(p.Replicas, node)
+			if !in && !slices.Contains(p.Target, node) {
 				continue
 			}
 			out[p.GroupID] = replication.PartitionSpec{
@@ -47,6 +48,7 @@ func desiredReplicas(s *State, node uint64) map[uint64]replication.PartitionSpec
 				Dir:     partitionDir(t.Name, p.Index, p.GroupID),
 				Voters:  slices.Clone(p.Replicas),
 				Config:  pc,
+				Join:    !in, // a move adds it: the leader makes it a learner
 			}
 		}
 	}

@@ -24,6 +24,8 @@ type State struct {
 	NextProducerID int64
 	// ProducerBlocks is the last producer-id block given to each node.
 	ProducerBlocks map[uint64]ProducerBlock
+	// Decommissioned nodes get no new replicas; theirs move away.
+	Decommissioned map[uint64]bool
 }
 
 // NodeInfo is a registered node.
@@ -53,6 +55,10 @@ type PartitionInfo struct {
 	GroupID uint64
 	// Replicas in placement order; the first is the preferred leader.
 	Replicas []uint64
+	// Target is the replica set a reassignment moves to (nil: none in
+	// progress). The partition's leader drives the Raft membership
+	// changes (reassign.go); Replicas becomes Target once they are done.
+	Target []uint64
 }
 
 // ProducerBlock is a range [Start, Start+Count) of producer ids.
@@ -102,6 +108,7 @@ func newState() *State {
 		NextGroupID:    firstTopicGroupID,
 		NextProducerID: 1,
 		ProducerBlocks: map[uint64]ProducerBlock{},
+		Decommissioned: map[uint64]bool{},
 	}
 }
 
@@ -112,6 +119,10 @@ func (s *State) clone() *State {
 	c.Nodes = maps.Clone(s.Nodes)
 	c.Topics = maps.Clone(s.Topics)
 	c.ProducerBlocks = maps.Clone(s.ProducerBlocks)
+	c.Decommissioned = maps.Clone(s.Decommissioned)
+	if c.Decommissioned == nil {
+		c.Decommissioned = map[uint64]bool{}
+	}
 	return &c
 }
 
@@ -125,6 +136,7 @@ func cloneTopic(t *Topic) *Topic {
 	c.Partitions = make([]PartitionInfo, len(t.Partitions))
 	for i, p := range t.Partitions {
 		p.Replicas = slices.Clone(p.Replicas)
+		p.Target = slices.Clone(p.Target)
 		c.Partitions[i] = p
 	}
 	return &c

@@ -23,7 +23,7 @@ type TopicSpec struct {
 func (m *Metadata) liveNodes(s *State) []NodeInfo {
 	var out []NodeInfo
 	for _, id := range s.NodeIDs() {
-		if m.Alive(id) {
+		if m.Alive(id) && !s.Decommissioned[id] {
 			out = append(out, *s.Nodes[id])
 		}
 	}

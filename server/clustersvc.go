@@ -100,14 +100,61 @@ func (c *clusterService) DescribeCluster(ctx context.Context, req *sluicev1.Desc
 	return resp, nil
 }
 
-func (c *clusterService) DecommissionNode(context.Context, *sluicev1.DecommissionNodeRequest) (*sluicev1.DecommissionNodeResponse, error) {
-	return nil, unsupported("decommissioning a node")
+func (c *clusterService) DecommissionNode(ctx context.Context, req *sluicev1.DecommissionNodeRequest) (*sluicev1.DecommissionNodeResponse, error) {
+	if req.GetNodeId() <= 0 {
+		return nil, invalidField("node_id", "must be positive")
+	}
+	n, err := c.s.core.md.DecommissionNode(ctx, uint64(req.GetNodeId()))
+	if err != nil {
+		resp := new(sluicev1.DecommissionNodeResponse)
+		if ok, ferr := c.s.toController(ctx, err, sluicev1.ClusterService_DecommissionNode_FullMethodName, req, resp); ok {
+			return resp, c.s.callError(ctx, ferr)
+		}
+		return nil, c.s.callError(ctx, err)
+	}
+	c.s.logger.InfoContext(ctx, "node decommissioning", "node", req.GetNodeId(), "replicas_to_move", n)
+	return &sluicev1.DecommissionNodeResponse{ReplicasToMove: int32(n)}, nil
 }
 
-func (c *clusterService) ReassignPartition(context.Context, *sluicev1.ReassignPartitionRequest) (*sluicev1.ReassignPartitionResponse, error) {
-	return nil, unsupported("reassigning a partition")
+func (c *clusterService) ReassignPartition(ctx context.Context, req *sluicev1.ReassignPartitionRequest) (*sluicev1.ReassignPartitionResponse, error) {
+	if len(req.GetReplicas()) == 0 {
+		return nil, invalidField("replicas", "must name at least one node")
+	}
+	replicas := make([]uint64, len(req.GetReplicas()))
+	for i, r := range req.GetReplicas() {
+		if r <= 0 {
+			return nil, invalidField("replicas", "node id %d", r)
+		}
+		replicas[i] = uint64(r)
+	}
+	if err := c.s.core.md.ReassignPartition(ctx, req.GetTopic(), req.GetPartition(), replicas); err != nil {
+		resp := new(sluicev1.ReassignPartitionResponse)
+		if ok, ferr := c.s.toController(ctx, err, sluicev1.ClusterService_ReassignPartition_FullMethodName, req, resp); ok {
+			return resp, c.s.callError(ctx, ferr)
+		}
+		return nil, c.s.callError(ctx, err)
+	}
+	c.s.logger.InfoContext(ctx, "partition reassigning", "topic", req.GetTopic(), "partition", req.GetPartition(), "replicas", replicas)
+	return &sluicev1.ReassignPartitionResponse{}, nil
 }
 
-func (c *clusterService) BalanceLeaders(context.Context, *sluicev1.BalanceLeadersRequest) (*sluicev1.BalanceLeadersResponse, error) {
-	return nil, unsupported("balancing leaders")
+// BalanceLeaders hands leadership to preferred leaders on every node: the
+// node called balances what it leads and asks every other node to do so.
+func (c *clusterService) BalanceLeaders(ctx context.Context, req *sluicev1.BalanceLeadersRequest) (*sluicev1.BalanceLeadersResponse, error) {
+	total := int32(c.s.core.md.BalanceLeaders())
+	if forwarded(ctx) {
+		return &sluicev1.BalanceLeadersResponse{Transfers: total}, nil
+	}
+	for _, id := range c.s.core.md.State().NodeIDs() {
+		if id == c.s.cfg.NodeID {
+			continue
+		}
+		resp := new(sluicev1.BalanceLeadersResponse)
+		if ok, err := c.s.forwardTo(ctx, id, sluicev1.ClusterService_BalanceLeaders_FullMethodName, req, resp); ok && err == nil {
+			total += resp.GetTransfers()
+		} else if err != nil {
+			c.s.logger.WarnContext(ctx, "balancing leaders on a node failed", "node", id, "err", err)
+		}
+	}
+	return &sluicev1.BalanceLeadersResponse{Transfers: total}, nil
 }

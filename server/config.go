@@ -77,6 +77,9 @@ type Config struct {
 	// MaxRecvMsgBytes is the largest request the client API accepts
 	// (default 64 MiB).
 	MaxRecvMsgBytes int
+	// LeaderBalanceInterval is how often a node hands the partitions it
+	// leads to their preferred leaders (default 1m; negative: never).
+	LeaderBalanceInterval time.Duration
 	// Pprof serves Go's runtime profiles at /debug/pprof/ on the HTTP
 	// listener (default off).
 	Pprof bool

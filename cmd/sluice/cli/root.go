@@ -16,7 +16,9 @@ import (
 	"github.com/sluicehq/sluice/cmd/sluice/cli/cluster"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/consume"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/group"
+	"github.com/sluicehq/sluice/cmd/sluice/cli/node"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/offsets"
+	"github.com/sluicehq/sluice/cmd/sluice/cli/partition"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/produce"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/serve"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/topic"
@@ -66,6 +68,8 @@ Run a node with 'sluice server'; every other command talks to a running cluster 
 		consume.NewCommand(g),
 		offsets.NewCommand(g),
 		cluster.NewCommand(g),
+		node.NewCommand(g),
+		partition.NewCommand(g),
 		group.NewCommand(g),
 		bench.NewCommand(g),
 		newVersion(),

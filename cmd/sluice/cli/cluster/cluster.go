@@ -15,7 +15,7 @@ func NewCommand(g *app.Globals) *cobra.Command {
 		Use:   "cluster",
 		Short: "Inspect the cluster",
 	}
-	cmd.AddCommand(newStatus(g))
+	cmd.AddCommand(newStatus(g), newBalanceLeaders(g))
 	return cmd
 }
 
@@ -65,6 +65,35 @@ func newStatus(g *app.Globals) *cobra.Command {
 				t.Row(id, n.GetAddress(), rack, n.GetAlive(), n.GetControllerVoter())
 			}
 			return t.Flush()
+		},
+	}
+}
+
+func newBalanceLeaders(g *app.Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "balance-leaders",
+		Short: "Hand partition leadership back to the preferred leaders",
+		Long: `Every node hands the partitions it leads to their preferred leader (the first replica)
+when that replica is caught up. Placement spreads preferred leaders evenly, so this
+evens out leadership after nodes restarted. Nodes also do it on their own every
+--leader-balance-interval.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			conn, err := g.Conn()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := g.Request(cmd.Context())
+			defer cancel()
+			resp, err := sluicev1.NewClusterServiceClient(conn).BalanceLeaders(ctx, &sluicev1.BalanceLeadersRequest{})
+			if err != nil {
+				return err
+			}
+			if g.JSON() {
+				return g.PrintProto(resp)
+			}
+			fmt.Fprintf(g.Stdout, "%d leadership transfers started\n", resp.GetTransfers())
+			return nil
 		},
 	}
 }

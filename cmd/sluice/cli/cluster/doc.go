@@ -1,5 +1,6 @@
-// Package cluster implements `sluice cluster status`: the cluster id, controller,
-// nodes and partition health (ClusterService).
+// Package cluster implements `sluice cluster status` (the cluster id, controller,
+// nodes and partition health) and `sluice cluster balance-leaders`
+// (ClusterService).
 //
 // LOCKING: none; the command runs on one goroutine.
 package cluster
