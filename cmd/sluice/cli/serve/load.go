@@ -56,12 +56,20 @@ type loader struct {
 func newLoader(fs *pflag.FlagSet) *loader {
 	l := &loader{settings: settings(), flagText: map[string]*string{}, flags: fs}
 	def := DefaultOptions()
+	// Help shows the defaults Validate fills in for settings DefaultConfig leaves zero;
+	// loading still starts from DefaultConfig, so Validate derives them from what is set.
+	shown := def
+	_ = shown.Config.Validate()
 	fs.StringVar(&l.configFile, "config", "",
 		"YAML file of settings (keys as in the table below, e.g. data_dir: /var/lib/sluice) (env "+ConfigFileEnv+")")
 	for _, s := range l.settings {
 		text := new(string)
 		l.flagText[s.Field] = text
-		fs.Var(&flagValue{s: s, text: text, def: s.get(&def)}, s.Flag, s.Help+" (env "+s.Env+")")
+		d := s.get(&def)
+		if zero := reflect.ValueOf(def).FieldByIndex(s.index).IsZero(); zero && s.typ.Kind() != reflect.Slice {
+			d = s.get(&shown)
+		}
+		fs.Var(&flagValue{s: s, text: text, def: d}, s.Flag, s.Help+" (env "+s.Env+")")
 		if s.typ.Kind() == reflect.Bool {
 			fs.Lookup(s.Flag).NoOptDefVal = "true"
 		}

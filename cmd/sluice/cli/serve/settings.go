@@ -56,7 +56,7 @@ var fieldMeta = map[string]meta{
 	"MaxRecvMsgBytes":          {"max-request-bytes", "largest request the client API accepts; accepts KiB/MiB/GiB"},
 	"ControllerQuorum":         {"controller-quorum", "controller voters of a cluster of several nodes as id@host:port of their internal listeners, the same list on every node, this node among them (empty: a node alone)"},
 	"ControllerVoters":         {"controller-voters", "node ids voting in the cluster metadata group when it is created (default: the ids of --controller-quorum, else this node alone)"},
-	"LeaderBalanceInterval":    {"leader-balance-interval", "how often a node hands the partitions it leads to their preferred leaders (negative: never)"},
+	"LeaderBalanceInterval":    {"leader-balance-interval", "how often a node hands the partitions it leads to their preferred leaders (0: every minute; negative: never)"},
 	"Pprof":                    {"pprof", "serve Go runtime profiles at /debug/pprof/ on the HTTP listener"},
 	"LogLevel":                 {"log-level", "log level: debug, info, warn or error"},
 	"LogFormat":                {"log-format", "log format on stderr: text or json"},
