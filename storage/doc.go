@@ -90,9 +90,9 @@
 // frames it scanned. The recovery point (file "recovery": "SLRP", segment
 // base index, position, last index and term, next offset, max timestamp,
 // position of the last frame, CRC32C) is rewritten in place after each
-// successful flush and fsynced only when it moved 4 MiB (or into a new
+// successful flush and fsynced only when it moved 32 MiB (or into a new
 // segment) since its last fsync, and by Close: a lost update only
-// lengthens the scan, a crash scans at most about 4 MiB plus what the
+// lengthens the scan, a crash scans at most about 32 MiB plus what the
 // kernel had not written back, and a clean restart scans nothing. Open checks the
 // last frame below it and keeps the index entries below it that check out;
 // without a usable point it scans the whole segment. A suffix truncation

@@ -33,7 +33,7 @@ const (
 // recoverySyncBytes: a flush fsyncs the recovery point when it moved this
 // far since it was last fsynced (or into a new segment). A variable for
 // tests.
-var recoverySyncBytes uint64 = 4 << 20
+var recoverySyncBytes uint64 = 32 << 20
 
 var recoveryMagic = [4]byte{'S', 'L', 'R', 'P'}
 
