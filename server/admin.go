@@ -176,13 +176,15 @@ func (a *adminService) DeleteRecords(ctx context.Context, req *sluicev1.DeleteRe
 	return resp, nil
 }
 
-// describeTopic describes a topic; with live set it adds each local
-// replica's leader and offsets.
+// describeTopic describes a topic; with live set it adds each partition's
+// leader, offsets and replica lag, from the local replica when it leads,
+// else from the cluster-wide view of leaders (leaders.go).
 func (s *Server) describeTopic(t *cluster.Topic, live bool) *sluicev1.TopicDescription {
 	d := &sluicev1.TopicDescription{
 		Name: t.Name, TopicId: t.ID, ReplicationFactor: t.ReplicationFactor,
 		Configs: topicConfigs(t), Internal: cluster.Internal(t.Name),
 	}
+	var view map[uint64]ledPartition
 	for _, pi := range t.Partitions {
 		pd := &sluicev1.PartitionDescription{Partition: pi.Index, Leader: -1}
 		var p *replication.Partition
@@ -201,6 +203,25 @@ func (s *Server) describeTopic(t *cluster.Topic, live bool) *sluicev1.TopicDescr
 			}
 			for _, v := range st.Voters {
 				voters[v] = true
+			}
+		}
+		if live && (p == nil || !p.IsLeader()) {
+			// The leader knows the lag (and, without a replica here, the
+			// rest): ask the cluster.
+			if view == nil {
+				view = s.leaders(context.Background())
+			}
+			if lp, ok := view[pi.GroupID]; ok {
+				leader = lp.Leader
+				pd.LogStartOffset, pd.HighWatermark, pd.SizeBytes = int64(lp.Start), int64(lp.HW), lp.Size
+				clear(lag)
+				for _, r := range lp.Replicas {
+					lag[r.NodeID] = int64(r.Lag)
+				}
+				clear(voters)
+				for _, v := range lp.Voters {
+					voters[v] = true
+				}
 			}
 		}
 		if leader != 0 {

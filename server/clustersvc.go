@@ -48,6 +48,7 @@ func (c *clusterService) GetMetadata(ctx context.Context, req *sluicev1.GetMetad
 			}
 		}
 	}
+	var view map[uint64]ledPartition
 	for _, name := range names {
 		t, ok := st.Topics[name]
 		if !ok {
@@ -63,6 +64,14 @@ func (c *clusterService) GetMetadata(ctx context.Context, req *sluicev1.GetMetad
 				if st := p.Status(); st.Leader != 0 {
 					pm.Leader = int32(st.Leader)
 					pm.LeaderEpoch = int64(st.Term)
+				}
+			}
+			if pm.Leader < 0 { // no replica here: ask the leaders
+				if view == nil {
+					view = c.s.leaders(ctx)
+				}
+				if lp, ok := view[pi.GroupID]; ok {
+					pm.Leader, pm.LeaderEpoch = int32(lp.Leader), int64(lp.Term)
 				}
 			}
 			tm.Partitions = append(tm.Partitions, pm)
@@ -83,21 +92,26 @@ func (c *clusterService) DescribeCluster(ctx context.Context, req *sluicev1.Desc
 	st := md.State()
 	resp := &sluicev1.DescribeClusterResponse{ClusterId: st.ClusterID, ControllerId: controllerID(md), Nodes: c.nodes(st),
 		PartitionCount: int32(st.PartitionCount())}
+	resp.UnderReplicatedPartitions, resp.LeaderlessPartitions = c.s.partitionHealth(ctx, st)
+	return resp, nil
+}
+
+// partitionHealth counts the under-replicated and leaderless partitions
+// of the cluster, from every leader's report.
+func (s *Server) partitionHealth(ctx context.Context, st *cluster.State) (under, leaderless int32) {
+	view := s.leaders(ctx)
 	for _, t := range st.Topics {
 		for _, pi := range t.Partitions {
-			p, ok := c.s.core.host.Partition(pi.GroupID)
-			if !ok {
-				continue // hosted elsewhere: that node reports it
-			}
-			st := p.Status()
-			if st.Leader == 0 {
-				resp.LeaderlessPartitions++
-			} else if st.IsLeader && st.UnderReplicated() {
-				resp.UnderReplicatedPartitions++
+			lp, ok := view[pi.GroupID]
+			switch {
+			case !ok:
+				leaderless++
+			case lp.Under || len(lp.Replicas) < len(pi.Replicas):
+				under++
 			}
 		}
 	}
-	return resp, nil
+	return under, leaderless
 }
 
 func (c *clusterService) DecommissionNode(ctx context.Context, req *sluicev1.DecommissionNodeRequest) (*sluicev1.DecommissionNodeResponse, error) {

@@ -75,7 +75,7 @@ func openCore(cfg Config, advertise, internal string, forward cluster.Forwarder,
 // start begins the core's background work that needs the server (none
 // yet beyond what host and metadata run themselves).
 func (c *core) start(s *Server) {
-	s.reg.MustRegister(&partitionCollector{c: c})
+	s.reg.MustRegister(&partitionCollector{c: c, s: s})
 }
 
 func (c *core) close() error {

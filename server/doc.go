@@ -52,6 +52,11 @@
 // per partition answers them as they become durable, so many are in flight
 // at once (partitionPipeline).
 //
+// Only a partition's leader knows its followers' lag, and only replicas
+// know the leader: GetMetadata, DescribeTopic, DescribeCluster and the
+// health metrics ask every node what it leads (internal LedPartitions) and
+// merge the answers, cached for a second (leaders.go).
+//
 // Not yet: forwarding Consume streams (a partition with no replica here
 // answers NOT_LEADER) and transactions.
 //
@@ -59,7 +64,9 @@
 // listeners, ready); Server.opened publishes the core to the internal API,
 // which serves while Start is still opening it. peers.mu guards the
 // connections to other nodes; byteBudget.mu a ProduceStream's bytes in
-// flight. Handlers hold no locks of their own: the cluster
+// flight; leaderView.mu the cached cluster-wide view and the round in
+// flight (one at a time; others wait for it); joinedPeers.mu the addresses
+// a join answered. Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream

@@ -67,6 +67,16 @@ var internalServiceDesc = grpc.ServiceDesc{
 			return srv.(*Server).handleJoin(ctx, in)
 		},
 	}, {
+		// LedPartitions answers the partitions this node leads (leaders.go).
+		MethodName: "LedPartitions",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			in := new(emptypb.Empty)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			return srv.(*Server).handleLedPartitions(ctx, in)
+		},
+	}, {
 		// Heartbeat tells the controller a node (UInt64Value: its id) is up.
 		MethodName: "Heartbeat",
 		Handler: func(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -45,23 +47,32 @@ func (m *brokerMetrics) forgetTopic(topic string) {
 }
 
 // partitionCollector reports partition counts and log sizes on scrape.
-type partitionCollector struct{ c *core }
+type partitionCollector struct {
+	c *core
+	s *Server
+}
 
 var (
 	partitionsDesc = prometheus.NewDesc("sluice_partitions", "Partition replicas hosted by this node.", nil, nil)
 	leadersDesc    = prometheus.NewDesc("sluice_partition_leaders", "Partitions this node leads.", nil, nil)
 	logSizeDesc    = prometheus.NewDesc("sluice_log_size_bytes", "Bytes of a partition's log on this node.", []string{"topic", "partition"}, nil)
+	underDesc      = prometheus.NewDesc("sluice_partitions_under_replicated",
+		"Partitions this node leads with a follower lagging or unreachable (sum over the nodes for the cluster).", nil, nil)
+	leaderlessDesc = prometheus.NewDesc("sluice_cluster_partitions_leaderless",
+		"Partitions no node leads, cluster-wide; reported by the controller (0 on other nodes).", nil, nil)
 )
 
 func (pc *partitionCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- partitionsDesc
 	ch <- leadersDesc
 	ch <- logSizeDesc
+	ch <- underDesc
+	ch <- leaderlessDesc
 }
 
 func (pc *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 	s := pc.c.md.State()
-	parts, leaders := 0, 0
+	parts, leaders, under := 0, 0, 0
 	for _, name := range s.TopicNames() {
 		t := s.Topics[name]
 		for _, pi := range t.Partitions {
@@ -72,10 +83,19 @@ func (pc *partitionCollector) Collect(ch chan<- prometheus.Metric) {
 			parts++
 			if p.IsLeader() {
 				leaders++
+				if st := p.Status(); st.IsLeader && (st.UnderReplicated() || len(st.Replicas) < len(pi.Replicas)) {
+					under++
+				}
 			}
 			ch <- prometheus.MustNewConstMetric(logSizeDesc, prometheus.GaugeValue, float64(p.LogSize()), name, itoa(pi.Index))
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(partitionsDesc, prometheus.GaugeValue, float64(parts))
 	ch <- prometheus.MustNewConstMetric(leadersDesc, prometheus.GaugeValue, float64(leaders))
+	ch <- prometheus.MustNewConstMetric(underDesc, prometheus.GaugeValue, float64(under))
+	leaderless := int32(0)
+	if pc.c.md.IsController() {
+		_, leaderless = pc.s.partitionHealth(context.Background(), s)
+	}
+	ch <- prometheus.MustNewConstMetric(leaderlessDesc, prometheus.GaugeValue, float64(leaderless))
 }

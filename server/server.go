@@ -40,6 +40,7 @@ type Server struct {
 	raftTransport *grpctransport.Transport
 	peers         peers
 	joined        joinedPeers // addresses learned by joining (join.go)
+	leaderView    leaderView  // cluster-wide led partitions (leaders.go)
 	health        *health.Server
 	http          *http.Server
 	core          *core // nil until Start

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -20,39 +21,66 @@ func NewCommand(g *app.Globals) *cobra.Command {
 }
 
 func newStatus(g *app.Globals) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show the cluster id, controller, nodes and partition health",
-		Args:  cobra.NoArgs,
+		Long: `Show the cluster id, the controller, each node (alive, leaders and replicas it holds)
+and the partitions that need attention: without a leader, or with a replica lagging
+(LAG is the entries each replica trails its leader by). --all lists every partition.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			conn, err := g.Conn()
 			if err != nil {
 				return err
 			}
 			c := sluicev1.NewClusterServiceClient(conn)
+			admin := sluicev1.NewAdminServiceClient(conn)
 			ctx, cancel := g.Request(cmd.Context())
 			defer cancel()
 			desc, err := c.DescribeCluster(ctx, &sluicev1.DescribeClusterRequest{})
 			if err != nil {
 				return err
 			}
-			md, err := c.GetMetadata(ctx, &sluicev1.GetMetadataRequest{})
+			md, err := c.GetMetadata(ctx, &sluicev1.GetMetadataRequest{IncludeInternal: true})
 			if err != nil {
 				return err
 			}
+			var topics []*sluicev1.TopicDescription
+			for _, tm := range md.GetTopics() {
+				d, err := admin.DescribeTopic(ctx, &sluicev1.DescribeTopicRequest{Name: tm.GetName()})
+				if err != nil {
+					continue // deleted meanwhile
+				}
+				topics = append(topics, d.GetTopic())
+			}
 			if g.JSON() {
+				ts := make([]any, len(topics))
+				for i, t := range topics {
+					ts[i] = app.ProtoValue(t)
+				}
 				return g.PrintJSON(struct {
-					Cluster  any `json:"cluster"`
-					Metadata any `json:"metadata"`
-				}{app.ProtoValue(desc), app.ProtoValue(md)})
+					Cluster  any   `json:"cluster"`
+					Metadata any   `json:"metadata"`
+					Topics   []any `json:"topics"`
+				}{app.ProtoValue(desc), app.ProtoValue(md), ts})
+			}
+			leaders, replicas := map[int32]int{}, map[int32]int{}
+			for _, t := range topics {
+				for _, p := range t.GetPartitions() {
+					leaders[p.GetLeader()]++
+					for _, r := range p.GetReplicas() {
+						replicas[r.GetNodeId()]++
+					}
+				}
 			}
 			w := g.Stdout
 			fmt.Fprintf(w, "CLUSTER       %s\n", desc.GetClusterId())
 			fmt.Fprintf(w, "CONTROLLER    %d\n", desc.GetControllerId())
 			fmt.Fprintf(w, "PARTITIONS    %d (under-replicated %d, leaderless %d)\n",
 				desc.GetPartitionCount(), desc.GetUnderReplicatedPartitions(), desc.GetLeaderlessPartitions())
-			fmt.Fprintf(w, "TOPICS        %d\n\n", len(md.GetTopics()))
-			t := app.NewTable(w, "NODE", "ADDRESS", "RACK", "ALIVE", "CONTROLLER-VOTER")
+			fmt.Fprintf(w, "TOPICS        %d\n\n", len(topics))
+			t := app.NewTable(w, "NODE", "ADDRESS", "RACK", "ALIVE", "CONTROLLER-VOTER", "LEADERS", "REPLICAS")
 			for _, n := range desc.GetNodes() {
 				rack := n.GetRack()
 				if rack == "" {
@@ -62,11 +90,50 @@ func newStatus(g *app.Globals) *cobra.Command {
 				if n.GetNodeId() == desc.GetControllerId() {
 					id += "*"
 				}
-				t.Row(id, n.GetAddress(), rack, n.GetAlive(), n.GetControllerVoter())
+				t.Row(id, n.GetAddress(), rack, n.GetAlive(), n.GetControllerVoter(), leaders[n.GetNodeId()], replicas[n.GetNodeId()])
 			}
-			return t.Flush()
+			if err := t.Flush(); err != nil {
+				return err
+			}
+			var rows [][]any
+			for _, tp := range topics {
+				for _, p := range tp.GetPartitions() {
+					lagging := false
+					var reps, lags []string
+					for _, r := range p.GetReplicas() {
+						reps = append(reps, fmt.Sprint(r.GetNodeId()))
+						lag := fmt.Sprint(r.GetLag())
+						if !r.GetVoter() {
+							lag += "(learner)"
+						}
+						lags = append(lags, lag)
+						lagging = lagging || r.GetLag() > 0 || !r.GetVoter()
+					}
+					if !all && p.GetLeader() > 0 && !lagging {
+						continue
+					}
+					leader := "none"
+					if p.GetLeader() > 0 {
+						leader = fmt.Sprint(p.GetLeader())
+					}
+					rows = append(rows, []any{tp.GetName(), p.GetPartition(), leader,
+						"[" + strings.Join(reps, " ") + "]", "[" + strings.Join(lags, " ") + "]", p.GetHighWatermark()})
+				}
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(w, "\nevery partition has a leader and caught-up replicas")
+				return nil
+			}
+			fmt.Fprintln(w)
+			pt := app.NewTable(w, "TOPIC", "PARTITION", "LEADER", "REPLICAS", "LAG", "HIGH-WATERMARK")
+			for _, r := range rows {
+				pt.Row(r...)
+			}
+			return pt.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "list every partition, not only those without a leader or with a lagging replica")
+	return cmd
 }
 
 func newBalanceLeaders(g *app.Globals) *cobra.Command {
