@@ -953,7 +953,14 @@ type FetchOffsetsRequest struct {
 	// Group id. Required.
 	GroupId string `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
 	// Partitions to look up; everything the group committed when empty.
-	Partitions    []*TopicPartitions `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Partitions []*TopicPartitions `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// A member fetching the offsets of its partitions sets its id and epoch: the fetch is
+	// then fenced like a commit (ERROR_REASON_STALE_MEMBER_EPOCH when the member no longer
+	// owns a partition at that epoch, ERROR_REASON_UNKNOWN_MEMBER when it left). Empty for
+	// a fetch from outside the group.
+	MemberId string `protobuf:"bytes,3,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	// The member's epoch, with member_id.
+	MemberEpoch   int32 `protobuf:"varint,4,opt,name=member_epoch,json=memberEpoch,proto3" json:"member_epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1000,6 +1007,20 @@ func (x *FetchOffsetsRequest) GetPartitions() []*TopicPartitions {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *FetchOffsetsRequest) GetMemberId() string {
+	if x != nil {
+		return x.MemberId
+	}
+	return ""
+}
+
+func (x *FetchOffsetsRequest) GetMemberEpoch() int32 {
+	if x != nil {
+		return x.MemberEpoch
+	}
+	return 0
 }
 
 // CommittedOffset is one committed position.
@@ -2005,12 +2026,14 @@ const file_sluice_v1_group_proto_rawDesc = "" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12!\n" +
 	"\fmember_epoch\x18\x03 \x01(\x05R\vmemberEpoch\x121\n" +
 	"\aoffsets\x18\x04 \x03(\v2\x17.sluice.v1.OffsetCommitR\aoffsets\"\x17\n" +
-	"\x15CommitOffsetsResponse\"l\n" +
+	"\x15CommitOffsetsResponse\"\xac\x01\n" +
 	"\x13FetchOffsetsRequest\x12\x19\n" +
 	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12:\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\x1a.sluice.v1.TopicPartitionsR\n" +
-	"partitions\"\x9f\x01\n" +
+	"partitions\x12\x1b\n" +
+	"\tmember_id\x18\x03 \x01(\tR\bmemberId\x12!\n" +
+	"\fmember_epoch\x18\x04 \x01(\x05R\vmemberEpoch\"\x9f\x01\n" +
 	"\x0fCommittedOffset\x12\x14\n" +
 	"\x05topic\x18\x01 \x01(\tR\x05topic\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x16\n" +
