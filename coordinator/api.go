@@ -96,8 +96,9 @@ func (sh *shard) commitLocked(ctx context.Context, group, member string, epoch i
 }
 
 // Fetch returns a group's committed offsets for tps (all when empty); a
-// partition without a commit has Offset -1.
-func (c *Coordinator) Fetch(ctx context.Context, group string, tps []TP) (map[TP]Committed, error) {
+// partition without a commit has Offset -1. A fetch by a member (member
+// set) is fenced like its commits.
+func (c *Coordinator) Fetch(ctx context.Context, group, member string, epoch int32, tps []TP) (map[TP]Committed, error) {
 	sh, err := c.waitShard(ctx, group)
 	if err != nil {
 		return nil, err
@@ -109,6 +110,14 @@ func (c *Coordinator) Fetch(ctx context.Context, group string, tps []TP) (map[TP
 	}
 	out := map[TP]Committed{}
 	g := sh.mu.groups[group]
+	if member != "" {
+		if g == nil {
+			return nil, ErrUnknownMember
+		}
+		if err := g.CheckCommit(member, epoch, tps); err != nil {
+			return nil, err
+		}
+	}
 	if len(tps) == 0 {
 		if g != nil {
 			maps.Copy(out, g.Offsets)

@@ -135,7 +135,7 @@ func TestCoordinatorJoinCommitRestart(t *testing.T) {
 	// Restart: the coordinator rebuilds from __consumer_offsets.
 	n = openNode(t, dir)
 	defer n.close(t)
-	offs, err := n.c.Fetch(ctx, "g", nil)
+	offs, err := n.c.Fetch(ctx, "g", "", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +154,13 @@ func TestCoordinatorJoinCommitRestart(t *testing.T) {
 	b2Asg := next(t, b2)
 	if b2.MemberID() != b.MemberID() || len(b2Asg.Assigned) != 2 || b2Asg.Assigned[0] != bAsg.Assigned[0] || b2Asg.Epoch <= bAsg.Epoch {
 		t.Fatalf("b after rejoin: %+v (before %+v)", b2Asg, bAsg)
+	}
+	// Fetches by a member are fenced like its commits.
+	if _, err := n.c.Fetch(ctx, "g", b2.MemberID(), bAsg.Epoch, b2Asg.Assigned); !errors.As(err, &se) {
+		t.Fatalf("fetch with the pre-rejoin epoch: %v", err)
+	}
+	if _, err := n.c.Fetch(ctx, "g", b2.MemberID(), b2Asg.Epoch, b2Asg.Assigned); err != nil {
+		t.Fatal(err)
 	}
 	if err := b2.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -210,7 +217,7 @@ func TestCheckpointBoundsTheLog(t *testing.T) {
 	n.close(t)
 	n = openNode(t, dir, small)
 	defer n.close(t)
-	offs, err := n.c.Fetch(ctx, "g", nil)
+	offs, err := n.c.Fetch(ctx, "g", "", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

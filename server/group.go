@@ -95,7 +95,7 @@ func (g *groupService) FetchOffsets(ctx context.Context, req *sluicev1.FetchOffs
 	if err != nil {
 		return nil, g.s.callError(ctx, g.s.groupError(req.GetGroupId(), err))
 	}
-	offs, err := c.Fetch(ctx, req.GetGroupId(), tpsOf(req.GetPartitions()))
+	offs, err := c.Fetch(ctx, req.GetGroupId(), req.GetMemberId(), req.GetMemberEpoch(), tpsOf(req.GetPartitions()))
 	resp := new(sluicev1.FetchOffsetsResponse)
 	if ok, ferr := g.forward(ctx, err, sluicev1.GroupService_FetchOffsets_FullMethodName, req, resp); ok {
 		return resp, ferr

@@ -171,7 +171,7 @@ func (st *consumeStream) applyAssignment(ctx context.Context, a coordinator.Assi
 		}
 	}
 	if len(added) > 0 {
-		offs, err := g.coord.Fetch(ctx, g.sub.GetGroupId(), added)
+		offs, err := g.coord.Fetch(ctx, g.sub.GetGroupId(), g.sess.MemberID(), a.Epoch, added)
 		if err != nil {
 			return st.s.toAPIError(ctx, st.s.groupError(g.sub.GetGroupId(), err))
 		}
