@@ -75,11 +75,21 @@ type GroupConsumer struct {
 		returned  map[TopicPartition]int64 // next offset after records Poll returned
 		processed map[TopicPartition]int64 // positions safe to commit
 		committed map[TopicPartition]int64
-		closed    bool
-		fatal     error // the membership ended for good (a static member replaced)
+		// handed are the partitions of the records the last Poll returned: the
+		// application may still be processing them until it calls Poll again.
+		handed map[TopicPartition]bool
+		// revoking are partitions taken away whose records may still be in the
+		// application's hands; they are committed and confirmed once it polls.
+		revoking map[TopicPartition]bool
+		closed   bool
+		fatal    error // the membership ended for good (a static member replaced)
 	}
-	leave chan struct{} // closed by Close: leave the group and stop
-	done  chan struct{} // closed when the membership goroutine ended
+	polled chan struct{} // capacity 1: Poll was called (handed records are processed)
+	// confirmPending: the coordinator awaits a confirmation of a revocation. Only the
+	// membership goroutine touches it.
+	confirmPending bool
+	leave          chan struct{} // closed by Close: leave the group and stop
+	done           chan struct{} // closed when the membership goroutine ended
 }
 
 // NewGroupConsumer joins group (in the background) with the subscription in gc.
@@ -101,8 +111,10 @@ func NewGroupConsumer(group string, gc GroupConfig, opts ...ConsumerOpt) (*Group
 		return nil, err
 	}
 	g := &GroupConsumer{group: group, gc: gc, cons: cons, logger: cons.cfg.logger.With("group", group),
-		leave: make(chan struct{}), done: make(chan struct{})}
+		polled: make(chan struct{}, 1), leave: make(chan struct{}), done: make(chan struct{})}
 	g.mu.owned = map[TopicPartition]bool{}
+	g.mu.handed = map[TopicPartition]bool{}
+	g.mu.revoking = map[TopicPartition]bool{}
 	g.mu.returned = map[TopicPartition]int64{}
 	g.mu.processed = map[TopicPartition]int64{}
 	g.mu.committed = map[TopicPartition]int64{}
@@ -158,7 +170,12 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 			g.mu.processed[tp] = off
 		}
 	}
+	clear(g.mu.handed)
 	g.mu.Unlock()
+	select { // a revocation waiting for these records can go on
+	case g.polled <- struct{}{}:
+	default:
+	}
 	recs, err := g.cons.Poll(ctx)
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -169,6 +186,7 @@ func (g *GroupConsumer) Poll(ctx context.Context) ([]*Record, error) {
 			continue // revoked while the fetch was in flight
 		}
 		kept = append(kept, r)
+		g.mu.handed[tp] = true
 		if r.Offset+1 > g.mu.returned[tp] {
 			g.mu.returned[tp] = r.Offset + 1
 		}
@@ -201,8 +219,8 @@ func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPart
 	return g.commitProcessed(ctx, tps)
 }
 
-// commitProcessed commits the processed positions of owned partitions (of only when
-// given) that moved since their last commit.
+// commitProcessed commits the processed positions of owned partitions, and of those
+// being revoked (of only when given), that moved since their last commit.
 func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartition) error {
 	g.mu.Lock()
 	req := &sluicev1.CommitOffsetsRequest{GroupId: g.group, MemberId: g.mu.memberID, MemberEpoch: g.mu.epoch}
@@ -215,7 +233,7 @@ func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartiti
 	sortTPs(consider)
 	for _, tp := range consider {
 		off, ok := g.mu.processed[tp]
-		if !ok || !g.mu.owned[tp] {
+		if !ok || (!g.mu.owned[tp] && !g.mu.revoking[tp]) {
 			continue
 		}
 		if c, ok := g.mu.committed[tp]; ok && c == off {

@@ -130,12 +130,19 @@ func (g *GroupConsumer) session() error {
 			if err := stream.Send(&sluicev1.MembershipRequest{Request: &sluicev1.MembershipRequest_Heartbeat{Heartbeat: &sluicev1.MemberHeartbeat{MemberEpoch: e}}}); err != nil {
 				return fromStatus(err)
 			}
+		case <-g.polled:
+			if err := g.finishRevocation(ctx, stream, false); err != nil {
+				return err
+			}
 		case <-ac:
 			if err := g.commitProcessed(ctx, nil); err != nil {
 				g.logger.Warn("automatic commit failed", "err", err)
 			}
 		case <-g.leave:
 			cctx, ccancel := context.WithTimeout(context.Background(), g.cons.cfg.requestTimeout)
+			if err := g.finishRevocation(cctx, nil, true); err != nil {
+				g.logger.Warn("giving up revoked partitions on close failed", "err", err)
+			}
 			if !g.gc.ManualCommit {
 				if err := g.commitProcessed(cctx, nil); err != nil {
 					g.logger.Warn("commit on close failed", "err", err)
@@ -183,44 +190,30 @@ func (g *GroupConsumer) apply(ctx context.Context, stream sluicev1.GroupService_
 		}
 	}
 	for tp := range assigned {
-		if !g.mu.owned[tp] {
+		if !g.mu.owned[tp] && !g.mu.revoking[tp] {
 			added = append(added, tp)
 		}
 	}
+	// Revoked partitions stop at once: Poll returns no more of their records.
+	for _, tp := range revoked {
+		delete(g.mu.owned, tp)
+		g.mu.revoking[tp] = true
+	}
 	g.mu.Unlock()
-	sortTPs(revoked)
 	sortTPs(added)
-	if len(revoked) > 0 {
-		for _, tp := range revoked {
-			g.cons.Unassign(tp.Topic, tp.Partition)
-		}
-		if !g.gc.ManualCommit {
-			if err := g.commitProcessed(ctx, revoked); err != nil {
-				g.logger.Warn("commit of revoked partitions failed", "err", err)
-			}
-		}
-		if g.gc.OnRevoked != nil {
-			g.gc.OnRevoked(ctx, revoked)
-		}
-		g.mu.Lock()
-		for _, tp := range revoked {
-			delete(g.mu.owned, tp)
-			delete(g.mu.returned, tp)
-			delete(g.mu.processed, tp)
-			delete(g.mu.committed, tp)
-		}
-		g.mu.Unlock()
+	for _, tp := range revoked {
+		g.cons.Unassign(tp.Topic, tp.Partition)
 	}
 	if len(a.GetRevoking()) > 0 {
-		if err := stream.Send(&sluicev1.MembershipRequest{Request: &sluicev1.MembershipRequest_Confirm{
-			Confirm: &sluicev1.ConfirmRevocation{MemberEpoch: a.GetMemberEpoch(), Owned: a.GetAssigned()}}}); err != nil {
-			return fromStatus(err)
-		}
+		g.confirmPending = true
+	}
+	if err := g.finishRevocation(ctx, stream, false); err != nil {
+		return err
 	}
 	if len(added) == 0 {
 		return nil
 	}
-	req := &sluicev1.FetchOffsetsRequest{GroupId: g.group}
+	req := &sluicev1.FetchOffsetsRequest{GroupId: g.group, MemberId: a.GetMemberId(), MemberEpoch: a.GetMemberEpoch()}
 	byTopic := map[string]*sluicev1.TopicPartitions{}
 	for _, tp := range added {
 		if byTopic[tp.Topic] == nil {
@@ -258,6 +251,54 @@ func (g *GroupConsumer) apply(ctx context.Context, stream sluicev1.GroupService_
 	return nil
 }
 
+// finishRevocation gives up the revoked partitions once the application is done with
+// their records (it called Poll since they were handed out, or force at Close):
+// their positions are committed (unless ManualCommit), OnRevoked runs, and the
+// revocation is confirmed.
+func (g *GroupConsumer) finishRevocation(ctx context.Context, stream sluicev1.GroupService_MembershipClient, force bool) error {
+	g.mu.Lock()
+	var tps []TopicPartition
+	for tp := range g.mu.revoking {
+		if g.mu.handed[tp] && !force {
+			g.mu.Unlock()
+			return nil // still being processed: wait for the next Poll
+		}
+		tps = append(tps, tp)
+	}
+	g.mu.Unlock()
+	sortTPs(tps)
+	if len(tps) > 0 {
+		if !g.gc.ManualCommit {
+			if err := g.commitProcessed(ctx, tps); err != nil {
+				g.logger.Warn("commit of revoked partitions failed", "err", err)
+			}
+		}
+		if g.gc.OnRevoked != nil {
+			g.gc.OnRevoked(ctx, tps)
+		}
+		g.mu.Lock()
+		for _, tp := range tps {
+			delete(g.mu.revoking, tp)
+			delete(g.mu.returned, tp)
+			delete(g.mu.processed, tp)
+			delete(g.mu.committed, tp)
+		}
+		g.mu.Unlock()
+	}
+	if !g.confirmPending || stream == nil {
+		return nil
+	}
+	g.confirmPending = false
+	g.mu.Lock()
+	epoch := g.mu.epoch
+	g.mu.Unlock()
+	if err := stream.Send(&sluicev1.MembershipRequest{Request: &sluicev1.MembershipRequest_Confirm{
+		Confirm: &sluicev1.ConfirmRevocation{MemberEpoch: epoch}}}); err != nil {
+		return fromStatus(err)
+	}
+	return nil
+}
+
 // loseAll forgets the membership and every partition (without committing: the member
 // no longer owns them).
 func (g *GroupConsumer) loseAll() {
@@ -267,8 +308,13 @@ func (g *GroupConsumer) loseAll() {
 		lost = append(lost, tp)
 		g.cons.Unassign(tp.Topic, tp.Partition)
 	}
+	for tp := range g.mu.revoking {
+		lost = append(lost, tp)
+	}
+	g.confirmPending = false
 	g.mu.memberID, g.mu.epoch = "", 0
 	g.mu.owned = map[TopicPartition]bool{}
+	g.mu.revoking = map[TopicPartition]bool{}
 	g.mu.returned = map[TopicPartition]int64{}
 	g.mu.processed = map[TopicPartition]int64{}
 	g.mu.committed = map[TopicPartition]int64{}
