@@ -53,7 +53,7 @@ func TestUnreachableClusterIsNamed(t *testing.T) {
 
 func TestHelpListsNouns(t *testing.T) {
 	code, out, _ := run("--help")
-	for _, noun := range []string{"server", "topic", "produce", "consume", "offsets", "cluster", "bench"} {
+	for _, noun := range []string{"server", "topic", "produce", "consume", "offsets", "group", "cluster", "partition", "node", "bench", "version"} {
 		if !strings.Contains(out, noun) {
 			t.Errorf("help lacks %q", noun)
 		}
