@@ -160,6 +160,9 @@ func (c *Coordinator) checkShards(topics map[string]int32) {
 	for _, pi := range t.Partitions {
 		p, err := c.partition(pi.Index)
 		leader := err == nil && p.IsLeader()
+		if s := c.shard(pi.Index); s != nil && s.gone() {
+			c.dropShard(s, nil) // a write failed: rebuild from the log
+		}
 		c.mu.Lock()
 		s := c.mu.shards[pi.Index]
 		if c.mu.closed {
@@ -207,19 +210,32 @@ func (c *Coordinator) load(s *shard, topics map[string]int32) {
 	}
 }
 
-// dropShard forgets a shard whose write failed; it reloads from the log
-// when this node still leads.
+// dropShard forgets a shard (unloading it with cause unless it is gone
+// already); the watch loop reloads it from the log while this node leads.
 func (c *Coordinator) dropShard(s *shard, cause error) {
 	c.mu.Lock()
 	if c.mu.shards[s.index] == s {
 		delete(c.mu.shards, s.index)
 	}
 	c.mu.Unlock()
-	s.unload(cause)
+	if cause != nil {
+		s.unload(cause)
+	}
+	c.poke()
+}
+
+// poke wakes the watch loop.
+func (c *Coordinator) poke() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (c *Coordinator) shard(index int32) *shard {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.shards[index]
 }
 
 func (c *Coordinator) loadedShards() []*shard {
@@ -254,10 +270,7 @@ func (c *Coordinator) ensureTopic(ctx context.Context) (int32, error) {
 		}
 		return 0, err
 	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.poke()
 	return int32(len(t.Partitions)), nil
 }
 
@@ -296,10 +309,7 @@ func (c *Coordinator) shardFor(ctx context.Context, group string) (*shard, error
 		return nil, &NotCoordinatorError{Group: group}
 	}
 	if p.IsLeader() {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.poke()
 		return nil, ErrLoading
 	}
 	return nil, &NotCoordinatorError{Group: group, Leader: p.Leader()}

@@ -55,8 +55,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for _, gi := range m.c.List() {
 		ch <- prometheus.MustNewConstMetric(m.members, prometheus.GaugeValue, float64(len(gi.Members)), gi.ID)
 		for tp, co := range gi.Offsets {
+			// Any local replica knows the high watermark (a follower's
+			// may trail the leader's slightly).
 			p, _, err := m.c.md.Partition(tp.Topic, tp.Partition)
-			if err != nil || !p.IsLeader() {
+			if err != nil {
 				continue
 			}
 			lag := max(int64(p.HighWatermark())-co.Offset, 0)

@@ -41,6 +41,13 @@ func newShard(c *Coordinator, index int32, p *replication.Partition) *shard {
 	return s
 }
 
+// gone reports whether the shard was unloaded.
+func (s *shard) gone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.gone != nil
+}
+
 func (s *shard) ready() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -172,7 +179,7 @@ func (s *shard) appendLocked(ctx context.Context, recs []*record) (uint64, error
 			}
 		}
 		s.mu.sessions = map[string]map[string]*Session{}
-		go s.c.dropShard(s, cause)
+		s.c.poke() // the watch loop forgets this shard and reloads it while leading
 		return 0, cause
 	}
 	s.mu.sinceCheckpoint += len(recs)
