@@ -79,21 +79,22 @@ func (c *command) lastSequence() int32 {
 
 // encodeRecords encodes a cmdRecords command.
 func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime, leaderTime int64) []byte {
-	buf := make([]byte, recordsHeaderLen+len(b.Data))
-	buf[0] = commandVersion
-	buf[1] = cmdRecords
+	var hdr [recordsHeaderLen]byte
+	hdr[0] = commandVersion
+	hdr[1] = cmdRecords
 	be := binary.BigEndian
-	be.PutUint64(buf[2:], origin)
-	be.PutUint64(buf[10:], seq)
-	be.PutUint32(buf[18:], b.Records)
-	be.PutUint64(buf[22:], uint64(b.MaxTimestamp))
-	be.PutUint64(buf[30:], uint64(b.ProducerID))
-	be.PutUint32(buf[38:], uint32(b.ProducerEpoch))
-	be.PutUint32(buf[42:], uint32(b.BaseSequence))
-	be.PutUint64(buf[46:], uint64(logAppendTime))
-	be.PutUint64(buf[54:], uint64(leaderTime))
-	copy(buf[recordsHeaderLen:], b.Data)
-	return buf
+	be.PutUint64(hdr[2:], origin)
+	be.PutUint64(hdr[10:], seq)
+	be.PutUint32(hdr[18:], b.Records)
+	be.PutUint64(hdr[22:], uint64(b.MaxTimestamp))
+	be.PutUint64(hdr[30:], uint64(b.ProducerID))
+	be.PutUint32(hdr[38:], uint32(b.ProducerEpoch))
+	be.PutUint32(hdr[42:], uint32(b.BaseSequence))
+	be.PutUint64(hdr[46:], uint64(logAppendTime))
+	be.PutUint64(hdr[54:], uint64(leaderTime))
+	// One append: the runtime does not zero memory it is about to copy
+	// over (make would clear the whole buffer first; batches are large).
+	return append(hdr[:], b.Data...)
 }
 
 // stampRecords sets the proposal sequence, log-append time and leader
