@@ -154,6 +154,16 @@
 // owns one flusher goroutine (and the short-lived fsync workers of each
 // cycle); Close waits for it. A Log starts no goroutines.
 //
+// # Testing
+//
+// go test ./storage/... runs everything briefly (a few seconds, under
+// -race too). STORAGE_SOAK=1 go test -run TestRandomizedAgainstModel
+// -timeout 30m ./storage/ runs the model test with 40 seeds of 3,000 steps
+// and on-disk invariant checks after every step (about 5 minutes).
+// Each fuzz target runs alone: go test -run '^$' -fuzz FuzzFrame
+// -fuzztime 10s ./storage/ (also FuzzSegmentHeader, FuzzIndexEntry,
+// FuzzState, FuzzRecover, FuzzRecoveryPoint).
+//
 // # Performance
 //
 // go test -run '^$' -bench . ./storage/ measures append+fsync (1 KiB,

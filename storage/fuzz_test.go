@@ -147,6 +147,43 @@ func FuzzRecover(f *testing.F) {
 	})
 }
 
+// FuzzRecoveryPoint opens a log whose recovery file holds arbitrary bytes
+// (seeded with true and false points): whatever the record says, Open must
+// end with exactly the log's valid frames.
+func FuzzRecoveryPoint(f *testing.F) {
+	var frames []byte
+	var ends []uint64
+	for i := uint64(1); i <= 4; i++ {
+		e := Entry{Index: i, Term: 2, Records: 1, MaxTimestamp: int64(i), Data: []byte("abcdef")}
+		frames = appendFrame(frames, &e)
+		ends = append(ends, uint64(segHeaderSize+len(frames)))
+	}
+	good := recoveryPoint{Base: 1, Pos: ends[2], LastIndex: 3, LastTerm: 2, Next: 3, MaxTs: 3, LastFrame: ends[1]}
+	f.Add(good.encode())
+	bad := good
+	bad.Pos, bad.LastFrame = ends[3]+5, ends[3]
+	f.Add(bad.encode())
+	f.Add([]byte("SLRP"))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		fs := faultfs.New()
+		fs.MkdirAll("/p", 0o755)
+		h := segHeader{BaseIndex: 1, PrevTerm: 1}
+		fs.WriteFile(segPathIn("/p", 1)+segSuffix, append(h.encode(), frames...))
+		fs.WriteFile("/p/"+recoveryFile, rec)
+		l, err := Open("/p", Options{FS: fs, IndexIntervalBytes: 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if last, _ := l.LastIndex(); last != 4 || l.NextOffset() != 4 {
+			t.Fatalf("last %d next %d, want 4 4", last, l.NextOffset())
+		}
+		if ents, err := l.Entries(1, 5, 1<<20); err != nil || len(ents) != 4 {
+			t.Fatalf("entries: %d %v", len(ents), err)
+		}
+	})
+}
+
 // memFile is a read-only File over a byte slice.
 type memFile struct{ b []byte }
 
