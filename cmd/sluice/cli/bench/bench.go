@@ -29,7 +29,7 @@ func NewCommand(g *app.Globals) *cobra.Command {
 		Use:   "bench",
 		Short: "Generate load and measure throughput and latency",
 	}
-	cmd.AddCommand(newProduce(g), newConsume(g))
+	cmd.AddCommand(newProduce(g), newConsume(g), newE2E(g))
 	cmd.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this client process to this file")
 	return cmd
 }

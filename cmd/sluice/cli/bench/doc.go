@@ -1,7 +1,8 @@
-// Package bench implements `sluice bench produce|consume`, a load generator in the manner
+// Package bench implements `sluice bench produce|consume|e2e`, a load generator in the manner
 // of kafka-producer-perf-test: it drives clients.Producer or clients.Consumer and reports
 // a progress line each second and a summary with records/s, MB/s and latency
-// percentiles (package hist).
+// percentiles (package hist). e2e produces at a fixed rate while a consumer in the same
+// process reads, and reports the latency from produce to consumption.
 //
 // LOCKING: workers report through atomic counters and a hist.Recorder (its own mutex);
 // the progress goroutine only reads them. The first error is kept once (meter.errOnce)
