@@ -3,9 +3,8 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
-
-	"google.golang.org/grpc/peer"
 
 	"github.com/sluicehq/sluice/coordinator"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -17,25 +16,29 @@ import (
 // AssignmentChange, heartbeats, commits (automatically at an interval, or
 // on StreamCommit), and gives up revoked partitions: it stops reading
 // them, commits (in automatic mode), and confirms. In manual mode it
-// confirms on the client's next commit, or after a heartbeat interval.
+// confirms on the client's next commit, or after revokeGrace.
 // Only the stream's handler goroutine touches it.
 type streamGroup struct {
 	sub   *sluicev1.GroupSubscription
-	coord *coordinator.Coordinator
-	sess  *coordinator.Session
+	sess  groupMember
 	epoch int32
 	owned map[subKey]bool
 	// committed is the last offset committed per owned partition.
 	committed map[subKey]uint64
 
-	heartbeat  *time.Ticker
-	autoCommit *time.Ticker
+	heartbeat                 *time.Ticker // wakes the stream; nextHeartbeat says when one is due
+	autoCommit                *time.Ticker // likewise, with nextCommit
+	nextHeartbeat, nextCommit time.Time
 	// confirmBy is when an unconfirmed revocation (manual mode) is
 	// confirmed anyway; zero when none is pending.
 	confirmBy    time.Time
 	confirmEpoch int32
 	interval     time.Duration
 }
+
+// revokeGrace is how long, in manual mode, a client may still commit
+// partitions taken from it before the revocation is confirmed for it.
+const revokeGrace = time.Second
 
 // joinGroup makes the stream a group member.
 func (st *consumeStream) joinGroup(ctx context.Context, gs *sluicev1.GroupSubscription) error {
@@ -51,23 +54,78 @@ func (st *consumeStream) joinGroup(ctx context.Context, gs *sluicev1.GroupSubscr
 		return invalidField("group.reset_position", "only earliest or latest")
 	}
 	c := st.s.core.coord
-	p := coordinator.JoinParams{InstanceID: gs.GetInstanceId(), ClientID: "consume-stream",
-		Sub: coordinator.Subscription{Topics: gs.GetTopics(), Pattern: gs.GetTopicPattern()}}
-	if pr, ok := peer.FromContext(ctx); ok && pr.Addr != nil {
-		p.ClientAddr = pr.Addr.String()
-	}
-	sess, err := c.Join(ctx, gs.GetGroupId(), p)
+	join := &sluicev1.JoinGroup{GroupId: gs.GetGroupId(), Topics: gs.GetTopics(), TopicPattern: gs.GetTopicPattern(),
+		InstanceId: gs.GetInstanceId(), ClientId: "consume-stream"}
+	member, err := st.s.joinAnywhere(ctx, c, join)
 	if err != nil {
 		return st.s.toAPIError(ctx, st.s.groupError(gs.GetGroupId(), err))
 	}
-	g := &streamGroup{sub: gs, coord: c, sess: sess, owned: map[subKey]bool{}, committed: map[subKey]uint64{},
+	g := &streamGroup{sub: gs, sess: member, owned: map[subKey]bool{}, committed: map[subKey]uint64{},
 		interval: time.Second}
 	g.heartbeat = time.NewTicker(g.interval)
+	g.nextHeartbeat = time.Now().Add(g.interval)
 	if ms := gs.GetAutoCommitIntervalMs(); ms > 0 {
 		g.autoCommit = time.NewTicker(time.Duration(ms) * time.Millisecond)
+		g.nextCommit = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
 	st.group = g
 	return nil
+}
+
+// joinAnywhere joins a group on this node's coordinator or, when the group
+// lives elsewhere, on its coordinator's node (following its hints while the
+// coordinator is being elected or moves).
+func (s *Server) joinAnywhere(ctx context.Context, c *coordinator.Coordinator, join *sluicev1.JoinGroup) (groupMember, error) {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-s.stop:
+				return nil, coordinator.ErrClosed
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		var sess *coordinator.Session
+		sess, err = c.Join(ctx, join.GetGroupId(), joinParams(ctx, join))
+		if err == nil {
+			return localMember{Session: sess, c: c, group: join.GetGroupId()}, nil
+		}
+		var nc *coordinator.NotCoordinatorError
+		for errors.As(err, &nc) && len(forwardedBy(ctx)) < maxForwardHops {
+			if nc.Leader == 0 || nc.Leader == s.cfg.NodeID {
+				break // no coordinator yet: try again shortly
+			}
+			var m groupMember
+			if m, err = s.joinRemote(ctx, nc.Leader, join); err == nil {
+				return m, nil
+			}
+			// A stale hint: the remote names the coordinator it knows.
+			nc = nil
+			var re *apiError
+			if errors.As(err, &re) || asRemote(err, &re) {
+				if re.reason == sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR {
+					leader, _ := strconv.ParseUint(re.md["coordinator"], 10, 64)
+					err = &coordinator.NotCoordinatorError{Group: join.GetGroupId(), Leader: leader}
+				}
+			}
+		}
+		if !errors.As(err, &nc) && !errors.Is(err, coordinator.ErrLoading) {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// asRemote converts a peer's status into the API error it carries.
+func asRemote(err error, out **apiError) bool {
+	var re *remoteError
+	if !errors.As(err, &re) {
+		return false
+	}
+	*out = apiErrorOf(re.st)
+	return true
 }
 
 // groupChans are the channels a group stream waits on besides its own.
@@ -106,34 +164,30 @@ func (st *consumeStream) groupPoll(ctx context.Context) error {
 			return err
 		}
 	}
-	select {
-	case <-g.heartbeat.C:
+	// The tickers only wake the stream's select (which may take their tick):
+	// what is due is decided by the clock.
+	now := time.Now()
+	if !now.Before(g.nextHeartbeat) {
+		g.nextHeartbeat = now.Add(g.interval)
 		if err := g.sess.Heartbeat(ctx, g.epoch); err != nil && !isStale(err) {
 			return st.s.toAPIError(ctx, st.s.groupError(g.sub.GetGroupId(), err))
 		}
-		if !g.confirmBy.IsZero() && time.Now().After(g.confirmBy) {
-			if err := st.confirm(ctx); err != nil {
-				return err
-			}
-		}
-	default:
 	}
-	if g.autoCommit != nil {
-		select {
-		case <-g.autoCommit.C:
-			if err := st.autoCommitOwned(ctx); err != nil {
-				return err
-			}
-		default:
+	if !g.confirmBy.IsZero() && now.After(g.confirmBy) {
+		if err := st.confirm(ctx); err != nil {
+			return err
+		}
+	}
+	if g.autoCommit != nil && !now.Before(g.nextCommit) {
+		g.nextCommit = now.Add(time.Duration(g.sub.GetAutoCommitIntervalMs()) * time.Millisecond)
+		if err := st.autoCommitOwned(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func isStale(err error) bool {
-	var se *coordinator.StaleEpochError
-	return errors.As(err, &se)
-}
+func isStale(err error) bool { return staleReason(err) }
 
 // applyAssignment stops reading revoked partitions, starts the new ones
 // and tells the client.
@@ -143,6 +197,7 @@ func (st *consumeStream) applyAssignment(ctx context.Context, a coordinator.Assi
 	if a.HeartbeatInterval > 0 && a.HeartbeatInterval != g.interval {
 		g.interval = a.HeartbeatInterval
 		g.heartbeat.Reset(g.interval)
+		g.nextHeartbeat = time.Now().Add(g.interval)
 	}
 	keep := map[subKey]bool{}
 	for _, tp := range a.Assigned {
@@ -171,7 +226,7 @@ func (st *consumeStream) applyAssignment(ctx context.Context, a coordinator.Assi
 		}
 	}
 	if len(added) > 0 {
-		offs, err := g.coord.Fetch(ctx, g.sub.GetGroupId(), g.sess.MemberID(), a.Epoch, added)
+		offs, err := g.sess.Fetch(ctx, a.Epoch, added)
 		if err != nil {
 			return st.s.toAPIError(ctx, st.s.groupError(g.sub.GetGroupId(), err))
 		}
@@ -195,7 +250,7 @@ func (st *consumeStream) applyAssignment(ctx context.Context, a coordinator.Assi
 		if g.autoCommit != nil {
 			return st.confirm(ctx)
 		}
-		g.confirmBy = time.Now().Add(g.interval)
+		g.confirmBy = time.Now().Add(min(g.interval, revokeGrace))
 	}
 	return nil
 }
@@ -262,7 +317,7 @@ func (st *consumeStream) commitPositions(ctx context.Context, keys []subKey) err
 	if len(offs) == 0 {
 		return nil
 	}
-	if err := g.coord.Commit(ctx, g.sub.GetGroupId(), g.sess.MemberID(), g.epoch, offs); err != nil {
+	if err := g.sess.Commit(ctx, g.epoch, offs); err != nil {
 		return err
 	}
 	for _, o := range offs {
@@ -295,7 +350,7 @@ func (st *consumeStream) commitGroup(ctx context.Context, sc *sluicev1.StreamCom
 			Offset: o.GetOffset(), Metadata: o.GetMetadata()})
 	}
 	res := &sluicev1.CommitResult{}
-	if err := g.coord.Commit(ctx, g.sub.GetGroupId(), g.sess.MemberID(), g.epoch, offs); err != nil {
+	if err := g.sess.Commit(ctx, g.epoch, offs); err != nil {
 		res.Error = st.s.toAPIError(ctx, st.s.groupError(g.sub.GetGroupId(), err)).proto()
 	} else {
 		for _, o := range offs {

@@ -3,8 +3,10 @@ package server_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/server/servertest"
 )
 
 // groupStream is a Consume stream in group mode, read by the test.
@@ -14,6 +16,7 @@ type groupStream struct {
 	assigned map[string]bool // "topic/partition"
 	epoch    int32
 	seen     map[string]bool // record values
+	pending  any             // a Recv in flight (recvUntilQuiet)
 }
 
 func joinStream(t *testing.T, c sluicev1.ConsumerServiceClient, gs *sluicev1.GroupSubscription) *groupStream {
@@ -33,13 +36,56 @@ func joinStream(t *testing.T, c sluicev1.ConsumerServiceClient, gs *sluicev1.Gro
 	return &groupStream{t: t, stream: st, assigned: map[string]bool{}, seen: map[string]bool{}}
 }
 
+type streamResult struct {
+	m   *sluicev1.ConsumeResponse
+	err error
+}
+
+// recvUntilQuiet handles messages for a short while (a stream with nothing
+// to say must not block a test that reads several in turn).
+func (g *groupStream) recvUntilQuiet() {
+	g.t.Helper()
+	if g.pending == nil {
+		ch := make(chan streamResult, 1)
+		go func() {
+			m, err := g.stream.Recv()
+			ch <- streamResult{m, err}
+		}()
+		g.pending = ch
+	}
+	select {
+	case r := <-g.pending.(chan streamResult):
+		g.pending = nil
+		if r.err != nil {
+			g.t.Fatal(r.err)
+		}
+		g.handle(r.m)
+	case <-time.After(20 * time.Millisecond):
+	}
+}
+
 // recv handles one message; it returns it.
 func (g *groupStream) recv() *sluicev1.ConsumeResponse {
 	g.t.Helper()
-	m, err := g.stream.Recv()
+	var (
+		m   *sluicev1.ConsumeResponse
+		err error
+	)
+	if g.pending != nil { // a Recv of recvUntilQuiet is in flight: take its result
+		r := <-g.pending.(chan streamResult)
+		g.pending = nil
+		m, err = r.m, r.err
+	} else {
+		m, err = g.stream.Recv()
+	}
 	if err != nil {
 		g.t.Fatal(err)
 	}
+	g.handle(m)
+	return m
+}
+
+func (g *groupStream) handle(m *sluicev1.ConsumeResponse) {
 	switch {
 	case m.GetAssignment() != nil:
 		g.assigned = map[string]bool{}
@@ -60,7 +106,6 @@ func (g *groupStream) recv() *sluicev1.ConsumeResponse {
 	case m.GetPartitionError() != nil:
 		g.t.Fatalf("partition error: %v", m.GetPartitionError())
 	}
-	return m
 }
 
 // TestConsumeGroupMode: two thin-client streams share a topic through the
@@ -129,5 +174,71 @@ func TestConsumeGroupMode(t *testing.T) {
 	}
 	if b.seen["p0-v0"] || b.seen["p1-v0"] {
 		t.Fatalf("b re-read committed records: %v", b.seen)
+	}
+}
+
+// TestConsumeGroupModeOnAnyNode: thin clients joining a group through each
+// node of a cluster are members of one group, whichever node coordinates
+// it; commits go through too.
+func TestConsumeGroupModeOnAnyNode(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ev", Partitions: 4, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	for p := int32(0); p < 4; p++ {
+		produce(t, c.Nodes[0], "ev", p, records(2, fmt.Sprintf("p%d", p)))
+	}
+	gs := &sluicev1.GroupSubscription{GroupId: "anynode", Topics: []string{"ev"}, AutoCommitIntervalMs: 100}
+	var streams []*groupStream
+	start := time.Now()
+	t.Logf("joining")
+	for _, n := range c.Nodes {
+		streams = append(streams, joinStream(t, n.Consumer, gs))
+	}
+	// Every stream gets partitions; together they read every record.
+	seen := func() int {
+		all := map[string]bool{}
+		for _, s := range streams {
+			for v := range s.seen {
+				all[v] = true
+			}
+		}
+		return len(all)
+	}
+	for i := 0; ; i = (i + 1) % len(streams) {
+		done, owned := seen() == 8, 0
+		for _, s := range streams {
+			done = done && len(s.assigned) > 0
+			owned += len(s.assigned)
+		}
+		done = done && owned == 4
+		if done {
+			break
+		}
+		streams[i].recvUntilQuiet()
+	}
+	t.Logf("all read after %v", time.Since(start))
+	d, err := c.Nodes[1].Group.DescribeGroup(ctx, &sluicev1.DescribeGroupRequest{GroupId: "anynode"})
+	if err != nil || len(d.GetMembers()) != 3 {
+		t.Fatalf("describe: %v %v", d, err)
+	}
+	for _, s := range streams {
+		var offs []*sluicev1.CommitPosition
+		for k := range s.assigned {
+			var p int32
+			fmt.Sscanf(k, "ev/%d", &p)
+			offs = append(offs, &sluicev1.CommitPosition{Topic: "ev", Partition: p, Offset: 2})
+		}
+		if err := s.stream.Send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Commit{Commit: &sluicev1.StreamCommit{Offsets: offs}}}); err != nil {
+			t.Fatal(err)
+		}
+		for m := s.recv(); m.GetCommitResult() == nil; m = s.recv() {
+		}
+	}
+	t.Logf("committed after %v", time.Since(start))
+	fo, err := c.Nodes[2].Group.FetchOffsets(ctx, &sluicev1.FetchOffsetsRequest{GroupId: "anynode"})
+	if err != nil || len(fo.GetOffsets()) != 4 {
+		t.Fatalf("offsets: %v %v", fo, err)
 	}
 }
