@@ -46,6 +46,10 @@ type Config struct {
 	// DefaultReplicationFactor is used when CreateTopic asks for 0 (default
 	// 3, capped at the number of nodes).
 	DefaultReplicationFactor int32
+	// OffsetsTopicPartitions is the partition count of __consumer_offsets
+	// (consumer groups and their offsets) when this node creates it; 0
+	// means one per live node. It is fixed once the topic exists.
+	OffsetsTopicPartitions int32
 	// Logger receives structured logs; nil discards them.
 	Logger *slog.Logger
 	// Registry receives every metric of the node and is served on

@@ -65,7 +65,7 @@ func openCore(cfg Config, advertise, internal string, forward cluster.Forwarder,
 		return nil, errors.Join(fmt.Errorf("server: cluster metadata: %w", err), host.Close())
 	}
 	coord, err := coordinator.New(coordinator.Config{NodeID: cfg.NodeID, Metadata: md,
-		Logger: logger, Registerer: reg})
+		OffsetsPartitions: cfg.OffsetsTopicPartitions, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, errors.Join(err, md.Close(), host.Close())
 	}

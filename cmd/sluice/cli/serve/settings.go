@@ -49,6 +49,7 @@ var fieldMeta = map[string]meta{
 	"Rack":                     {"rack", "rack of this node, for rack-aware replica placement"},
 	"DefaultPartitions":        {"default-partitions", "partitions of a topic created without a partition count"},
 	"DefaultReplicationFactor": {"default-replication-factor", "replication factor of a topic created without one (capped at the number of nodes)"},
+	"OffsetsTopicPartitions":   {"offsets-topic-partitions", "partitions of __consumer_offsets (consumer groups and their offsets) when this node creates it; 0: one per live node"},
 	"TickInterval":             {"tick-interval", "Raft clock period"},
 	"RetentionCheck":           {"retention-check-interval", "how often retention runs on each partition"},
 	"SegmentBytes":             {"segment-bytes", "default segment file size of partition logs (a topic's segment.bytes overrides it); accepts KiB/MiB/GiB"},
