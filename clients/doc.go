@@ -65,6 +65,19 @@
 // to the nearest end of the log unless StrictOffsets. Partition failures come back as
 // *PartitionError and stop that partition until it is sought again.
 //
+// # Group consumer
+//
+// A GroupConsumer is a member of a consumer group (GroupConfig: topics or a pattern,
+// static instance id, assignor, session timeout, commit mode, callbacks). The group's
+// coordinator assigns partitions and moves them incrementally; the member fetches its
+// partitions like a Consumer and commits processed positions, automatically (the records
+// of a Poll count as processed when Poll is called again) or with Commit /
+// CommitOffsets. A revoked partition stops at once (Poll returns no more of its
+// records) and is handed over once the application has polled again: its positions are
+// committed, OnRevoked runs, and the revocation is confirmed. Delivery is at-least-once.
+// Close commits, leaves the group (a static member keeps its place until its session
+// times out) and waits for the membership goroutine.
+//
 // # Admin
 //
 // Admin wraps AdminService and ClusterService: CreateTopic, DeleteTopic, ListTopics,
@@ -97,4 +110,9 @@
 // (cluster never calls back). Consumer.pollMu serializes Poll; Consumer.mu guards
 // assignments and positions and is never held across a call to the server; Poll's fetch
 // goroutines end before it returns. Admin holds no state besides its cluster.
+// A GroupConsumer owns one membership goroutine (the Membership stream, its reader
+// goroutine, heartbeats, automatic commits, callbacks), stopped by Close;
+// GroupConsumer.mu guards the member id, epoch, coordinator address and the owned,
+// revoking, handed, processed and committed partition sets, and is never held across a
+// call to the server or a callback.
 package clients
