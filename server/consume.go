@@ -28,7 +28,8 @@ type subKey struct {
 type subscription struct {
 	key     subKey
 	topicID string
-	p       *replication.Partition
+	p       *replication.Partition // nil when fed from another node
+	feed    *remoteFeed            // no replica here (consume_remote.go)
 	offset  uint64
 	format  sluicev1.RecordFormat
 	changed <-chan struct{} // taken before the last read
@@ -57,6 +58,7 @@ func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.Cons
 	ctx := stream.Context()
 	st := &consumeStream{s: cs.s, stream: stream, subs: map[subKey]*subscription{}}
 	defer st.leaveGroup(ctx)
+	defer st.stopFeeds()
 	reqs := make(chan *sluicev1.ConsumeRequest)
 	recvErr := make(chan error, 1)
 	go func() { // ends when the client half-closes or the call ends
@@ -138,7 +140,7 @@ func (st *consumeStream) handle(ctx context.Context, req *sluicev1.ConsumeReques
 		}
 		for _, p := range parts {
 			k := subKey{r.Unsubscribe.GetTopic(), p}
-			delete(st.subs, k)
+			st.dropSubscription(k)
 			st.order = slices.DeleteFunc(st.order, func(x subKey) bool { return x == k })
 		}
 	case *sluicev1.ConsumeRequest_Seek:
@@ -146,6 +148,9 @@ func (st *consumeStream) handle(ctx context.Context, req *sluicev1.ConsumeReques
 		sub, ok := st.subs[k]
 		if !ok {
 			return st.partitionError(k, invalidField("seek", "partition %s/%d is not subscribed", k.topic, k.part))
+		}
+		if sub.feed != nil {
+			return st.seekRemote(ctx, sub, r.Seek.GetPosition())
 		}
 		off, err := st.resolve(sub.p, r.Seek.GetPosition())
 		if err != nil {
@@ -178,6 +183,12 @@ func (st *consumeStream) subscribe(ctx context.Context, sub *sluicev1.Subscripti
 	for _, idx := range parts {
 		k := subKey{t.Name, idx}
 		p, _, err := st.s.core.md.Partition(t.Name, idx)
+		if errors.As(err, new(*cluster.NotReplicaError)) {
+			if err := st.subscribeRemote(ctx, t, idx, sub); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			if err := st.partitionError(k, st.s.toAPIError(ctx, err)); err != nil {
 				return err
@@ -194,6 +205,7 @@ func (st *consumeStream) subscribe(ctx context.Context, sub *sluicev1.Subscripti
 		if _, exists := st.subs[k]; !exists {
 			st.order = append(st.order, k)
 		}
+		st.dropSubscription(k)
 		st.subs[k] = &subscription{key: k, topicID: t.ID, p: p, offset: off, format: sub.GetRecordFormat()}
 	}
 	return nil
@@ -237,6 +249,12 @@ func (st *consumeStream) push(ctx context.Context) error {
 	)
 	for _, k := range st.order {
 		sub := st.subs[k]
+		if sub.feed != nil {
+			if err := st.pushRemote(ctx, sub); err != nil {
+				return err
+			}
+			continue
+		}
 		sub.changed = sub.p.Changed()
 		for st.credit > 0 {
 			bs, err := sub.p.Read(sub.offset, int(min(st.credit, consumeReadBytes)))

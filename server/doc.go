@@ -57,8 +57,11 @@
 // health metrics ask every node what it leads (internal LedPartitions) and
 // merge the answers, cached for a second (leaders.go).
 //
-// Not yet: forwarding Consume streams (a partition with no replica here
-// answers NOT_LEADER) and transactions.
+// A Consume stream reads a partition with no replica here through a feed
+// that long-polls Fetch (forwarded to a replica) for it
+// (consume_remote.go).
+//
+// Not yet: transactions.
 //
 // LOCKING. Server.mu guards the lifecycle fields (started, shutdown,
 // listeners, ready); Server.opened publishes the core to the internal API,
