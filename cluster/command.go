@@ -184,11 +184,11 @@ func apply(s *State, c *command) (*State, error) {
 		n.ProducerBlocks[c.NodeID] = ProducerBlock{Start: n.NextProducerID, Count: c.Count}
 		n.NextProducerID += c.Count
 	case cmdReassign:
-		if err := applyMoves(n, c.Moves, false); err != nil {
+		if err := applyMoves(n, c.Moves, false, false); err != nil {
 			return s, err
 		}
 	case cmdReassignDone:
-		if err := applyMoves(n, c.Moves, true); err != nil {
+		if err := applyMoves(n, c.Moves, true, true); err != nil {
 			return s, err
 		}
 	case cmdDecommission:
@@ -196,7 +196,7 @@ func apply(s *State, c *command) (*State, error) {
 			return s, &InvalidError{Field: "node_id", Reason: "no such node"}
 		}
 		if len(c.Moves) > 0 {
-			if err := applyMoves(n, c.Moves, false); err != nil {
+			if err := applyMoves(n, c.Moves, false, true); err != nil {
 				return s, err
 			}
 		}

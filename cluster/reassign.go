@@ -25,8 +25,10 @@ import (
 // still be promoted to voter.
 const promoteLag = 256
 
-// applyMoves sets (done=false) or completes (done=true) reassignments.
-func applyMoves(n *State, moves []move, done bool) error {
+// applyMoves sets (done=false) or completes (done=true) reassignments. A
+// target has the topic's replication factor of nodes, or one fewer when
+// shrink is set (a decommission with no spare node).
+func applyMoves(n *State, moves []move, done, shrink bool) error {
 	if len(moves) == 0 {
 		return &InvalidError{Field: "replicas", Reason: "nothing to move"}
 	}
@@ -38,8 +40,9 @@ func applyMoves(n *State, moves []move, done bool) error {
 		if mv.Partition < 0 || int(mv.Partition) >= len(t.Partitions) {
 			return &UnknownPartitionError{Topic: mv.Topic, Partition: mv.Partition}
 		}
-		if len(mv.Replicas) == 0 {
-			return &InvalidError{Field: "replicas", Reason: "must name at least one node"}
+		rf := int(t.ReplicationFactor)
+		if len(mv.Replicas) == 0 || len(mv.Replicas) > rf || (len(mv.Replicas) < rf && !(shrink && len(mv.Replicas) == rf-1)) {
+			return &InvalidError{Field: "replicas", Reason: fmt.Sprintf("must name %d nodes (the replication factor)", rf)}
 		}
 		for i, id := range mv.Replicas {
 			if _, ok := n.Nodes[id]; !ok || slices.Contains(mv.Replicas[:i], id) {

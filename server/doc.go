@@ -69,7 +69,9 @@
 // connections to other nodes; byteBudget.mu a ProduceStream's bytes in
 // flight; leaderView.mu the cached cluster-wide view and the round in
 // flight (one at a time; others wait for it); joinedPeers.mu the addresses
-// a join answered. Handlers hold no locks of their own: the cluster
+// a join answered; remoteFeed.mu the batches a Consume feed buffered (its
+// goroutine fills, the stream's handler takes; the stream stops its feeds
+// before it returns). Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream
