@@ -5,9 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/clients"
 	"github.com/sluicehq/sluice/cmd/sluice/cli/app"
@@ -24,6 +28,7 @@ type e2eOptions struct {
 	partitionsSet bool
 	rf            int32
 	linger        time.Duration
+	stream        bool
 }
 
 func newE2E(g *app.Globals) *cobra.Command {
@@ -50,6 +55,7 @@ one clock, no skew). Reports the latency distribution of every record read.`,
 	f.IntVar(&o.recordSize, "record-size", 1024, "bytes of each record's value (at least 8)")
 	f.Int32Var(&o.partitions, "partitions", 1, "partitions when the topic is created")
 	f.Int32Var(&o.rf, "replication-factor", 0, "replication factor when the topic is created (0 = server default)")
+	f.BoolVar(&o.stream, "consume-stream", false, "read with Consume streams (the server pushes batches as the high watermark moves; one stream per partition leader) instead of the client library's Consumer (Fetch long polls)")
 	f.DurationVar(&o.linger, "linger", 0, "how long the producer waits to fill a batch (0: send at once; batches still form while others are in flight)")
 	return cmd
 }
@@ -108,29 +114,38 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	defer stopProfile()
 
 	// The consumer: every record read is one latency sample.
-	consumed := make(chan struct{})
-	go func() {
-		defer close(consumed)
-		for m.records.Load() < total {
-			recs, err := c.Poll(ctx)
-			now := time.Now()
-			if err != nil {
-				if ctx.Err() == nil {
-					m.fail(err)
-				}
-				return
-			}
-			for _, r := range recs {
-				if len(r.Value) < 8 {
-					continue
-				}
-				sent := int64(binary.BigEndian.Uint64(r.Value))
-				m.lat.Record(now.Sub(time.Unix(0, sent)))
-				m.bytes.Add(int64(len(r.Value)))
-			}
-			m.records.Add(int64(len(recs)))
+	sample := func(now time.Time, value []byte) {
+		if len(value) < 8 {
+			return
 		}
-	}()
+		sent := int64(binary.BigEndian.Uint64(value))
+		m.lat.Record(now.Sub(time.Unix(0, sent)))
+		m.bytes.Add(int64(len(value)))
+	}
+	consumed := make(chan struct{})
+	if o.stream {
+		if err := streamConsume(ctx, g, m, o.topic, latest.GetOffsets(), total, sample, consumed); err != nil {
+			return err
+		}
+	} else {
+		go func() {
+			defer close(consumed)
+			for m.records.Load() < total {
+				recs, err := c.Poll(ctx)
+				now := time.Now()
+				if err != nil {
+					if ctx.Err() == nil {
+						m.fail(err)
+					}
+					return
+				}
+				for _, r := range recs {
+					sample(now, r.Value)
+				}
+				m.records.Add(int64(len(recs)))
+			}
+		}()
+	}
 
 	start := time.Now()
 	rctx, stopReport := context.WithCancel(ctx)
@@ -173,5 +188,107 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	if m.err != nil && !errors.Is(m.err, context.Canceled) {
 		return m.err
 	}
+	return nil
+}
+
+// streamConsume reads the partitions from the given offsets with one
+// Consume stream per partition leader, granting back the credit each batch
+// used, and closes done once total records arrived or ctx ended.
+func streamConsume(ctx context.Context, g *app.Globals, m *meter, topic string, from []*sluicev1.PartitionOffset,
+	total int64, sample func(time.Time, []byte), done chan<- struct{}) (err error) {
+	conn, err := g.Conn()
+	if err != nil {
+		return err
+	}
+	md, err := sluicev1.NewClusterServiceClient(conn).GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return err
+	}
+	addr := map[int32]string{}
+	for _, n := range md.GetNodes() {
+		addr[n.GetNodeId()] = n.GetAddress()
+	}
+	start := map[int32]int64{}
+	for _, po := range from {
+		start[po.GetPartition()] = po.GetOffset()
+	}
+	byNode := map[string][]int32{}
+	for _, tm := range md.GetTopics() {
+		for _, pm := range tm.GetPartitions() {
+			a := addr[pm.GetLeader()]
+			if a == "" {
+				a = g.BrokerList()[0]
+			}
+			byNode[a] = append(byNode[a], pm.GetPartition())
+		}
+	}
+	const credit = 64 << 20
+	// The streams end together: once every record arrived (or ctx ends).
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		if err != nil { // the streams started end with sctx
+			stop()
+			wg.Wait()
+		}
+	}()
+	for a, parts := range byNode {
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(app.MaxMessageBytes)))
+		if err != nil {
+			return err
+		}
+		st, err := sluicev1.NewConsumerServiceClient(cc).Consume(sctx)
+		if err != nil {
+			cc.Close()
+			return err
+		}
+		for _, p := range parts {
+			if err := st.Send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{
+				Topic: topic, Partitions: []int32{p},
+				Start: &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Offset{Offset: start[p]}}}}}); err != nil {
+				cc.Close()
+				return err
+			}
+		}
+		if err := st.Send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Credit{Credit: &sluicev1.Credit{Bytes: credit}}}); err != nil {
+			cc.Close()
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cc.Close()
+			defer stop()
+			for m.records.Load() < total {
+				msg, err := st.Recv()
+				now := time.Now()
+				if err != nil {
+					if sctx.Err() == nil {
+						m.fail(err)
+					}
+					return
+				}
+				if pe := msg.GetPartitionError(); pe != nil {
+					m.fail(fmt.Errorf("partition %d: %s", pe.GetPartition(), pe.GetError().GetMessage()))
+					return
+				}
+				b := msg.GetBatch().GetBatch()
+				if b == nil {
+					continue
+				}
+				for _, r := range b.GetRecords() {
+					sample(now, r.GetValue())
+				}
+				m.records.Add(int64(len(b.GetRecords())))
+				_ = st.Send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Credit{Credit: &sluicev1.Credit{Bytes: int64(proto.Size(b))}}})
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		stop()
+		close(done)
+	}()
 	return nil
 }
