@@ -17,6 +17,7 @@ type Log struct {
 	fs     FS
 	logger *slog.Logger
 	syncer *SyncGroup // nil: Sync flushes inline
+	fsys   *fsHandle  // the syncer's handle on dir's filesystem; nil: fdatasync
 
 	// syncMu serializes flushes of this log; held across the fsync, never
 	// while waiting for mu... it is always taken before mu.
@@ -57,6 +58,9 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.mu.cache.max = opts.CacheBytes
 	if err := l.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
+	}
+	if l.syncer != nil {
+		l.fsys = l.syncer.filesystem(l.fs, dir)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

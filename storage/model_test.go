@@ -104,9 +104,12 @@ const (
 	syncInline syncMode = iota
 	syncGroup
 	syncConcurrent // Sync from several goroutines at once through a group
+	syncShared     // Sync together with a peer log of the same filesystem: cycles flush both with one syncfs
 )
 
-func (s syncMode) String() string { return [...]string{"inline", "group", "concurrent"}[s] }
+func (s syncMode) String() string {
+	return [...]string{"inline", "group", "concurrent", "syncfs"}[s]
+}
 
 // TestRandomizedAgainstModel runs the same random operations under several
 // segment sizes and sync modes and demands the model's answers.
@@ -123,7 +126,7 @@ func TestRandomizedAgainstModel(t *testing.T) {
 	}
 	for seed := 0; seed < seeds; seed++ {
 		for _, segBytes := range []int64{1, 300, 4096, 1 << 20} {
-			for _, mode := range []syncMode{syncInline, syncGroup, syncConcurrent} {
+			for _, mode := range []syncMode{syncInline, syncGroup, syncConcurrent, syncShared} {
 				t.Run(fmt.Sprintf("seed=%d/seg=%d/%v", seed, segBytes, mode), func(t *testing.T) {
 					runModel(t, uint64(seed), segBytes, mode, steps)
 				})
@@ -145,13 +148,27 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	opts := Options{FS: fs, SegmentBytes: segBytes, IndexIntervalBytes: 1 + rng.IntN(200), CacheBytes: int64(rng.IntN(3000)) - 500, Syncer: g}
 	l := mustOpen(t, "/m", opts)
 	defer func() { l.Close() }()
+	var peer *Log // syncShared: another log of the filesystem, syncing with l
+	if mode == syncShared {
+		peer = mustOpen(t, "/peer", opts)
+		defer func() { peer.Close() }()
+		defer func() { t.Logf("group stats %+v", g.Stats()) }()
+	}
 	m := &model{first: 1}
 	term := uint64(1)
 	var ts int64 = 1000
 
 	doSync := func() {
 		t.Helper()
-		if mode == syncConcurrent {
+		if mode == syncShared {
+			i := must[uint64](t)(peer.LastIndex()) + 1
+			mustAppend(t, peer, batchEntry(i, 1, 1, int64(i), 20))
+			for _, err := range syncTogether(g, l, peer) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else if mode == syncConcurrent {
 			var wg sync.WaitGroup
 			errs := make(chan error, 4)
 			for range 4 {
@@ -337,6 +354,10 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 			l.Close() // syncs, but on the filesystem from before the crash
 			opts.FS = fs
 			l = mustOpen(t, "/m", opts)
+			if peer != nil {
+				peer.Close()
+				peer = mustOpen(t, "/peer", opts)
+			}
 			// Synced entries survive; unsynced ones may (a roll syncs);
 			// segments unlinked by retention may come back.
 			last := must[uint64](t)(l.LastIndex())
@@ -371,4 +392,25 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 func isRange(err error) bool {
 	var re *OffsetOutOfRangeError
 	return errors.As(err, &re)
+}
+
+// syncTogether queues syncs of logs in one flush cycle of g (as if they
+// called Sync at the same instant) and waits for them.
+func syncTogether(g *SyncGroup, logs ...*Log) []error {
+	chs := make([]chan error, len(logs))
+	g.mu.Lock()
+	for i, l := range logs {
+		chs[i] = make(chan error, 1)
+		g.mu.pending[l] = append(g.mu.pending[l], chs[i])
+	}
+	g.mu.Unlock()
+	select {
+	case g.kick <- struct{}{}:
+	default:
+	}
+	errs := make([]error, len(logs))
+	for i, ch := range chs {
+		errs[i] = <-ch
+	}
+	return errs
 }

@@ -17,6 +17,7 @@ type syncGroupConfig struct {
 	logger      *slog.Logger
 	registerer  prometheus.Registerer
 	parallelism int
+	mode        SyncMode
 }
 
 // WithSyncLogger sets the logger (nil = discard).
@@ -35,6 +36,12 @@ func WithSyncParallelism(n int) SyncGroupOption {
 	return func(c *syncGroupConfig) { c.parallelism = n }
 }
 
+// WithSyncMode chooses how a flush cycle makes logs durable (default
+// SyncAuto).
+func WithSyncMode(m SyncMode) SyncGroupOption {
+	return func(c *syncGroupConfig) { c.mode = m }
+}
+
 // SyncGroup is the group commit of one node: Sync calls of all logs that
 // share it are served by flush cycles run by one goroutine. A cycle takes
 // every log with a waiting Sync and fsyncs each one's dirty files once
@@ -49,21 +56,24 @@ type SyncGroup struct {
 		sync.Mutex
 		closed  bool
 		pending map[*Log][]chan error
+		fss     []*fsHandle // filesystems of the logs (SyncAuto)
 	}
 
-	cycles, fsyncs atomic.Uint64
-	metrics        *syncMetrics
+	cycles, fsyncs, syncfs atomic.Uint64
+	metrics                *syncMetrics
 }
 
 // SyncStats are cumulative counters of a SyncGroup.
 type SyncStats struct {
 	Cycles uint64 // flush cycles run
-	Fsyncs uint64 // logs flushed (one fsync of the active segment each, plus a dir fsync after a roll)
+	Fsyncs uint64 // logs flushed (by an fsync of the active segment or a syncfs, plus a dir fsync after a roll)
+	Syncfs uint64 // syncfs calls, each covering several logs of one filesystem
 }
 
 type syncMetrics struct {
 	cycles   prometheus.Counter
 	fsyncs   prometheus.Counter
+	syncfs   prometheus.Counter
 	duration prometheus.Histogram
 	logs     prometheus.Histogram
 }
@@ -85,10 +95,11 @@ func NewSyncGroup(opts ...SyncGroupOption) *SyncGroup {
 		m := &syncMetrics{
 			cycles:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_storage_flush_cycles_total", Help: "Group commit flush cycles."}),
 			fsyncs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_storage_log_flushes_total", Help: "Logs flushed (fsynced) by group commit."}),
+			syncfs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_storage_syncfs_total", Help: "syncfs calls of group commit, each flushing several logs of one filesystem."}),
 			duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_storage_flush_cycle_seconds", Help: "Duration of a group commit flush cycle.", Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14)}),
 			logs:     prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_storage_flush_cycle_logs", Help: "Logs flushed per cycle.", Buckets: prometheus.ExponentialBuckets(1, 2, 12)}),
 		}
-		for _, c := range []prometheus.Collector{m.cycles, m.fsyncs, m.duration, m.logs} {
+		for _, c := range []prometheus.Collector{m.cycles, m.fsyncs, m.syncfs, m.duration, m.logs} {
 			if err := r.Register(c); err != nil {
 				g.cfg.logger.Warn("registering storage metric", "err", err)
 			}
@@ -101,7 +112,7 @@ func NewSyncGroup(opts ...SyncGroupOption) *SyncGroup {
 
 // Stats returns the group's counters.
 func (g *SyncGroup) Stats() SyncStats {
-	return SyncStats{Cycles: g.cycles.Load(), Fsyncs: g.fsyncs.Load()}
+	return SyncStats{Cycles: g.cycles.Load(), Fsyncs: g.fsyncs.Load(), Syncfs: g.syncfs.Load()}
 }
 
 // Close serves the syncs already waiting, stops the flusher and waits for
@@ -119,7 +130,16 @@ func (g *SyncGroup) Close() error {
 	default:
 	}
 	<-g.done
-	return nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var err error
+	for _, h := range g.mu.fss {
+		if cerr := h.fs.Close(); err == nil {
+			err = cerr
+		}
+	}
+	g.mu.fss = nil
+	return err
 }
 
 // sync waits until a cycle that started after the call has flushed l.
@@ -159,16 +179,15 @@ func (g *SyncGroup) run() {
 func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 	start := time.Now()
 	g.cycles.Add(1)
-	logs := make(chan *Log, len(batch))
-	for l := range batch {
+	single, shared := g.split(batch)
+	logs := make(chan *Log, len(single))
+	for _, l := range single {
 		logs <- l
 	}
 	close(logs)
 	var wg sync.WaitGroup
-	for range min(g.cfg.parallelism, len(batch)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	for range min(g.cfg.parallelism, len(single)) {
+		wg.Go(func() {
 			for l := range logs {
 				err := l.flush()
 				g.fsyncs.Add(1)
@@ -176,7 +195,12 @@ func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 					ch <- err
 				}
 			}
-		}()
+		})
+	}
+	// Filesystems with several dirty logs: one syncfs each, while the
+	// workers fdatasync the others.
+	for h, ls := range shared {
+		g.flushFilesystem(h, ls, batch)
 	}
 	wg.Wait()
 	if m := g.metrics; m != nil {
@@ -185,90 +209,4 @@ func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 		m.duration.Observe(time.Since(start).Seconds())
 		m.logs.Observe(float64(len(batch)))
 	}
-}
-
-// Sync makes everything appended so far durable. Concurrent calls (of this
-// and other logs sharing the SyncGroup) share fsyncs. After an fsync or
-// write error the log is failed: this and every later write returns the
-// error; an fsync is never retried.
-func (l *Log) Sync() error {
-	l.mu.Lock()
-	if err := l.writableLocked(); err != nil {
-		l.mu.Unlock()
-		return err
-	}
-	done := l.mu.syncedSeq == l.mu.seq && !l.mu.dirDirty
-	l.mu.Unlock()
-	if done {
-		return nil
-	}
-	if l.syncer != nil {
-		return l.syncer.sync(l)
-	}
-	return l.flush()
-}
-
-// flush fsyncs the active segment (and the directory after a roll) if
-// anything was written since the last flush. Concurrent flushes of one log
-// serialize; the later ones find the work done.
-func (l *Log) flush() error {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	l.mu.Lock()
-	if err := l.writableLocked(); err != nil {
-		l.mu.Unlock()
-		return err
-	}
-	seq, dir := l.mu.seq, l.mu.dirDirty
-	if l.mu.syncedSeq == seq && !dir {
-		l.mu.Unlock()
-		return nil
-	}
-	a := l.activeLocked()
-	if err := a.flushIndexLocked(); err != nil {
-		err = l.failLocked(err)
-		l.mu.Unlock()
-		return err
-	}
-	f := l.acquireLocked(a)
-	l.mu.dirDirty = false
-	rp, rpOK := l.recoveryPointLocked()
-	gen := l.mu.rpGen
-	l.mu.Unlock()
-
-	err := f.Sync()
-	if err == nil && dir {
-		err = l.fs.SyncDir(l.dir)
-	}
-
-	l.mu.Lock()
-	l.releaseLocked(a)
-	syncRP := false
-	if err == nil && rpOK && gen == l.mu.rpGen && !l.mu.closed {
-		// What was captured is durable now: later opens scan from here.
-		_, err = l.recf.WriteAt(rp.encode(), 0)
-		// Make the point itself durable now and then, bounding the scan
-		// after a crash (otherwise it lags by the kernel's writeback).
-		if rp.Base != l.mu.rpSynced.Base || rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes {
-			syncRP, l.mu.rpSynced = true, rp
-		}
-	}
-	if err != nil {
-		err = l.failLocked(err)
-		l.mu.Unlock()
-		return err
-	}
-	l.mu.syncedSeq = seq
-	recf := l.recf
-	l.mu.Unlock()
-	if syncRP {
-		// Outside mu; an invalidation racing with it writes and fsyncs
-		// its zeros itself, and this fsync cannot bring the point back.
-		if err := recf.Sync(); err != nil {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			return l.failLocked(err)
-		}
-	}
-	return nil
 }

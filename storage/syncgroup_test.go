@@ -13,10 +13,16 @@ import (
 
 // TestSyncGroupSharesFlushes holds the first flush cycle inside its fsync
 // while 50 more logs ask for a sync: the next cycle must serve all 50 with
-// one fsync each.
+// one fsync each, or with one syncfs (SyncAuto, all on one filesystem).
 func TestSyncGroupSharesFlushes(t *testing.T) {
+	for _, mode := range []SyncMode{SyncFdatasync, SyncAuto} {
+		t.Run(mode.String(), func(t *testing.T) { testSyncGroupSharesFlushes(t, mode) })
+	}
+}
+
+func testSyncGroupSharesFlushes(t *testing.T, mode SyncMode) {
 	fs := faultfs.New()
-	g := NewSyncGroup(WithSyncParallelism(4))
+	g := NewSyncGroup(WithSyncParallelism(4), WithSyncMode(mode))
 	defer g.Close()
 	const n = 51
 	logs := make([]*Log, n)
@@ -67,8 +73,12 @@ func TestSyncGroupSharesFlushes(t *testing.T) {
 	if st.Cycles != 2 || st.Fsyncs != n {
 		t.Fatalf("stats %+v, want 2 cycles and %d log flushes", st, n)
 	}
-	if got := segSyncs.Load(); got != n {
-		t.Fatalf("%d segment fsyncs, want %d (one per dirty file)", got, n)
+	wantSegSyncs, wantSyncfs := int64(n), 0
+	if mode == SyncAuto {
+		wantSegSyncs, wantSyncfs = 1, 1 // the held single-log cycle, then one syncfs
+	}
+	if got := segSyncs.Load(); got != wantSegSyncs || fs.Syncfs() != wantSyncfs || st.Syncfs != uint64(wantSyncfs) {
+		t.Fatalf("%d segment fsyncs and %d syncfs (stats %d), want %d and %d", got, fs.Syncfs(), st.Syncfs, wantSegSyncs, wantSyncfs)
 	}
 	// Everything is durable.
 	crashed := fs.Crash()
@@ -84,7 +94,7 @@ func TestSyncGroupSharesFlushes(t *testing.T) {
 	if err := logs[3].Sync(); err != nil {
 		t.Fatal(err)
 	}
-	if fs.Syncs() != before {
+	if fs.Syncs() != before || fs.Syncfs() != wantSyncfs {
 		t.Fatal("clean log fsynced")
 	}
 }

@@ -32,6 +32,7 @@ const (
 	OpRename
 	OpRemove
 	OpRead
+	OpSyncfs // Filesystem.Sync (syncfs); path is the handle's directory
 )
 
 // Rule decides whether an operation fails. It runs without the FS lock
@@ -57,13 +58,94 @@ type FS struct {
 	rule      Rule
 	space     int64 // bytes left (<0 = unlimited)
 	syncCount int
+	syncfs    int  // successful Filesystem.Sync calls
+	noSyncfs  bool // OpenFilesystem returns vfs.ErrNoSyncfs
+	device    uint64
 }
 
-var _ vfs.FS = (*FS)(nil)
+var (
+	_ vfs.FS               = (*FS)(nil)
+	_ vfs.FilesystemSyncer = (*FS)(nil)
+)
 
 // New returns an empty filesystem with unlimited space.
 func New() *FS {
 	return &FS{files: map[string]*inode{}, durable: map[string]*inode{}, dirs: map[string]bool{}, space: -1}
+}
+
+// SetDevice sets the device number the filesystem's handles report
+// (default 0); tests give two FS different devices.
+func (f *FS) SetDevice(dev uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.device = dev
+}
+
+// DisableSyncfs makes OpenFilesystem fail with vfs.ErrNoSyncfs, like a
+// kernel without a safe syncfs.
+func (f *FS) DisableSyncfs() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.noSyncfs = true
+}
+
+// Syncfs returns how many Filesystem.Sync calls succeeded.
+func (f *FS) Syncfs() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.syncfs
+}
+
+// OpenFilesystem implements vfs.FilesystemSyncer. The handle's Sync makes
+// the contents of every file durable (syncfs). It leaves the namespace as
+// it is: directory entries still need SyncDir, the stricter model (ext4's
+// syncfs commits them too, the log does not rely on it).
+func (f *FS) OpenFilesystem(dir string) (vfs.Filesystem, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	dir = filepath.Clean(dir)
+	if f.noSyncfs {
+		return nil, vfs.ErrNoSyncfs
+	}
+	if !f.dirs[dir] {
+		return nil, &fs.PathError{Op: "open", Path: dir, Err: fs.ErrNotExist}
+	}
+	return &filesystem{fs: f, dir: dir, dev: f.device}, nil
+}
+
+type filesystem struct {
+	fs     *FS
+	dir    string
+	dev    uint64
+	closed bool
+}
+
+func (h *filesystem) Device() uint64 { return h.dev }
+
+func (h *filesystem) Sync() error {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.closed {
+		return os.ErrClosed
+	}
+	if _, err := h.fs.check(OpSyncfs, h.dir, 0); err != nil {
+		return &fs.PathError{Op: "syncfs", Path: h.dir, Err: err}
+	}
+	for _, in := range h.fs.files {
+		in.synced = append(in.synced[:0:0], in.data...)
+	}
+	h.fs.syncfs++
+	return nil
+}
+
+func (h *filesystem) Close() error {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.closed {
+		return os.ErrClosed
+	}
+	h.closed = true
+	return nil
 }
 
 // SetRule installs the fault rule (nil = no faults).

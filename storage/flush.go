@@ -1,0 +1,111 @@
+package storage
+
+// Sync makes everything appended so far durable. Concurrent calls (of this
+// and other logs sharing the SyncGroup) share fsyncs. After an fsync or
+// write error the log is failed: this and every later write returns the
+// error; an fsync is never retried.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	if err := l.writableLocked(); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	done := l.mu.syncedSeq == l.mu.seq && !l.mu.dirDirty
+	l.mu.Unlock()
+	if done {
+		return nil
+	}
+	if l.syncer != nil {
+		return l.syncer.sync(l)
+	}
+	return l.flush()
+}
+
+// flush fsyncs the active segment (and the directory after a roll) if
+// anything was written since the last flush. Concurrent flushes of one log
+// serialize; the later ones find the work done.
+func (l *Log) flush() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	p, err := l.flushPrepare()
+	if p == nil {
+		return err
+	}
+	return l.flushFinish(p, p.f.Sync())
+}
+
+// flushPrep is what a flush captured before its data fsync.
+type flushPrep struct {
+	a    *segment // the active segment, pinned
+	f    File     // its file
+	seq  uint64   // the write sequence the fsync covers
+	dir  bool     // the directory needs an fsync too
+	rp   recoveryPoint
+	rpOK bool
+	gen  uint64
+}
+
+// flushPrepare starts a flush; syncMu must be held until flushFinish. It
+// returns nil and the log's error, or nil, nil if nothing needs syncing.
+// Otherwise the caller makes p.f durable (fdatasync, or a syncfs of its
+// filesystem started after this call) and passes the result to
+// flushFinish.
+func (l *Log) flushPrepare() (*flushPrep, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.writableLocked(); err != nil {
+		return nil, err
+	}
+	seq, dir := l.mu.seq, l.mu.dirDirty
+	if l.mu.syncedSeq == seq && !dir {
+		return nil, nil
+	}
+	a := l.activeLocked()
+	if err := a.flushIndexLocked(); err != nil {
+		return nil, l.failLocked(err)
+	}
+	p := &flushPrep{a: a, f: l.acquireLocked(a), seq: seq, dir: dir, gen: l.mu.rpGen}
+	l.mu.dirDirty = false
+	p.rp, p.rpOK = l.recoveryPointLocked()
+	return p, nil
+}
+
+// flushFinish completes a flush whose data fsync returned err: it fsyncs
+// the directory if a file was created, records the recovery point and
+// marks the captured writes durable, or fails the log.
+func (l *Log) flushFinish(p *flushPrep, err error) error {
+	if err == nil && p.dir {
+		err = l.fs.SyncDir(l.dir)
+	}
+
+	l.mu.Lock()
+	l.releaseLocked(p.a)
+	syncRP := false
+	if err == nil && p.rpOK && p.gen == l.mu.rpGen && !l.mu.closed {
+		// What was captured is durable now: later opens scan from here.
+		_, err = l.recf.WriteAt(p.rp.encode(), 0)
+		// Make the point itself durable now and then, bounding the scan
+		// after a crash (otherwise it lags by the kernel's writeback).
+		if p.rp.Base != l.mu.rpSynced.Base || p.rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes {
+			syncRP, l.mu.rpSynced = true, p.rp
+		}
+	}
+	if err != nil {
+		err = l.failLocked(err)
+		l.mu.Unlock()
+		return err
+	}
+	l.mu.syncedSeq = p.seq
+	recf := l.recf
+	l.mu.Unlock()
+	if syncRP {
+		// Outside mu; an invalidation racing with it writes and fsyncs
+		// its zeros itself, and this fsync cannot bring the point back.
+		if err := recf.Sync(); err != nil {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			return l.failLocked(err)
+		}
+	}
+	return nil
+}
