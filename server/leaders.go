@@ -22,7 +22,7 @@ import (
 const (
 	ledPartitionsMethod = "/" + internalServiceName + "/LedPartitions"
 	leaderViewTTL       = time.Second
-	leaderViewTimeout   = 2 * time.Second
+	leaderViewTimeout   = 500 * time.Millisecond // a stopped node must not stall metadata answers
 )
 
 // ledPartition is a leader's report of one partition it leads.
