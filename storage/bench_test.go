@@ -33,7 +33,11 @@ func benchAppendSync(b *testing.B, size, parts int) {
 		if v, err := strconv.Atoi(os.Getenv("STORAGE_SYNC_PARALLELISM")); err == nil {
 			par = v
 		}
-		g = NewSyncGroup(WithSyncParallelism(par))
+		mode := SyncAuto
+		if os.Getenv("STORAGE_SYNC_MODE") == "fdatasync" {
+			mode = SyncFdatasync
+		}
+		g = NewSyncGroup(WithSyncParallelism(par), WithSyncMode(mode))
 		defer g.Close()
 	}
 	logs := make([]*Log, parts)
@@ -76,6 +80,7 @@ func benchAppendSync(b *testing.B, size, parts int) {
 		flushes = float64(st.Cycles)
 		b.ReportMetric(float64(st.Fsyncs)/secs, "fsyncs/s")
 		b.ReportMetric(float64(st.Fsyncs)/float64(st.Cycles), "logs/flush")
+		b.ReportMetric(float64(st.Syncfs)/float64(st.Cycles), "syncfs/flush")
 	}
 	b.ReportMetric(flushes/secs, "flushes/s")
 	b.ReportMetric(float64(b.N)/secs, "records/s")
@@ -99,23 +104,47 @@ func BenchmarkReadSequential(b *testing.B) {
 	if err := l.Sync(); err != nil {
 		b.Fatal(err)
 	}
-	for _, maxBytes := range []int{1 << 20, 8 << 20} {
-		b.Run(fmt.Sprintf("maxBytes=%dMiB", maxBytes>>20), func(b *testing.B) {
-			b.SetBytes(1 << 20)
-			b.ReportAllocs()
-			off := uint64(0)
-			for i := 0; i < b.N; {
-				bs, err := l.Read(off, n, maxBytes)
-				if err != nil {
-					b.Fatal(err)
-				}
-				i += len(bs)
-				off += uint64(len(bs))
-				if off == n {
-					off = 0
-				}
+	for _, into := range []bool{false, true} {
+		for _, maxBytes := range []int{1 << 20, 8 << 20} {
+			name := fmt.Sprintf("maxBytes=%dMiB", maxBytes>>20)
+			if into {
+				name = "ReadInto/" + name
 			}
-		})
+			b.Run(name, func(b *testing.B) { benchReadSequential(b, l, n, maxBytes, into) })
+		}
+	}
+}
+
+// benchReadSequential reads the n entries of l in order, again and again,
+// with Read (a fresh buffer per read) or ReadInto (one reused buffer, as a
+// fetch that sends the data before the next read would).
+func benchReadSequential(b *testing.B, l *Log, n uint64, maxBytes int, into bool) {
+	b.SetBytes(1 << 20)
+	b.ReportAllocs()
+	var buf []byte
+	var dst []Batch
+	if into {
+		buf = make([]byte, maxBytes+64<<10)
+	}
+	b.ResetTimer()
+	off := uint64(0)
+	for i := 0; i < b.N; {
+		var bs []Batch
+		var err error
+		if into {
+			bs, err = l.ReadInto(dst, buf, off, n, maxBytes)
+			dst = bs
+		} else {
+			bs, err = l.Read(off, n, maxBytes)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		i += len(bs)
+		off += uint64(len(bs))
+		if off == n {
+			off = 0
+		}
 	}
 }
 

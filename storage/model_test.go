@@ -187,6 +187,8 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 		m.syncedLast, m.trunced = m.last(), false
 	}
 
+	readBuf := make([]byte, (seed*613)%4000)
+	var readDst []Batch
 	trace := os.Getenv("STORAGE_TRACE") != ""
 	invariants := os.Getenv("STORAGE_SOAK") != "" || os.Getenv("STORAGE_INVARIANTS") != ""
 	for step := 0; step < steps; step++ {
@@ -232,6 +234,10 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 			maxOff := off + uint64(rng.IntN(20))
 			maxBytes := rng.IntN(1500)
 			got, err := l.Read(off, maxOff, maxBytes)
+			if step%2 == 1 { // the same through ReadInto and reused memory, sometimes too small
+				got, err = l.ReadInto(readDst, readBuf, off, maxOff, maxBytes)
+				readDst = got
+			}
 			if err != nil {
 				t.Fatalf("step %d: Read(%d, %d, %d): %v", step, off, maxOff, maxBytes, err)
 			}

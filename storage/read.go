@@ -56,7 +56,20 @@ func (l *Log) offsetAtLocked(i uint64) (uint64, error) {
 // once, from the file. The read holds a reference on the segment, so a
 // concurrent roll or retention does not disturb it.
 func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
-	var out []Batch
+	return l.ReadInto(nil, nil, offset, maxOffset, maxBytes)
+}
+
+// ReadInto is Read into caller-supplied memory: the batches are appended
+// to dst[:0] and their Data is read into buf, from its start, as long as
+// it has room (a read that does not fit allocates). The bytes are still
+// copied once, from the file, and a segment roll, truncation or retention
+// during the read does not disturb it. The result aliases buf: the caller
+// must not reuse buf while it uses the batches. A buf a little larger
+// than maxBytes (room for frame headers and small control entries)
+// usually serves a whole read without allocating.
+func (l *Log) ReadInto(dst []Batch, buf []byte, offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
+	out := dst[:0]
+	scratch := buf[:0]
 	budget := maxBytes
 	for {
 		l.mu.Lock()
@@ -107,12 +120,14 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 		f, end := l.acquireLocked(s), s.size
 		l.mu.Unlock()
 
-		batches, next, done, err := readBatches(f, s.segPath(), q.pos, end, q.offset, limit, budget, len(out) == 0, &m)
+		n0 := len(out)
+		var next uint64
+		var done bool
+		out, next, done, err = readBatches(out, &scratch, f, s.segPath(), q.pos, end, q.offset, limit, budget, n0 == 0, &m)
 		l.release(s)
-		for _, b := range batches {
+		for _, b := range out[n0:] {
 			budget -= len(b.Data)
 		}
-		out = append(out, batches...)
 		if err != nil {
 			if len(out) > 0 {
 				return out, nil // the next read reports it
@@ -132,7 +147,11 @@ func (l *Log) Read(offset, maxOffset uint64, maxBytes int) ([]Batch, error) {
 // returns the next offset after what it returned and whether the read is
 // complete (limit or budget reached) rather than at the segment's end.
 // first, if known, is the metadata of the frame at pos.
-func readBatches(f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool, first *frameMeta) (out []Batch, next uint64, done bool, err error) {
+//
+// The batches are appended to out; their data is read into the free
+// capacity of *scratch when it fits (*scratch grows over what it used).
+func readBatches(out []Batch, scratch *[]byte, f File, path string, pos, end int64, off, limit uint64, budget int, mustOne bool, first *frameMeta) (_ []Batch, next uint64, done bool, err error) {
+	n0 := len(out)
 	var hdr [frameOverhead]byte
 	for pos < end {
 		var m frameMeta
@@ -149,12 +168,20 @@ func readBatches(f File, path string, pos, end int64, off, limit uint64, budget 
 				return out, off, true, &CorruptionError{File: path, Pos: pos, Reason: err.Error()}
 			}
 		}
-		if m.Records > 0 && (off >= limit || (m.DataLen > budget && !(mustOne && len(out) == 0))) {
+		if m.Records > 0 && (off >= limit || (m.DataLen > budget && !(mustOne && len(out) == n0))) {
 			return out, off, true, nil // do not read a frame that will not be returned
 		}
 		want := max(int64(max(budget, 0))+frameOverhead, m.frameSize())
 		want = min(want, end-pos)
-		buf := make([]byte, want)
+		var buf []byte
+		fromScratch := false
+		if s := *scratch; int64(cap(s)-len(s)) >= want {
+			buf = s[len(s) : len(s)+int(want)]
+			*scratch = s[:len(s)+int(want)]
+			fromScratch = true
+		} else {
+			buf = make([]byte, want)
+		}
 		if err := readFullAt(f, buf, pos); err != nil {
 			return out, off, true, err
 		}
@@ -175,7 +202,7 @@ func readBatches(f File, path string, pos, end int64, off, limit uint64, budget 
 				if off >= limit {
 					return out, off, true, nil
 				}
-				if len(data) > budget && !(mustOne && len(out) == 0) {
+				if len(data) > budget && !(mustOne && len(out) == n0) {
 					return out, off, true, nil
 				}
 				budget -= len(data)
@@ -183,6 +210,9 @@ func readBatches(f File, path string, pos, end int64, off, limit uint64, budget 
 				off += uint64(m.Records)
 			}
 			i += size
+		}
+		if fromScratch { // a partial frame at the end is read again: give its room back
+			*scratch = (*scratch)[:len(*scratch)-(len(buf)-i)]
 		}
 		pos += int64(i)
 	}
