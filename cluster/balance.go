@@ -5,8 +5,9 @@ import (
 )
 
 // BalanceLeaders hands the leadership of every partition this node leads
-// to its preferred leader (the first replica) when that replica is a
-// caught-up voter. Placement spreads preferred leaders evenly, so this
+// to its preferred leader (the first replica) when that replica is an
+// active voter at most promoteLag entries behind (raft lets it catch up
+// before it hands over). Placement spreads preferred leaders evenly, so this
 // spreads leadership evenly too (Kafka's preferred leader election). It
 // returns the number of transfers started.
 func (m *Metadata) BalanceLeaders() int {
@@ -27,7 +28,7 @@ func (m *Metadata) BalanceLeaders() int {
 			}
 			st := p.Status()
 			for _, r := range st.Replicas {
-				if r.NodeID == pref && r.Lag == 0 && r.Match > 0 {
+				if r.NodeID == pref && r.Active && r.Lag <= promoteLag && r.Match > 0 {
 					p.TransferLeadership(pref)
 					n++
 				}

@@ -243,7 +243,7 @@ func (m *Metadata) advanceMove(ctx context.Context, t *Topic, pi PartitionInfo, 
 		if id == m.cfg.NodeID {
 			// The leader leaves: hand over to a caught-up target voter.
 			for _, r := range st.Replicas {
-				if r.NodeID != id && slices.Contains(pi.Target, r.NodeID) && slices.Contains(st.Voters, r.NodeID) && r.Lag == 0 {
+				if r.NodeID != id && slices.Contains(pi.Target, r.NodeID) && slices.Contains(st.Voters, r.NodeID) && r.Active && r.Lag <= promoteLag {
 					m.logger.Info("transferring leadership off a leaving replica", "topic", t.Name, "partition", pi.Index, "to", r.NodeID)
 					p.TransferLeadership(r.NodeID)
 					return nil
