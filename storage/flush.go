@@ -82,12 +82,18 @@ func (l *Log) flushFinish(p *flushPrep, err error) error {
 	l.releaseLocked(p.a)
 	syncRP := false
 	if err == nil && p.rpOK && p.gen == l.mu.rpGen && !l.mu.closed {
-		// What was captured is durable now: later opens scan from here.
-		_, err = l.recf.WriteAt(p.rp.encode(), 0)
-		// Make the point itself durable now and then, bounding the scan
-		// after a crash (otherwise it lags by the kernel's writeback).
-		if p.rp.Base != l.mu.rpSynced.Base || p.rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes {
-			syncRP, l.mu.rpSynced = true, p.rp
+		// What was captured is durable now: later opens may scan from
+		// here. The point is rewritten when it moved recoveryWriteBytes
+		// and made durable when it moved recoverySyncBytes, bounding the
+		// scan after a crash; a stale point only lengthens it.
+		syncRP = p.rp.Base != l.mu.rpSynced.Base || p.rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes
+		w := l.mu.rpWritten
+		if syncRP || p.rp.Base != w.Base || p.rp.Pos >= w.Pos+min(recoveryWriteBytes, recoverySyncBytes) {
+			_, err = l.recf.WriteAt(p.rp.encode(), 0)
+			l.mu.rpWritten = p.rp
+			if syncRP {
+				l.mu.rpSynced = p.rp
+			}
 		}
 	}
 	if err != nil {

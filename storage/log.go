@@ -44,6 +44,7 @@ type Log struct {
 		lastFrame int64         // position of the active segment's last frame (0: none, -1: unknown)
 		rpGen     uint64        // bumped when the recovery point is invalidated
 		rpSynced  recoveryPoint // the recovery point last fsynced
+		rpWritten recoveryPoint // the recovery point last written
 
 		wbuf       []byte
 		clock      uint64 // for segment.lastUsed

@@ -139,6 +139,8 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	rng := rand.New(rand.NewPCG(seed, 7))
 	defer func(v uint64) { recoverySyncBytes = v }(recoverySyncBytes)
 	recoverySyncBytes = uint64(1 + rng.IntN(2000))
+	defer func(v uint64) { recoveryWriteBytes = v }(recoveryWriteBytes)
+	recoveryWriteBytes = 1 + seed*977%3000
 	fs := faultfs.New()
 	var g *SyncGroup
 	if mode != syncInline {

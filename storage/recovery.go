@@ -35,6 +35,12 @@ const (
 // tests.
 var recoverySyncBytes uint64 = 32 << 20
 
+// recoveryWriteBytes: a flush rewrites the recovery point when it moved
+// this far since it was last written (or into a new segment, or when it
+// is fsynced). Writing it after every flush dirtied one more file per log
+// and flush, which a syncfs then had to write back. A variable for tests.
+var recoveryWriteBytes uint64 = 1 << 20
+
 var recoveryMagic = [4]byte{'S', 'L', 'R', 'P'}
 
 type recoveryPoint struct {
@@ -92,6 +98,7 @@ func (l *Log) recoveryPointLocked() (recoveryPoint, bool) {
 func (l *Log) invalidateRecoveryLocked() error {
 	l.mu.rpGen++
 	l.mu.rpSynced = recoveryPoint{}
+	l.mu.rpWritten = recoveryPoint{}
 	if _, err := l.recf.WriteAt(make([]byte, recoverySize), 0); err != nil {
 		return err
 	}
