@@ -25,6 +25,21 @@ func TestChaosShort(t *testing.T) {
 		workload: workloadOpts{producers: 3, consumers: 2, pause: 4 * time.Millisecond, valueBytes: 64}})
 }
 
+// TestIPTablesPartitionShort partitions a leader and a follower away with iptables
+// DROP rules between 127.0.0.x addresses. It needs root and iptables
+// (scripts/chaos-setup.sh installs it) and skips without them; TestChaosShort covers
+// partitions with the relays everywhere.
+func TestIPTablesPartitionShort(t *testing.T) {
+	if os.Getenv("SLUICE_CHAOS") != "" {
+		t.Skip("SLUICE_CHAOS is set: TestChaosLong runs instead")
+	}
+	if why := iptablesUsable(); why != "" {
+		t.Skip("iptables partitions need root and iptables: " + why)
+	}
+	runChaosWith(t, []fault{isolateLeader, isolateFollower}, chaosRun{partitions: 2, faults: 2, hold: 4 * time.Second, gap: time.Second, iptables: true,
+		workload: workloadOpts{producers: 2, consumers: 1, pause: 4 * time.Millisecond, valueBytes: 64}})
+}
+
 // TestChaosLong (SLUICE_CHAOS=1): many faults over minutes; partitions with iptables
 // when the test runs as root with iptables installed (scripts/chaos-setup.sh), else
 // with the relays. SLUICE_CHAOS_FAULTS overrides the number of faults.
@@ -46,7 +61,9 @@ func TestChaosLong(t *testing.T) {
 		workload: workloadOpts{producers: 4, consumers: 2, pause: 3 * time.Millisecond, valueBytes: 256}})
 }
 
-func runChaos(t *testing.T, o chaosRun) {
+func runChaos(t *testing.T, o chaosRun) { runChaosWith(t, allFaults, o) }
+
+func runChaosWith(t *testing.T, kinds []fault, o chaosRun) {
 	needBinary(t)
 	const topic = "chaos"
 	c := startCluster(t, clusterOpts{iptables: o.iptables})
@@ -55,7 +72,7 @@ func runChaos(t *testing.T, o chaosRun) {
 	w := startWorkload(t, c, topic, o.partitions, o.workload)
 	ns := &nemesis{c: c, w: w, rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), hold: o.hold, gap: o.gap}
 	ns.waitProgress("before the first fault")
-	ns.run(allFaults, o.faults)
+	ns.run(kinds, o.faults)
 
 	w.stopProducing()
 	c.healAll()
