@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // replicaLog is one node's answer for one partition after the cluster settled.
@@ -17,6 +18,7 @@ type replicaLog struct {
 type historySnapshot struct {
 	acks   []ack
 	failed map[string]error
+	failAt map[string]time.Time
 	sent   map[string]int32
 	seen   []seen
 }
@@ -25,9 +27,10 @@ func (h *history) snapshot() historySnapshot {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := historySnapshot{acks: append([]ack(nil), h.mu.acks...), seen: append([]seen(nil), h.mu.seen...),
-		failed: map[string]error{}, sent: map[string]int32{}}
+		failed: map[string]error{}, failAt: map[string]time.Time{}, sent: map[string]int32{}}
 	for k, v := range h.mu.failed {
 		s.failed[k] = v
+		s.failAt[k] = h.mu.failAt[k]
 	}
 	for k, v := range h.mu.sent {
 		s.sent[k] = v

@@ -35,8 +35,9 @@ type history struct {
 	mu struct {
 		sync.Mutex
 		acks   []ack
-		failed map[string]error // value -> why its produce failed (outcome unknown)
-		sent   map[string]int32 // value -> partition it was sent to
+		failed map[string]error     // value -> why its produce failed (outcome unknown)
+		failAt map[string]time.Time // value -> when
+		sent   map[string]int32     // value -> partition it was sent to
 		seen   []seen
 	}
 	acked    atomic.Int64
@@ -47,6 +48,7 @@ type history struct {
 func newHistory() *history {
 	h := &history{}
 	h.mu.failed = map[string]error{}
+	h.mu.failAt = map[string]time.Time{}
 	h.mu.sent = map[string]int32{}
 	return h
 }
@@ -62,6 +64,7 @@ func (h *history) result(r *clients.Record, val string, err error) {
 	defer h.mu.Unlock()
 	if err != nil {
 		h.mu.failed[val] = err
+		h.mu.failAt[val] = time.Now()
 		h.failures.Add(1)
 		return
 	}
