@@ -5,7 +5,9 @@
 #   make build     the binary at bin/sluice
 #   make generate  regenerate gen/ from proto/
 #   make bench     benchmarks
-#   make soak      long randomized and fault runs (not part of make test)
+#   make soak      long randomized storage runs (not part of make test)
+#   make chaos     long multi-process fault runs (not part of make test; root for iptables)
+#   make cluster   build and start three local nodes (cluster-stop, cluster-status)
 
 GO        ?= go
 BUF       := $(GO) tool -modfile=tools/go.mod buf
@@ -13,7 +15,7 @@ GRPCURL   := $(GO) tool -modfile=tools/go.mod grpcurl
 PKGS      := ./...
 BENCHTIME ?= 2s
 
-.PHONY: all build run test generate gen-check lint vet proto-lint proto-breaking unit bench soak fuzz tools clean
+.PHONY: all build run test generate gen-check lint vet proto-lint proto-breaking unit bench soak chaos failover-time fuzz cluster cluster-stop cluster-status tools clean
 
 all: build
 
@@ -64,7 +66,33 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./storage/... ./replication/...
 
 soak:
-	SLUICE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run 'Soak|Random|Crash' ./storage/... ./replication/...
+	STORAGE_SOAK=1 $(GO) test -count=1 -timeout 60m -run TestRandomizedAgainstModel ./storage/
+
+chaos:
+	./scripts/chaos-setup.sh
+	SLUICE_CHAOS=1 $(GO) test -count=1 -timeout 60m -v -run 'Chaos|KillEveryNode' ./test/chaos/
+
+# Time from SIGKILL of a partition leader to the first produce accepted by its successor.
+failover-time:
+	$(GO) test -count=1 -timeout 20m -v -run TestFailoverTime ./test/chaos/
+
+# Each fuzz target for a short while (FUZZTIME per target).
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$($(GO) list ./... | grep -v /gen/); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+cluster: build
+	./scripts/cluster.sh start
+
+cluster-stop:
+	./scripts/cluster.sh stop
+
+cluster-status:
+	./scripts/cluster.sh status
 
 clean:
 	rm -rf bin
