@@ -23,9 +23,20 @@
 // partition are in the order produced; no consumer saw a record that is later gone
 // or changed.
 //
-// `go test ./test/chaos/` runs the short run (about a minute) when the binary
-// builds; SLUICE_CHAOS=1 runs the long one. TestFailoverTime logs the time from
-// SIGKILL of a partition leader to the first acknowledged produce after it.
+// `go test ./test/chaos/` runs the short runs (about a minute and a half) when the
+// server builds: TestChaosShort (every fault kind once, partitions by relay),
+// TestRestartCatchesUpThroughSnapshot, and TestIPTablesPartitionShort when root
+// with iptables (skipped otherwise). SLUICE_CHAOS=1 runs the long ones instead:
+// TestChaosLong (SLUICE_CHAOS_FAULTS faults, default 36, iptables partitions when
+// possible), TestKillEveryNodeLong, and the measurements TestFailoverTime and
+// TestPauseFailoverTime, which log the time from SIGKILL (SIGSTOP) of a partition
+// leader to the first acknowledged produce after it, ten times with the median.
+// The measurements also run when named: go test -run FailoverTime -v ./test/chaos/.
+//
+// SLUICE_CHAOS_BINARY runs a binary built beforehand instead of building one;
+// SLUICE_CHAOS_DIR keeps the nodes' data and logs (node<id>.log) under that
+// directory instead of a temporary one. Every process, relay and iptables rule is
+// removed when a test ends.
 //
 // LOCKING: each type documents its own mutex; the history's mu guards its slices,
 // a relay's mu guards its connections and its held state, a node's mu guards its
