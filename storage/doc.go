@@ -105,9 +105,10 @@
 // truncates the file at the first torn or corrupt frame and indexes the
 // frames it scanned. The recovery point (file "recovery": "SLRP", segment
 // base index, position, last index and term, next offset, max timestamp,
-// position of the last frame, CRC32C) is rewritten in place after each
-// successful flush and fsynced only when it moved 32 MiB (or into a new
-// segment) since its last fsync, and by Close: a lost update only
+// position of the last frame, CRC32C) is rewritten in place after a successful
+// flush when it moved 1 MiB since it was last written, fsynced only when
+// it moved 32 MiB (or into a new segment) since its last fsync, and
+// written durably by Close: a stale or lost update only
 // lengthens the scan, a crash scans at most about 32 MiB plus what the
 // kernel had not written back, and a clean restart scans nothing. Open checks the
 // last frame below it and keeps the index entries below it that check out;
@@ -182,7 +183,12 @@
 // go test ./storage/... runs everything briefly (a few seconds, under
 // -race too). STORAGE_SOAK=1 go test -run TestRandomizedAgainstModel
 // -timeout 30m ./storage/ runs the model test with 40 seeds of 3,000 steps
-// and on-disk invariant checks after every step (about 5 minutes).
+// and on-disk invariant checks after every step (about 5 minutes). The
+// model test runs every operation sequence inline, through a SyncGroup,
+// with concurrent Syncs, and with a peer log on the same filesystem so
+// that cycles flush both with one (simulated) syncfs; odd steps read
+// through ReadInto with a reused buffer. faultfs models syncfs: every
+// file's contents become durable, directory entries do not.
 // Each fuzz target runs alone: go test -run '^$' -fuzz FuzzFrame
 // -fuzztime 10s ./storage/ (also FuzzSegmentHeader, FuzzIndexEntry,
 // FuzzState, FuzzRecover, FuzzRecoveryPoint).
