@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/cluster"
 	"github.com/sluicehq/sluice/coordinator"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -260,6 +261,9 @@ func (st *consumeStream) applyAssignment(ctx context.Context, a coordinator.Assi
 // committed offset is out of range).
 func (st *consumeStream) startGroupPartition(ctx context.Context, k subKey, committed int64) error {
 	p, t, err := st.s.core.md.Partition(k.topic, k.part)
+	if errors.As(err, new(*cluster.NotReplicaError)) {
+		return st.startGroupPartitionRemote(ctx, t, k, committed)
+	}
 	if err != nil {
 		return st.partitionError(k, st.s.toAPIError(ctx, err))
 	}
@@ -281,9 +285,45 @@ func (st *consumeStream) startGroupPartition(ctx context.Context, k subKey, comm
 	return nil
 }
 
-// dropSub stops reading a partition.
+// startGroupPartitionRemote is startGroupPartition for a partition this
+// node holds no replica of: the records come through a feed that fetches
+// from a node that has one.
+func (st *consumeStream) startGroupPartitionRemote(ctx context.Context, t *cluster.Topic, k subKey, committed int64) error {
+	reset := &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Earliest{Earliest: true}}
+	if st.group.sub.GetResetPosition().GetLatest() {
+		reset = &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Latest{Latest: true}}
+	}
+	var off uint64
+	var err error
+	if committed >= 0 {
+		off, err = st.resolveRemote(ctx, k.topic, k.part, &sluicev1.StartPosition{Position: &sluicev1.StartPosition_Offset{Offset: committed}})
+	}
+	if committed < 0 || isOutOfRange(err) {
+		off, err = st.resolveRemote(ctx, k.topic, k.part, reset)
+	}
+	if err != nil {
+		return st.partitionError(k, st.s.toAPIError(ctx, err))
+	}
+	if _, exists := st.subs[k]; !exists {
+		st.order = append(st.order, k)
+	}
+	st.dropSubscription(k)
+	format := st.group.sub.GetRecordFormat()
+	st.subs[k] = &subscription{key: k, topicID: t.ID, offset: off, format: format,
+		feed: st.startFeed(ctx, k.topic, k.part, off, format)}
+	st.group.committed[k] = off
+	return nil
+}
+
+// isOutOfRange reports whether err says an offset is outside the log.
+func isOutOfRange(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && ae.reason == sluicev1.ErrorReason_ERROR_REASON_OFFSET_OUT_OF_RANGE
+}
+
+// dropSub stops reading a partition (and its feed, if it is read remotely).
 func (st *consumeStream) dropSub(k subKey) {
-	delete(st.subs, k)
+	st.dropSubscription(k)
 	for i, x := range st.order {
 		if x == k {
 			st.order = append(st.order[:i], st.order[i+1:]...)

@@ -180,10 +180,16 @@ func TestConsumeGroupMode(t *testing.T) {
 // TestConsumeGroupModeOnAnyNode: thin clients joining a group through each
 // node of a cluster are members of one group, whichever node coordinates
 // it; commits go through too.
-func TestConsumeGroupModeOnAnyNode(t *testing.T) {
+func TestConsumeGroupModeOnAnyNode(t *testing.T) { consumeGroupModeOnAnyNode(t, 3) }
+
+// With one replica per partition most streams own partitions their node
+// holds no replica of: those are read through a remote feed.
+func TestConsumeGroupModeWithoutLocalReplicas(t *testing.T) { consumeGroupModeOnAnyNode(t, 1) }
+
+func consumeGroupModeOnAnyNode(t *testing.T, rf int32) {
 	c := servertest.StartCluster(t, 3)
 	ctx := ctxT(t)
-	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ev", Partitions: 4, ReplicationFactor: 3}); err != nil {
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "ev", Partitions: 4, ReplicationFactor: rf}); err != nil {
 		t.Fatal(err)
 	}
 	for p := int32(0); p < 4; p++ {
