@@ -39,7 +39,7 @@ func TestRestartCatchesUpThroughSnapshot(t *testing.T) {
 	}
 	ends := map[int32]int64{}
 	for p := range int32(partitions) {
-		rl, err := readLocal(context.Background(), victim, topic, p)
+		rl, err := readLocal(context.Background(), victim, topic, p, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +55,7 @@ func TestRestartCatchesUpThroughSnapshot(t *testing.T) {
 		starts := map[int32]int64{}
 		for _, n := range c.upNodes() {
 			for p := range int32(partitions) {
-				rl, err := readLocal(context.Background(), n, topic, p)
+				rl, err := readLocal(context.Background(), n, topic, p, false)
 				if err != nil || rl.start <= ends[p] {
 					passed = false
 				}
