@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -215,8 +217,19 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 			t.Fatalf("produce with a node down: %v", err)
 		}
 	}
-	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "later", Partitions: 1, ReplicationFactor: 2}); err != nil {
-		t.Fatalf("create with a node down: %v", err)
+	// The stopped node may have been the controller: until a new one is elected
+	// (and known to node 1) the call is UNAVAILABLE, which clients retry.
+	var createErr error
+	eventuallyT(t, func() bool {
+		_, createErr = c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "later", Partitions: 1, ReplicationFactor: 2})
+		if status.Code(createErr) == codes.Unavailable {
+			time.Sleep(50 * time.Millisecond)
+			return false
+		}
+		return true
+	})
+	if createErr != nil {
+		t.Fatalf("create with a node down: %v", createErr)
 	}
 	back := servertest.Start(t, c.Nodes[2].Config)
 	for p := range int32(2) {
