@@ -50,6 +50,10 @@ func produceN(t *testing.T, n *servertest.Node, topic string, p int32, count int
 			i++
 		case status.Code(err) == codes.Unavailable && time.Now().Before(deadline):
 			time.Sleep(20 * time.Millisecond) // retriable: a replica is being opened or elected
+		case status.Code(err) == codes.NotFound && i == 0 && time.Now().Before(deadline):
+			// A topic just created on another node reaches this node's metadata
+			// a moment later.
+			time.Sleep(20 * time.Millisecond)
 		default:
 			t.Fatalf("produce to %s-%d: %v", topic, p, err)
 		}
