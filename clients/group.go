@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -221,10 +222,60 @@ func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPart
 
 // commitProcessed commits the processed positions of owned partitions, and of those
 // being revoked (of only when given), that moved since their last commit.
+//
+// A commit outlives a coordinator failover: groupCall follows the coordinator to its
+// new node, and the request is rebuilt for every attempt, so one refused for a stale
+// epoch because the member rejoined meanwhile (a rejoin bumps its epoch) is sent again
+// with the epoch of the new assignment. Only partitions the member still owns are
+// sent: positions of partitions it lost were forgotten with them. An application that
+// commits after each Poll may never call Commit again for these records (Poll returns
+// nothing until new records arrive), so giving up on the first failure would leave
+// them uncommitted for good.
 func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartition) error {
+	deadline := time.Now().Add(g.cons.cfg.requestTimeout)
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		req := g.commitRequest(only)
+		if len(req.Offsets) == 0 || req.MemberId == "" {
+			if req.MemberId == "" {
+				return lastErr // the membership was lost: the commit did not land
+			}
+			return nil
+		}
+		err := g.groupCall(ctx, func(ctx context.Context, c sluicev1.GroupServiceClient) error {
+			_, err := c.CommitOffsets(ctx, req)
+			return err
+		})
+		if err == nil {
+			g.mu.Lock()
+			for _, o := range req.Offsets {
+				g.mu.committed[TopicPartition{o.GetTopic(), o.GetPartition()}] = o.GetOffset()
+			}
+			g.mu.Unlock()
+			return nil
+		}
+		e, _ := AsError(err)
+		if ReasonOf(err) != sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH ||
+			(e != nil && e.Metadata["replaced"] == "true") || !time.Now().Before(deadline) {
+			return err
+		}
+		// The member rejoined (or its assignment moved on): wait for its new epoch.
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(g.cons.cfg.backoff(attempt)):
+		}
+	}
+}
+
+// commitRequest is the commit of the processed positions that moved since their last
+// commit, with the member's current id and epoch.
+func (g *GroupConsumer) commitRequest(only []TopicPartition) *sluicev1.CommitOffsetsRequest {
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	req := &sluicev1.CommitOffsetsRequest{GroupId: g.group, MemberId: g.mu.memberID, MemberEpoch: g.mu.epoch}
-	consider := only
+	consider := slices.Clone(only)
 	if consider == nil {
 		for tp := range g.mu.processed {
 			consider = append(consider, tp)
@@ -241,53 +292,58 @@ func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartiti
 		}
 		req.Offsets = append(req.Offsets, &sluicev1.OffsetCommit{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
 	}
-	g.mu.Unlock()
-	if len(req.Offsets) == 0 || req.MemberId == "" {
-		return nil
-	}
-	err := g.groupCall(ctx, func(ctx context.Context, c sluicev1.GroupServiceClient) error {
-		_, err := c.CommitOffsets(ctx, req)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	g.mu.Lock()
-	for _, o := range req.Offsets {
-		g.mu.committed[TopicPartition{o.GetTopic(), o.GetPartition()}] = o.GetOffset()
-	}
-	g.mu.Unlock()
-	return nil
+	return req
 }
 
-// groupCall runs a unary group call on the coordinator, following NOT_COORDINATOR hints.
+// groupCall runs a unary group call on the coordinator. It follows NOT_COORDINATOR
+// hints, and when the coordinator cannot be reached (its node died: the call fails
+// with UNAVAILABLE before a new one is elected) it tries the other brokers, which
+// forward to the coordinator once there is one, until requestTimeout. Group calls
+// are safe to repeat: a commit sets offsets, a fetch reads them.
 func (g *GroupConsumer) groupCall(ctx context.Context, fn func(context.Context, sluicev1.GroupServiceClient) error) error {
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	deadline := time.Now().Add(g.cons.cfg.requestTimeout)
+	for attempt := 0; ; attempt++ {
 		g.mu.Lock()
 		addr := g.mu.coordAddr
 		g.mu.Unlock()
-		var conn *grpc.ClientConn
-		if conn, err = g.cons.cl.conn(addr); err != nil {
+		conn, err := g.cons.cl.conn(addr)
+		if err != nil {
 			return err
 		}
 		rctx, cancel := context.WithTimeout(ctx, g.cons.cfg.requestTimeout)
 		err = fromStatus(fn(rctx, sluicev1.NewGroupServiceClient(conn)))
 		cancel()
-		if ReasonOf(err) != sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR {
+		if !coordinatorUnreachable(err) || ctx.Err() != nil || !time.Now().Before(deadline) {
 			return err
 		}
 		g.followCoordinator(err, attempt)
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(g.cons.cfg.backoff(attempt)):
+			return err
+		case <-time.After(g.cons.cfg.backoff(min(attempt, 6))):
 		}
 	}
-	return err
 }
 
-// followCoordinator moves to the coordinator an error names, or to another broker.
+// coordinatorUnreachable reports whether err says the call did not reach a working
+// coordinator: another node coordinates the group (or is loading it), or the node
+// called (or the one it forwarded to) is down.
+func coordinatorUnreachable(err error) bool {
+	e, ok := AsError(err)
+	if !ok {
+		return false
+	}
+	switch e.Reason {
+	case sluicev1.ErrorReason_ERROR_REASON_NOT_COORDINATOR, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE:
+		return true
+	case sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED:
+		return e.Code == codes.Unavailable
+	}
+	return false
+}
+
+// followCoordinator moves to the coordinator an error names, or else to the broker
+// after the current one.
 func (g *GroupConsumer) followCoordinator(err error, attempt int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -296,6 +352,10 @@ func (g *GroupConsumer) followCoordinator(err error, attempt int) {
 		return
 	}
 	b := g.cons.cfg.brokers
+	if i := slices.Index(b, g.mu.coordAddr); i >= 0 {
+		g.mu.coordAddr = b[(i+1)%len(b)]
+		return
+	}
 	g.mu.coordAddr = b[(attempt+1)%len(b)]
 }
 
