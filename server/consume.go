@@ -59,22 +59,7 @@ func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.Cons
 	st := &consumeStream{s: cs.s, stream: stream, subs: map[subKey]*subscription{}}
 	defer st.leaveGroup(ctx)
 	defer st.stopFeeds()
-	reqs := make(chan *sluicev1.ConsumeRequest)
-	recvErr := make(chan error, 1)
-	go func() { // ends when the client half-closes or the call ends
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream.Recv)
 	for {
 		if err := st.push(ctx); err != nil {
 			return err

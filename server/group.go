@@ -165,22 +165,7 @@ func (s *Server) serveMembership(ctx context.Context, group string, sess *coordi
 	stream grpc.BidiStreamingServer[sluicev1.MembershipRequest, sluicev1.MembershipResponse]) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	reqs := make(chan *sluicev1.MembershipRequest)
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream.Recv)
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()

@@ -115,22 +115,7 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 		close(slots)
 		<-senderDone
 	}
-	reqs := make(chan *sluicev1.ProduceStreamRequest)
-	recvErr := make(chan error, 1)
-	go func() { // ends when the client half-closes or the call ends
-		for {
-			req, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			select {
-			case reqs <- req:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	reqs, recvErr := receive(ctx, stream.Recv)
 	for {
 		var req *sluicev1.ProduceStreamRequest
 		select {
