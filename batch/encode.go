@@ -48,6 +48,16 @@ func RecordSize(r *sluicev1.Record) int {
 // Len is the encoded size of the records so far, before compression.
 func (b *Builder) Len() int { return len(b.buf) }
 
+// Grow makes room for n more bytes of records, so a batch expected to reach a size is
+// built without repeated reallocation.
+func (b *Builder) Grow(n int) {
+	if n > cap(b.buf)-len(b.buf) {
+		nb := make([]byte, len(b.buf), len(b.buf)+n)
+		copy(nb, b.buf)
+		b.buf = nb
+	}
+}
+
 // Count is the number of records so far.
 func (b *Builder) Count() int { return int(b.count) }
 

@@ -73,6 +73,7 @@ type partBuf struct {
 	backoffTill time.Time
 	holes       []seqHole // sequence ranges of batches that failed unwritten
 	gen         int       // counts holes ever punched
+	lastBytes   int       // encoded size of the last sealed batch: the next one's size hint
 }
 
 // seqHole is the sequence range of an idempotent batch the server refused: later
@@ -267,6 +268,9 @@ func (p *Producer) openBatchLocked(pb *partBuf, size int) *pbatch {
 	}
 	p.mu.order++
 	b := &pbatch{part: pb, order: p.mu.order, created: time.Now()}
+	// A batch tends to grow as large as the one before it: reserve that much (and a
+	// little more) at once rather than reallocating all the way up.
+	b.b.Grow(min(pb.lastBytes+pb.lastBytes/8, p.cfg.maxBatchBytes+size))
 	pb.batches = append(pb.batches, b)
 	if p.cfg.linger > 0 {
 		time.AfterFunc(p.cfg.linger, func() {

@@ -148,6 +148,7 @@ func (p *Producer) sealLocked(b *pbatch) {
 	b.sealed = true
 	b.count = int32(b.b.Count())
 	pb := b.part
+	pb.lastBytes = b.b.Len()
 	if p.mu.idState == idReady {
 		b.pid, b.epoch, b.seq = p.mu.producerID, p.mu.epoch, pb.nextSeq
 		pb.nextSeq += b.count
