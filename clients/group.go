@@ -203,7 +203,7 @@ func (g *GroupConsumer) Commit(ctx context.Context) error {
 		g.mu.processed[tp] = off
 	}
 	g.mu.Unlock()
-	return g.commitProcessed(ctx, nil)
+	return g.commitProcessed(ctx, nil, true)
 }
 
 // CommitOffsets commits explicit positions (the offset of the next record to consume).
@@ -217,7 +217,7 @@ func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPart
 	for tp := range offsets {
 		tps = append(tps, tp)
 	}
-	return g.commitProcessed(ctx, tps)
+	return g.commitProcessed(ctx, tps, true)
 }
 
 // commitProcessed commits the processed positions of owned partitions, and of those
@@ -230,8 +230,10 @@ func (g *GroupConsumer) CommitOffsets(ctx context.Context, offsets map[TopicPart
 // sent: positions of partitions it lost were forgotten with them. An application that
 // commits after each Poll may never call Commit again for these records (Poll returns
 // nothing until new records arrive), so giving up on the first failure would leave
-// them uncommitted for good.
-func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartition) error {
+// them uncommitted for good. That persistence is for the application's commits
+// (persist); the membership goroutine's own commits give up sooner, since it must go
+// on to rejoin the new coordinator (and a new epoch only arrives through it).
+func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartition, persist bool) error {
 	deadline := time.Now().Add(g.cons.cfg.requestTimeout)
 	var lastErr error
 	for attempt := 0; ; attempt++ {
@@ -242,7 +244,7 @@ func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartiti
 			}
 			return nil
 		}
-		err := g.groupCall(ctx, func(ctx context.Context, c sluicev1.GroupServiceClient) error {
+		err := g.groupCall(ctx, persist, func(ctx context.Context, c sluicev1.GroupServiceClient) error {
 			_, err := c.CommitOffsets(ctx, req)
 			return err
 		})
@@ -255,7 +257,7 @@ func (g *GroupConsumer) commitProcessed(ctx context.Context, only []TopicPartiti
 			return nil
 		}
 		e, _ := AsError(err)
-		if ReasonOf(err) != sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH ||
+		if !persist || ReasonOf(err) != sluicev1.ErrorReason_ERROR_REASON_STALE_MEMBER_EPOCH ||
 			(e != nil && e.Metadata["replaced"] == "true") || !time.Now().Before(deadline) {
 			return err
 		}
@@ -298,9 +300,10 @@ func (g *GroupConsumer) commitRequest(only []TopicPartition) *sluicev1.CommitOff
 // groupCall runs a unary group call on the coordinator. It follows NOT_COORDINATOR
 // hints, and when the coordinator cannot be reached (its node died: the call fails
 // with UNAVAILABLE before a new one is elected) it tries the other brokers, which
-// forward to the coordinator once there is one, until requestTimeout. Group calls
-// are safe to repeat: a commit sets offsets, a fetch reads them.
-func (g *GroupConsumer) groupCall(ctx context.Context, fn func(context.Context, sluicev1.GroupServiceClient) error) error {
+// forward to the coordinator once there is one: until requestTimeout when persist,
+// else for a few attempts (the membership goroutine rejoins instead). Group calls are
+// safe to repeat: a commit sets offsets, a fetch reads them.
+func (g *GroupConsumer) groupCall(ctx context.Context, persist bool, fn func(context.Context, sluicev1.GroupServiceClient) error) error {
 	deadline := time.Now().Add(g.cons.cfg.requestTimeout)
 	for attempt := 0; ; attempt++ {
 		g.mu.Lock()
@@ -313,7 +316,7 @@ func (g *GroupConsumer) groupCall(ctx context.Context, fn func(context.Context, 
 		rctx, cancel := context.WithTimeout(ctx, g.cons.cfg.requestTimeout)
 		err = fromStatus(fn(rctx, sluicev1.NewGroupServiceClient(conn)))
 		cancel()
-		if !coordinatorUnreachable(err) || ctx.Err() != nil || !time.Now().Before(deadline) {
+		if !coordinatorUnreachable(err) || ctx.Err() != nil || !time.Now().Before(deadline) || (!persist && attempt >= 4) {
 			return err
 		}
 		g.followCoordinator(err, attempt)

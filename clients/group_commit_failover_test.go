@@ -54,7 +54,7 @@ func TestGroupManualCommitAcrossCoordinatorStop(t *testing.T) {
 		for got := 0; got < want; {
 			recs, err := gc.Poll(ctx)
 			if err != nil {
-				t.Fatalf("poll: %v", err)
+				t.Fatalf("poll: %v (%d of %d records; assigned %v)", err, got, want, gc.Assigned())
 			}
 			got += len(recs)
 		}
@@ -96,7 +96,7 @@ func TestGroupManualCommitAcrossCoordinatorStop(t *testing.T) {
 			break
 		}
 		if ctx.Err() != nil {
-			t.Fatal(err)
+			t.Fatalf("fetch offsets: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

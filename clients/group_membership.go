@@ -135,7 +135,7 @@ func (g *GroupConsumer) session() error {
 				return err
 			}
 		case <-ac:
-			if err := g.commitProcessed(ctx, nil); err != nil {
+			if err := g.commitProcessed(ctx, nil, false); err != nil {
 				g.logger.Warn("automatic commit failed", "err", err)
 			}
 		case <-g.leave:
@@ -144,7 +144,7 @@ func (g *GroupConsumer) session() error {
 				g.logger.Warn("giving up revoked partitions on close failed", "err", err)
 			}
 			if !g.gc.ManualCommit {
-				if err := g.commitProcessed(cctx, nil); err != nil {
+				if err := g.commitProcessed(cctx, nil, false); err != nil {
 					g.logger.Warn("commit on close failed", "err", err)
 				}
 			}
@@ -223,7 +223,7 @@ func (g *GroupConsumer) apply(ctx context.Context, stream sluicev1.GroupService_
 		byTopic[tp.Topic].Partitions = append(byTopic[tp.Topic].Partitions, tp.Partition)
 	}
 	var resp *sluicev1.FetchOffsetsResponse
-	err := g.groupCall(ctx, func(ctx context.Context, c sluicev1.GroupServiceClient) (err error) {
+	err := g.groupCall(ctx, false, func(ctx context.Context, c sluicev1.GroupServiceClient) (err error) {
 		resp, err = c.FetchOffsets(ctx, req)
 		return err
 	})
@@ -269,7 +269,7 @@ func (g *GroupConsumer) finishRevocation(ctx context.Context, stream sluicev1.Gr
 	sortTPs(tps)
 	if len(tps) > 0 {
 		if !g.gc.ManualCommit {
-			if err := g.commitProcessed(ctx, tps); err != nil {
+			if err := g.commitProcessed(ctx, tps, false); err != nil {
 				g.logger.Warn("commit of revoked partitions failed", "err", err)
 			}
 		}
