@@ -129,6 +129,10 @@ type Metadata struct {
 		pidEnd     int64
 		campaign   map[uint64]int // partitions to campaign for: attempts left
 		heard      map[uint64]time.Time
+		// leaderTerm is the controller term this node last saw itself lead
+		// in, and leaderSince when it first saw it.
+		leaderTerm  uint64
+		leaderSince time.Time
 	}
 	campaignWake chan struct{}
 
@@ -273,8 +277,10 @@ const LivenessTimeout = 5 * time.Second
 
 // Alive reports whether a node is up. The controller knows: a node is
 // alive if it heard from it within LivenessTimeout, through the metadata
-// group (voters) or a heartbeat (see Heard). Other nodes do not track
-// liveness and report every registered node alive.
+// group (voters) or a heartbeat (see Heard). A controller that took over
+// less than LivenessTimeout ago has not had the time to hear from every
+// node, so it counts registered nodes alive until then, as other nodes
+// (which do not track liveness) always do.
 func (m *Metadata) Alive(id uint64) bool {
 	if id == m.cfg.NodeID {
 		return true
@@ -289,10 +295,17 @@ func (m *Metadata) Alive(id uint64) bool {
 			return true
 		}
 	}
+	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.mu.leaderTerm != st.Term {
+		m.mu.leaderTerm, m.mu.leaderSince = st.Term, now
+	}
+	if _, registered := m.mu.state.Nodes[id]; registered && now.Sub(m.mu.leaderSince) < LivenessTimeout {
+		return true
+	}
 	t, ok := m.mu.heard[id]
-	return ok && m.cfg.Now().Sub(t) < LivenessTimeout
+	return ok && now.Sub(t) < LivenessTimeout
 }
 
 // Heard records a heartbeat from a node (on the controller).

@@ -236,3 +236,39 @@ func TestControllerTracksHeartbeats(t *testing.T) {
 		t.Fatal("a silent node stays alive")
 	}
 }
+
+// A controller that just took over has not heard from anyone yet: it counts
+// registered nodes alive for LivenessTimeout, then only those it heard from.
+func TestNewControllerGivesRegisteredNodesTheBenefitOfTheDoubt(t *testing.T) {
+	n := openNode(t, t.TempDir())
+	defer n.close(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n.md.proposeMu.Lock()
+	_, err := n.md.propose(ctx, &command{Type: cmdRegisterNode, Node: &NodeInfo{ID: 8, Addr: "127.0.0.1:1", InternalAddr: "127.0.0.1:2"}})
+	n.md.proposeMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); n.md.State().Nodes[8] == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the registration never applied")
+		}
+	}
+	now := time.Now()
+	n.md.cfg.Now = func() time.Time { return now }
+	if !n.md.Alive(8) {
+		t.Fatal("a registered node is dead to a controller that has just taken over")
+	}
+	if n.md.Alive(9) {
+		t.Fatal("an unregistered node is alive")
+	}
+	now = now.Add(LivenessTimeout)
+	if n.md.Alive(8) {
+		t.Fatal("a registered node never heard from stays alive past the grace")
+	}
+	n.md.Heard(8)
+	if !n.md.Alive(8) {
+		t.Fatal("a node that just sent a heartbeat is not alive")
+	}
+}
