@@ -52,6 +52,14 @@ type fakePart struct {
 type fakeSeq struct {
 	last int32 // last sequence written
 	base int64 // base offset of that batch
+	// recent are the last five batches (first sequence -> base offset): a retry of
+	// any of them is answered with its own offset, as the server does.
+	recent []fakeRecent
+}
+
+type fakeRecent struct {
+	first int32
+	base  int64
 }
 
 type fakeBatch struct {
@@ -175,11 +183,20 @@ func (n *fakeNode) produce(ctx context.Context, req *sluicev1.ProduceRequest) (*
 		last, seen := p.seqs[h.ProducerID]
 		switch {
 		case seen && h.BaseSequence <= last.last:
-			return &sluicev1.ProduceResponse{Partition: int32(pi), BaseOffset: last.base, Duplicate: true, LogAppendTimeMs: -1}, hookErr
+			for _, r := range last.recent {
+				if r.first == h.BaseSequence {
+					return &sluicev1.ProduceResponse{Partition: int32(pi), BaseOffset: r.base, Duplicate: true, LogAppendTimeMs: -1}, hookErr
+				}
+			}
+			return nil, apiError(codes.FailedPrecondition, "OUT_OF_ORDER_SEQUENCE", nil)
 		case (seen && h.BaseSequence != last.last+1) || (!seen && h.BaseSequence != 0):
 			return nil, apiError(codes.FailedPrecondition, "OUT_OF_ORDER_SEQUENCE", nil)
 		}
-		p.seqs[h.ProducerID] = fakeSeq{last: h.LastSequence(), base: p.next}
+		recent := append(last.recent, fakeRecent{first: h.BaseSequence, base: p.next})
+		if len(recent) > 5 {
+			recent = recent[len(recent)-5:]
+		}
+		p.seqs[h.ProducerID] = fakeSeq{last: h.LastSequence(), base: p.next, recent: recent}
 	}
 	base := p.next
 	p.batches = append(p.batches, fakeBatch{base: base, stored: stored, h: h, node: n.id})

@@ -53,8 +53,11 @@ func (p *Producer) retryLocked(b *pbatch, err error) bool {
 	ok := retriable(err, idem)
 	if !ok && idem && errors.Is(err, ErrOutOfOrderSequence) {
 		// An earlier batch is being retried, or a hole was punched after b was sealed:
-		// b's sequence becomes valid once those are resolved.
-		ok = b.adjGen != pb.gen
+		// b's sequence becomes valid once those are resolved. An earlier batch may also
+		// be in flight again (resent on a new stream after the old one broke, while b
+		// went ahead of it): any other batch of the partition still in flight may close
+		// the gap, so b waits for it.
+		ok = b.adjGen != pb.gen || pb.inflight > 0
 		for _, q := range pb.batches {
 			ok = ok || (q.sealed && q.order < b.order)
 		}
