@@ -57,8 +57,9 @@ vet:
 
 lint: proto-lint proto-breaking vet
 
+# A package that fails is rerun once and reported FLAKY if it then passes (scripts/test.sh).
 unit:
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	GO=$(GO) ./scripts/test.sh $(PKGS)
 
 test: gen-check lint unit
 
