@@ -211,3 +211,62 @@ func BenchmarkRawWriteSync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRawSyncfs is the ceiling for BenchmarkAppendSync with 100
+// partitions on the same disk in the same run: each cycle appends size
+// bytes to each of files plain files, then makes them durable with one
+// syncfs(2) (files=1: one fdatasync, as a cycle with one dirty log does).
+// files=50 matches the logs/flush of the 100-partition runs.
+func BenchmarkRawSyncfs(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10} {
+		for _, files := range []int{1, 50} {
+			b.Run(fmt.Sprintf("size=%dKiB/files=%d", size>>10, files), func(b *testing.B) {
+				benchRawSyncfs(b, size, files)
+			})
+		}
+	}
+}
+
+func benchRawSyncfs(b *testing.B, size, files int) {
+	dir := b.TempDir()
+	fsys := OSFS{}
+	h, err := fsys.OpenFilesystem(dir)
+	if err != nil {
+		b.Skip("no syncfs:", err)
+	}
+	defer h.Close()
+	fs := make([]File, files)
+	for i := range fs {
+		f, err := fsys.OpenFile(fmt.Sprintf("%s/f%d", dir, i), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		fs[i] = f
+	}
+	data := payload(1, size)
+	b.SetBytes(int64(size * files))
+	b.ResetTimer()
+	start := time.Now()
+	var off int64
+	for range b.N {
+		for _, f := range fs {
+			if _, err := f.WriteAt(data, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		off += int64(size)
+		if files == 1 {
+			err = fs[0].Sync()
+		} else {
+			err = h.Sync()
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	secs := time.Since(start).Seconds()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/secs, "cycles/s")
+	b.ReportMetric(float64(b.N*files)/secs, "files/s")
+}
