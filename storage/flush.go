@@ -61,7 +61,7 @@ func (l *Log) flushPrepare() (*flushPrep, error) {
 		return nil, nil
 	}
 	a := l.activeLocked()
-	if err := a.flushIndexLocked(); err != nil {
+	if err := a.flushIndexDueLocked(); err != nil {
 		return nil, l.failLocked(err)
 	}
 	p := &flushPrep{a: a, f: l.acquireLocked(a), seq: seq, dir: dir, gen: l.mu.rpGen}
@@ -88,7 +88,14 @@ func (l *Log) flushFinish(p *flushPrep, err error) error {
 		// scan after a crash; a stale point only lengthens it.
 		syncRP = p.rp.Base != l.mu.rpSynced.Base || p.rp.Pos >= l.mu.rpSynced.Pos+recoverySyncBytes
 		w := l.mu.rpWritten
-		if syncRP || p.rp.Base != w.Base || p.rp.Pos >= w.Pos+min(recoveryWriteBytes, recoverySyncBytes) {
+		if syncRP && !p.a.sealed {
+			// The index files are written every indexWriteBytes and never
+			// fsynced by a flush; making them durable with the point
+			// bounds what Open re-indexes after a crash, as the point
+			// bounds what it scans.
+			err = p.a.syncIndexLocked()
+		}
+		if err == nil && (syncRP || p.rp.Base != w.Base || p.rp.Pos >= w.Pos+min(recoveryWriteBytes, recoverySyncBytes)) {
 			_, err = l.recf.WriteAt(p.rp.encode(), 0)
 			l.mu.rpWritten = p.rp
 			if syncRP {

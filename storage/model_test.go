@@ -141,6 +141,8 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	recoverySyncBytes = uint64(1 + rng.IntN(2000))
 	defer func(v uint64) { recoveryWriteBytes = v }(recoveryWriteBytes)
 	recoveryWriteBytes = 1 + seed*977%3000
+	defer func(v int64) { indexWriteBytes = v }(indexWriteBytes)
+	indexWriteBytes = int64(1 + rng.IntN(5000))
 	fs := faultfs.New()
 	var g *SyncGroup
 	if mode != syncInline {

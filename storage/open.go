@@ -95,7 +95,6 @@ func (l *Log) recoverLocked() error {
 		}
 		if ok {
 			from, term, resumed = p, t, true
-			l.mu.lastFrame = int64(rp.LastFrame)
 		}
 	}
 	if !resumed && haveRP {
@@ -103,7 +102,11 @@ func (l *Log) recoverLocked() error {
 			return err
 		}
 	}
-	if err := l.recoverActiveLocked(from, term, resumed); err != nil {
+	durable := int64(0)
+	if resumed {
+		durable = int64(rp.Pos)
+	}
+	if err := l.recoverActiveLocked(from, term, resumed, durable); err != nil {
 		return err
 	}
 	if l.mu.lastIndex < st.SnapIndex {
@@ -143,8 +146,10 @@ func (l *Log) openSegmentLocked(base uint64, active bool) (*segment, error) {
 
 // recoverActiveLocked scans the active segment from p (its start, or a
 // recovery point whose indexes resumeActiveLocked kept), truncates it at
-// the first torn or corrupt frame and indexes what it scanned.
-func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool) error {
+// the first torn or corrupt frame and indexes what it scanned. Frames
+// below durable were made durable before the recovery point was written;
+// a truncation below it invalidates the point.
+func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool, durable int64) error {
 	a := l.activeLocked()
 	if !resumed {
 		if err := a.openIndexesLocked(l.fs, true); err != nil {
@@ -175,6 +180,11 @@ func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool) error {
 			}
 			if err := a.f.Sync(); err != nil {
 				return err
+			}
+			if p.pos < durable {
+				if err := l.invalidateRecoveryLocked(); err != nil {
+					return err
+				}
 			}
 			break
 		}

@@ -135,35 +135,94 @@ func (l *Log) resumeActiveLocked(rp recoveryPoint) (p point, term uint64, ok boo
 		return p, 0, false, err
 	}
 	a.lastIdxPos, a.lastIdxTs = segHeaderSize, noTimestamp
-	for i, ix := range []struct {
-		f     File
-		count *int64
-		ref   fileRef
-	}{{a.oi, &a.oiCount, fileRef{a, 'o'}}, {a.ti, &a.tiCount, fileRef{a, 't'}}} {
-		keep, last, err := validPrefix(ix.f, *ix.count, pos, i == 1)
-		if err != nil {
+	counts := [2]*int64{&a.oiCount, &a.tiCount}
+	files := [2]File{a.oi, a.ti}
+	refs := [2]fileRef{{a, 'o'}, {a, 't'}}
+	var keep [2]int64
+	var last [2]idxEntry
+	for i := range files {
+		if keep[i], last[i], err = validPrefix(files[i], *counts[i], pos, i == 1); err != nil {
 			return p, 0, false, err
 		}
-		if keep < *ix.count {
-			// Entries past the point may describe bytes a crash lost:
-			// drop them durably before new frames take their places.
-			if err := ix.f.Truncate(keep * indexEntrySize); err != nil {
+	}
+	// Index entries are written every indexWriteBytes, so a crash may
+	// have lost those of the last frames below pos, in either file. Find
+	// the last point x where both files are complete: the earlier of
+	// their last entries (each write ends both at the same point, see
+	// flushIndexLocked). At x the time index gives the exact max
+	// timestamp before it; frames from x on are scanned and indexed again.
+	x := int64(segHeaderSize)
+	if keep[0] > 0 && keep[1] > 0 {
+		x = int64(min(last[0].Pos, last[1].Pos))
+	}
+	for {
+		for i := range files {
+			if keep[i], last[i], err = prefixUpTo(files[i], keep[i], x, refs[i]); err != nil {
 				return p, 0, false, err
 			}
-			if err := ix.f.Sync(); err != nil {
-				return p, 0, false, err
-			}
-			*ix.count = keep
 		}
-		if keep > 0 && i == 0 {
-			a.lastIdxPos = int64(last.Pos)
-		} else if keep > 0 {
-			a.lastIdxTs = int64(last.A)
+		// x has an offset index entry unless the files disagree (written
+		// by an older version, or damaged): then back up to the last one.
+		if keep[0] == 0 || int64(last[0].Pos) == x {
+			break
+		}
+		x = int64(last[0].Pos)
+	}
+	if keep[0] == 0 {
+		x, keep[1] = segHeaderSize, 0
+	}
+	for i := range files {
+		if keep[i] < *counts[i] {
+			// Entries past x may describe bytes a crash lost: drop them
+			// durably before new frames take their places.
+			if err := files[i].Truncate(keep[i] * indexEntrySize); err != nil {
+				return p, 0, false, err
+			}
+			if err := files[i].Sync(); err != nil {
+				return p, 0, false, err
+			}
+			*counts[i] = keep[i]
 		}
 	}
+	if keep[0] > 0 {
+		a.lastIdxPos = int64(last[0].Pos)
+	}
+	if keep[1] > 0 {
+		a.lastIdxTs = int64(last[1].A)
+	}
 	a.idx = indexOK
-	p = point{pos: pos, index: rp.LastIndex + 1, offset: rp.Next, tsBefore: rp.MaxTs}
-	return p, rp.LastTerm, true, nil
+	a.idxWrittenAt = x
+	switch {
+	case x == pos:
+		l.mu.lastFrame = int64(rp.LastFrame)
+		return point{pos: pos, index: rp.LastIndex + 1, offset: rp.Next, tsBefore: rp.MaxTs}, rp.LastTerm, true, nil
+	case keep[0] == 0:
+		l.mu.lastFrame = 0
+		return a.startPoint(), a.PrevTerm, true, nil
+	}
+	// A frame starts at x (index points are frame starts) and it is below
+	// pos, so the scan sets lastFrame.
+	l.mu.lastFrame = -1
+	return point{pos: x, index: last[0].B, offset: last[0].A, tsBefore: a.lastIdxTs}, a.PrevTerm, true, nil
+}
+
+// prefixUpTo returns how many of the first n entries of an index file
+// lie at or below pos (entries ascend by position), and the last of them.
+func prefixUpTo(f File, n, pos int64, ref fileRef) (int64, idxEntry, error) {
+	var ferr error
+	k := searchN(n, func(j int64) bool {
+		e, err := idxAt(f, n, nil, j, ref)
+		if err != nil {
+			ferr = err
+			return false
+		}
+		return int64(e.Pos) <= pos
+	})
+	if ferr != nil || k == 0 {
+		return k, idxEntry{}, ferr
+	}
+	e, err := idxAt(f, n, nil, k-1, ref)
+	return k, e, err
 }
 
 // validPrefix returns how many leading entries of an index file are valid

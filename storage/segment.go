@@ -70,6 +70,9 @@ type segFiles struct {
 	// Active segment only: the last indexed position and timestamp.
 	lastIdxPos int64
 	lastIdxTs  int64
+	// idxWrittenAt is the segment's size when its pending index entries
+	// were last written.
+	idxWrittenAt int64
 
 	scratch [indexEntrySize]byte // index reads, under Log.mu
 }
@@ -178,8 +181,47 @@ func (s *segment) openIndexesLocked(fs FS, truncate bool) error {
 	return nil
 }
 
-// flushIndexLocked writes the pending index entries.
+// indexWriteBytes: a flush writes the active segment's pending index
+// entries when the segment grew this much since they were last written;
+// rolls, truncations and Close write them too. Writing them at every flush
+// dirtied two more files per log and flush, which a syncfs then had to
+// write back. Open rebuilds entries a crash lost (resumeActiveLocked). A
+// variable for tests.
+var indexWriteBytes int64 = 1 << 20
+
+// flushIndexDueLocked writes the pending index entries if the segment grew
+// indexWriteBytes since they were last written.
+func (s *segment) flushIndexDueLocked() error {
+	if s.size-s.idxWrittenAt < indexWriteBytes {
+		return nil
+	}
+	return s.flushIndexLocked()
+}
+
+// flushIndexLocked writes the pending index entries. When the time index
+// would end before the offset index, it first gets an entry at the offset
+// index's last point (the same timestamp as its last entry), so that both
+// files of every write end at the same point: Open then finds a point
+// where both are complete and tsBefore is exact, even when the time index
+// has not grown for long.
 func (s *segment) flushIndexLocked() error {
+	s.idxWrittenAt = s.size
+	if n := len(s.oiPend); n > 0 {
+		o, err := decodeIdxEntry(s.oiPend[n-indexEntrySize:])
+		if err != nil {
+			return err
+		}
+		t, ok, err := s.lastTimeEntryLocked()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			t.A = 1 << 63 // noTimestamp
+		}
+		if !ok || t.Pos < o.Pos {
+			s.tiPend = appendIdxEntry(s.tiPend, idxEntry{A: t.A, B: o.A, Pos: o.Pos})
+		}
+	}
 	if len(s.oiPend) > 0 {
 		if _, err := s.oi.WriteAt(s.oiPend, s.oiCount*indexEntrySize); err != nil {
 			return err
@@ -195,6 +237,29 @@ func (s *segment) flushIndexLocked() error {
 		s.tiPend = s.tiPend[:0]
 	}
 	return nil
+}
+
+// syncIndexLocked writes the pending index entries and fsyncs both index
+// files.
+func (s *segment) syncIndexLocked() error {
+	if err := s.flushIndexLocked(); err != nil {
+		return err
+	}
+	if err := s.oi.Sync(); err != nil {
+		return err
+	}
+	return s.ti.Sync()
+}
+
+// lastTimeEntryLocked returns the time index's last entry (pending or in
+// the file).
+func (s *segment) lastTimeEntryLocked() (idxEntry, bool, error) {
+	n := s.tiCount + int64(len(s.tiPend)/indexEntrySize)
+	if n == 0 {
+		return idxEntry{}, false, nil
+	}
+	e, err := idxAt(s.ti, s.tiCount, s.tiPend, n-1, fileRef{s, 't'})
+	return e, err == nil, err
 }
 
 // idxAt returns the i-th entry of an index (file entries, then pending).
