@@ -70,6 +70,13 @@ func (c *cluster) anyConn(i int) (*grpc.ClientConn, error) {
 
 // call runs fn against the brokers in turn until one answers without a transport error.
 func (c *cluster) call(ctx context.Context, fn func(context.Context, *grpc.ClientConn) error) error {
+	return c.callBrokers(ctx, false, fn)
+}
+
+// callBrokers is call; with read (fn changes nothing, so asking another node is always
+// safe) a broker that does not answer within the request timeout is passed over too:
+// it may be paused or cut off.
+func (c *cluster) callBrokers(ctx context.Context, read bool, fn func(context.Context, *grpc.ClientConn) error) error {
 	start := rand.IntN(max(len(c.cfg.brokers), 1))
 	var err error
 	for i := range max(len(c.cfg.brokers), 1) {
@@ -80,7 +87,12 @@ func (c *cluster) call(ctx context.Context, fn func(context.Context, *grpc.Clien
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.requestTimeout)
 		err = fromStatus(fn(rctx, cc))
 		cancel()
-		if e, ok := AsError(err); !ok || e.Reason != sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED || e.Code != codes.Unavailable {
+		e, ok := AsError(err)
+		if !ok || e.Reason != sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+			return err
+		}
+		timedOut := read && e.Code == codes.DeadlineExceeded && ctx.Err() == nil
+		if e.Code != codes.Unavailable && !timedOut {
 			return err
 		}
 	}
@@ -90,7 +102,7 @@ func (c *cluster) call(ctx context.Context, fn func(context.Context, *grpc.Clien
 // refresh loads the metadata of topics (all topics when none are given).
 func (c *cluster) refresh(ctx context.Context, topics ...string) (*sluicev1.GetMetadataResponse, error) {
 	var resp *sluicev1.GetMetadataResponse
-	err := c.call(ctx, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
+	err := c.callBrokers(ctx, true, func(ctx context.Context, cc *grpc.ClientConn) (err error) {
 		resp, err = sluicev1.NewClusterServiceClient(cc).GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: topics})
 		return err
 	})

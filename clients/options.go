@@ -6,6 +6,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -66,9 +67,41 @@ func defaults() config {
 	}
 }
 
+// Keepalive of client connections: a connection that has received nothing for
+// keepaliveTime is pinged, and closed when the ping is not answered within
+// keepaliveTimeout, failing the calls and streams on it. It finds a node whose process
+// is paused or whose host vanished while the TCP connection looks open. 10s is the
+// shortest interval gRPC allows a client and what the server permits
+// (keepalive.EnforcementPolicy MinTime in server/server.go); pings are only sent while
+// calls or streams are open.
+const (
+	keepaliveTime    = 10 * time.Second
+	keepaliveTimeout = 5 * time.Second
+)
+
 func (c *config) dialOptions() []grpc.DialOption {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+	}
 	return append(opts, c.dialOpts...)
+}
+
+// serverProduceTimeout is the timeout_ms of produce requests: ProduceTimeout, or the
+// request timeout (what Kafka's producer sends), so the server stops waiting about
+// when the client does.
+func (c *config) serverProduceTimeout() time.Duration {
+	if c.produceTimeout > 0 {
+		return c.produceTimeout
+	}
+	return c.requestTimeout
+}
+
+// produceRequestTimeout is how long the producer waits for the answer to one produce
+// request before it counts the outcome unknown: the request timeout, or a second more
+// than a longer ProduceTimeout (the server answers first when it can).
+func (c *config) produceRequestTimeout() time.Duration {
+	return max(c.requestTimeout, c.produceTimeout+time.Second)
 }
 
 // Opt is an option for any client (Producer, Consumer or Admin).
@@ -122,7 +155,14 @@ func Logger(l *slog.Logger) Opt {
 	})
 }
 
-// RequestTimeout bounds each metadata and admin call (default 30s).
+// RequestTimeout bounds each request: metadata and admin calls, and each produce
+// request in flight (default 30s, Kafka's request.timeout.ms). A produce request with no
+// answer by then fails its node's stream (the node may be paused or cut off: the
+// connection's keepalive takes 10 to 15 seconds to notice); its batches have an unknown
+// outcome and are retried after a metadata refresh, which the idempotent producer's
+// sequence numbers make safe (a non-idempotent producer fails them with
+// UNKNOWN_OUTCOME). Unless ProduceTimeout is set, it is also the server-side timeout
+// of produce requests.
 func RequestTimeout(d time.Duration) Opt {
 	return commonOpt(func(c *config) { c.requestTimeout = d })
 }
@@ -194,7 +234,8 @@ func DeliveryTimeout(d time.Duration) ProducerOpt {
 }
 
 // ProduceTimeout is the server-side timeout of each produce request (timeout_ms; default
-// 0, the server's 30s).
+// 0: the RequestTimeout). The producer waits a second longer than it for an answer when
+// it exceeds the RequestTimeout.
 func ProduceTimeout(d time.Duration) ProducerOpt {
 	return producerOpt(func(c *config) { c.produceTimeout = d })
 }

@@ -100,7 +100,8 @@ type pbatch struct {
 	seq      int32
 	attempts int
 	corr     uint64
-	adjGen   int // holes up to this generation are applied to seq
+	sentAt   time.Time // when last sent on a stream: its request timeout runs from here
+	adjGen   int       // holes up to this generation are applied to seq
 
 	// rb is the encoded batch, built by the sink outside Producer.mu the first time the
 	// batch is sent; only the goroutine sending the batch touches it.

@@ -30,6 +30,7 @@ type sink struct {
 
 type pstream struct {
 	stream   grpc.BidiStreamingClient[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]
+	ctx      context.Context // canceled with cancel: ends the stream, its receiver and its watchdog
 	cancel   context.CancelFunc
 	inflight []*pbatch // guarded by Producer.mu; in send order
 	corr     uint64    // guarded by Producer.mu
@@ -197,7 +198,7 @@ func (s *sink) send(b *pbatch) {
 	}
 	req := &sluicev1.ProduceRequest{
 		Topic: b.part.tp.topic, Partition: &b.part.tp.partition, Acks: p.cfg.acks, Batch: b.rb,
-		TimeoutMs: int32(p.cfg.produceTimeout / time.Millisecond),
+		TimeoutMs: int32(p.cfg.serverProduceTimeout() / time.Millisecond),
 	}
 	p.mu.Lock()
 	unary := s.unary
@@ -211,7 +212,12 @@ func (s *sink) send(b *pbatch) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(p.ctx, req)
+			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.produceRequestTimeout())
+			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(ctx, req)
+			cancel()
+			if err != nil && ctx.Err() != nil && p.ctx.Err() == nil {
+				err = requestTimedOut(s.addr)
+			}
 			p.complete(b, resp, fromStatus(err))
 		}()
 		return
@@ -230,6 +236,7 @@ func (s *sink) send(b *pbatch) {
 	}
 	st.corr++
 	b.corr = st.corr
+	b.sentAt = time.Now()
 	st.inflight = append(st.inflight, b)
 	p.mu.Unlock()
 	if err := st.stream.Send(&sluicev1.ProduceStreamRequest{Request: req, CorrelationId: b.corr}); err != nil {
@@ -257,13 +264,54 @@ func (s *sink) streamFor() (*pstream, error) {
 		cancel()
 		return nil, err
 	}
-	st = &pstream{stream: stream, cancel: cancel}
+	st = &pstream{stream: stream, ctx: ctx, cancel: cancel}
 	p.mu.Lock()
 	s.stream = st
 	p.mu.Unlock()
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go s.receive(st)
+	go s.watch(st)
 	return st, nil
+}
+
+// watch is a stream's watchdog (Kafka's request.timeout.ms): when the oldest batch in
+// flight has had no answer for the request timeout, the node is taken to be stuck
+// (a paused process, a half-open connection) and the stream is failed, so its batches
+// are retried (an unknown outcome: the idempotent producer's sequences make the retry
+// safe) after a metadata refresh. Answers come in order, so only the oldest batch's
+// age matters. It ends with the stream.
+func (s *sink) watch(st *pstream) {
+	p := s.p
+	defer p.wg.Done()
+	timeout := p.cfg.produceRequestTimeout()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-t.C:
+		}
+		wait := timeout
+		p.mu.Lock()
+		if len(st.inflight) > 0 {
+			wait = time.Until(st.inflight[0].sentAt.Add(timeout))
+		}
+		p.mu.Unlock()
+		if wait <= 0 {
+			p.cfg.logger.Warn("no produce answer within the request timeout; failing the stream", "node", s.addr, "timeout", timeout)
+			s.streamFailed(st, requestTimedOut(s.addr))
+			return
+		}
+		t.Reset(wait)
+	}
+}
+
+// requestTimedOut is the outcome of a produce request that got no answer in time: it
+// may have been written.
+func requestTimedOut(addr string) error {
+	return &Error{Code: codes.DeadlineExceeded, Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME,
+		Message: "no answer from " + addr + " within the request timeout"}
 }
 
 func (s *sink) receive(st *pstream) {
