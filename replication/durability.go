@@ -11,14 +11,24 @@ import (
 //
 // A scheduler worker appends entries to a partition's log (a write to the
 // page cache, cheap) and queues the MsgStorageAppend's responses as a
-// syncItem. A pool of sync workers makes logs durable: a worker takes every
-// item queued for one partition, calls Log.Sync (concurrent syncs of many
-// partitions merge into one group commit in the shared storage.SyncGroup),
-// then delivers the responses — to raft on this node (its own append
-// acknowledgement, which lets a leader count itself and commit) and to the
-// leader on other nodes (MsgAppResp) — and answers acks=1 producers. A slow
-// fsync holds up only its own partitions' acknowledgements; the scheduler
-// keeps stepping and appending every group meanwhile.
+// syncItem. One goroutine at a time owns a partition's pipeline and makes
+// its log durable: it takes every item queued, calls Log.Sync (concurrent
+// syncs of many partitions merge into one group commit in the shared
+// storage.SyncGroup), then delivers the responses — to the leader on other
+// nodes (MsgAppResp), to acks=1 producers, and to raft on this node (its
+// own append acknowledgement, which lets a leader count itself and
+// commit) — and repeats while more was queued meanwhile.
+//
+// The owner is the scheduler worker whose pass queued the first item, once
+// it released the group, when no other group waits for a worker (so a
+// one-voter group's produce costs no handoff between append and fsync);
+// otherwise a sync worker from a pool. The local acknowledgement is stepped
+// by the owner itself when no pass of the group runs (TryLock of raftMu):
+// that pass commits, applies and answers acks=all producers, and appends
+// proposals that queued during the fsync, whose sync the owner runs next.
+// A slow fsync holds up only its own partitions' acknowledgements; the
+// other scheduler workers keep stepping and appending every group
+// meanwhile, including the one being synced.
 //
 // Invariant: an entry is never acknowledged to raft (and so never counted
 // toward a commit or an acks=all answer) before Sync covering it returned.
@@ -44,18 +54,59 @@ func (p *Partition) noteAppended(first, last uint64) {
 	p.syncMu.Unlock()
 }
 
-func (p *Partition) queueSync(it syncItem) {
+// queueSyncRaftMuLocked queues a sync item; when no sync of the
+// partition is queued or running, the pass reports startSync and its
+// caller starts the pipeline (startSync).
+func (p *Partition) queueSyncRaftMuLocked(it syncItem) {
 	p.syncMu.Lock()
 	p.syncMu.queued = append(p.syncMu.queued, it)
 	start := !p.syncMu.syncing
 	p.syncMu.syncing = true
 	p.syncMu.Unlock()
 	if start {
-		p.h.syncq.push(p)
+		p.raftMu.startSync = true
 	}
 }
 
-// syncOnce runs on a sync worker.
+// maxSyncRounds bounds the syncs one goroutine runs back to back for a
+// partition before it hands the partition to the sync queue.
+const maxSyncRounds = 8
+
+// startSync runs the partition's durability pipeline on this goroutine
+// (a scheduler worker with nothing else to do: inline) or on a sync
+// worker.
+func (p *Partition) startSync(inline bool) {
+	if inline {
+		p.syncRounds()
+		return
+	}
+	p.h.syncq.push(p)
+}
+
+// syncRounds syncs until nothing is queued (or maxSyncRounds passed,
+// then the rest goes to a sync worker). The caller owns the pipeline
+// (syncMu.syncing set by whoever queued the first item).
+func (p *Partition) syncRounds() {
+	for i := 1; ; i++ {
+		p.syncOnce()
+		p.syncMu.Lock()
+		again := len(p.syncMu.queued) > 0
+		if !again {
+			p.syncMu.syncing = false
+			p.syncMu.idle.Broadcast()
+		}
+		p.syncMu.Unlock()
+		if !again {
+			return
+		}
+		if i >= maxSyncRounds {
+			p.h.syncq.push(p)
+			return
+		}
+	}
+}
+
+// syncOnce makes everything queued so far durable, then delivers it.
 func (p *Partition) syncOnce() {
 	p.syncMu.Lock()
 	items := p.syncMu.queued
@@ -80,7 +131,6 @@ func (p *Partition) syncOnce() {
 		p.mu.Unlock()
 		// Responses are withheld: raft never learns these entries are
 		// durable, so this replica cannot acknowledge them.
-		p.finishSync()
 		return
 	}
 
@@ -104,11 +154,10 @@ func (p *Partition) syncOnce() {
 	if len(remote) > 0 {
 		p.h.send(p.id, remote)
 	}
+	p.resolveAcks1(items)
 	if len(local) > 0 {
 		p.deliverLocal(local)
 	}
-	p.resolveAcks1(items)
-	p.finishSync()
 }
 
 func (p *Partition) resolveAcks1(items []syncItem) {
@@ -130,19 +179,6 @@ func (p *Partition) resolveAcks1(items []syncItem) {
 	p.mu.Unlock()
 }
 
-func (p *Partition) finishSync() {
-	p.syncMu.Lock()
-	again := len(p.syncMu.queued) > 0
-	if !again {
-		p.syncMu.syncing = false
-		p.syncMu.idle.Broadcast()
-	}
-	p.syncMu.Unlock()
-	if again {
-		p.h.syncq.push(p)
-	}
-}
-
 // waitSyncIdle blocks until no sync of the partition is queued or running.
 func (p *Partition) waitSyncIdle() {
 	p.syncMu.Lock()
@@ -152,11 +188,25 @@ func (p *Partition) waitSyncIdle() {
 	p.syncMu.Unlock()
 }
 
-// deliverLocal queues messages for this node's raft and schedules a pass.
+// deliverLocal queues messages for this node's raft and runs a pass for
+// them at once when no pass of the group is running (the raft clock of a
+// group of one voter: its own append acknowledgement commits, the same
+// pass applies and answers the producers, and proposals queued meanwhile
+// are appended — no handoff to a scheduler worker); else the scheduler
+// runs it. Called by the pipeline's owner, so a sync this pass queues is
+// run by syncRounds.
 func (p *Partition) deliverLocal(msgs []*raftpb.Message) {
 	p.mu.Lock()
 	p.mu.inbox = append(p.mu.inbox, msgs...)
 	p.mu.Unlock()
+	if !p.h.sched.stopping.Load() && p.raftMu.TryLock() {
+		start := p.handleRaftMuLocked(workMessages)
+		p.raftMu.Unlock()
+		if start { // not expected: the pipeline is ours until syncRounds returns
+			p.h.syncq.push(p)
+		}
+		return
+	}
 	p.h.sched.enqueue(p.id, workMessages)
 }
 
@@ -203,7 +253,7 @@ func (q *syncQueue) worker() {
 		q.mu.q[0] = nil
 		q.mu.q = q.mu.q[1:]
 		q.mu.Unlock()
-		p.syncOnce()
+		p.syncRounds()
 	}
 }
 

@@ -137,13 +137,14 @@ func (h *Host) partitionList() []*Partition {
 	return h.mu.list
 }
 
-func (h *Host) process(id uint64, f workFlags) {
+func (h *Host) process(id uint64, f workFlags) func(inline bool) {
 	h.mu.RLock()
 	p := h.mu.parts[id]
 	h.mu.RUnlock()
-	if p != nil {
-		p.handle(f)
+	if p != nil && p.handle(f) {
+		return p.startSync
 	}
+	return nil
 }
 
 // receive is the transport's handler for messages to this node.

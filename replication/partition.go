@@ -49,6 +49,9 @@ type Partition struct {
 		idleTicks int    // leader ticks with nothing in flight
 		term      uint64
 		out       []*raftpb.Message // remote messages of this pass
+		// startSync: this pass queued the first sync of an idle
+		// durability pipeline (handle's caller starts it).
+		startSync bool
 	}
 
 	// mu guards what client goroutines read and the proposal queues.

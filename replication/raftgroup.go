@@ -25,11 +25,26 @@ type stateMachine struct {
 // re-queued so one busy group cannot starve others.
 const maxReadyPasses = 4
 
-// handle runs one scheduler pass for the group. Only the scheduler calls
-// it, never for the same group concurrently.
-func (p *Partition) handle(f workFlags) {
+// handle runs one scheduler pass for the group. It reports whether the
+// pass queued the first sync of an idle durability pipeline: the caller
+// must then call startSync.
+func (p *Partition) handle(f workFlags) (startSync bool) {
 	p.raftMu.Lock()
 	defer p.raftMu.Unlock()
+	return p.handleRaftMuLocked(f)
+}
+
+// handleRaftMuLocked runs one pass: the scheduler's, or a sync worker's
+// right after it made this group's log durable (deliverLocal). Passes of
+// one group never overlap: raftMu serializes them.
+func (p *Partition) handleRaftMuLocked(f workFlags) (startSync bool) {
+	p.passRaftMuLocked(f)
+	startSync = p.raftMu.startSync
+	p.raftMu.startSync = false
+	return startSync
+}
+
+func (p *Partition) passRaftMuLocked(f workFlags) {
 	rn := p.raftMu.rn
 	if rn == nil {
 		return
@@ -281,7 +296,7 @@ func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
 	}
 	item.resps = m.GetResponses()
 	if len(item.resps) > 0 || len(item.acks1) > 0 {
-		p.queueSync(item)
+		p.queueSyncRaftMuLocked(item)
 	}
 }
 

@@ -3,6 +3,7 @@ package replication
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // work flags a group can be scheduled for; flags set while the group is
@@ -34,8 +35,17 @@ func defaultWorkers() int {
 // in the manner of CockroachDB's raft scheduler: no goroutine per group,
 // one worker per group at a time, events that arrive while a group is busy
 // merge into one more pass.
+//
+// process may return a follow-up (a log sync the pass started) that the
+// worker runs after it released the group, so the group can be processed
+// by another worker meanwhile. The follow-up learns whether it may run
+// inline (block this worker): only when no group waits for a worker and
+// fewer than half the workers are busy with follow-ups; otherwise it must
+// hand its work elsewhere.
 type scheduler struct {
-	process func(id uint64, f workFlags)
+	process   func(id uint64, f workFlags) (after func(inline bool))
+	maxInline int
+	stopping  atomic.Bool // set by stop: no more inline passes
 
 	mu struct {
 		sync.Mutex
@@ -44,12 +54,13 @@ type scheduler struct {
 		queue   []uint64 // FIFO of ids with stateQueued
 		head    int
 		stopped bool
+		inline  int // workers running a follow-up inline
 	}
 	wg sync.WaitGroup
 }
 
-func newScheduler(workers int, process func(id uint64, f workFlags)) *scheduler {
-	s := &scheduler{process: process}
+func newScheduler(workers int, process func(id uint64, f workFlags) func(inline bool)) *scheduler {
+	s := &scheduler{process: process, maxInline: max(1, workers/2)}
 	s.mu.state = make(map[uint64]workFlags)
 	s.mu.cond.L = &s.mu.Mutex
 	s.wg.Add(workers)
@@ -126,7 +137,7 @@ func (s *scheduler) worker() {
 		s.mu.state[id] = stateProcessing
 		s.mu.Unlock()
 
-		s.process(id, f&workMask)
+		after := s.process(id, f&workMask)
 
 		s.mu.Lock()
 		f = s.mu.state[id]
@@ -136,11 +147,24 @@ func (s *scheduler) worker() {
 		} else {
 			delete(s.mu.state, id)
 		}
+		if after != nil {
+			inline := !s.mu.stopped && s.mu.head == len(s.mu.queue) && s.mu.inline < s.maxInline
+			if inline {
+				s.mu.inline++
+			}
+			s.mu.Unlock()
+			after(inline)
+			s.mu.Lock()
+			if inline {
+				s.mu.inline--
+			}
+		}
 	}
 }
 
 // stop ends the workers after their current pass and waits for them.
 func (s *scheduler) stop() {
+	s.stopping.Store(true)
 	s.mu.Lock()
 	s.mu.stopped = true
 	s.mu.cond.Broadcast()
