@@ -14,6 +14,7 @@ import (
 	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 	"github.com/sluicehq/sluice/replication"
+	"github.com/sluicehq/sluice/storage"
 )
 
 // consumeReadBytes bounds one read of a partition on a Consume stream.
@@ -49,6 +50,10 @@ type consumeStream struct {
 	// sentSinceGrant is false after a grant until a batch is sent.
 	sentSinceGrant bool
 	group          *streamGroup // set once the stream joined a group (group_consume.go)
+	// rbuf and rbatches are reused by every read of the stream: a batch
+	// is marshalled in Send, before the next read overwrites them.
+	rbuf     *[]byte
+	rbatches []storage.Batch
 }
 
 // Consume pushes batches of the subscribed partitions as soon as their
@@ -59,6 +64,7 @@ func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.Cons
 	st := &consumeStream{s: cs.s, stream: stream, subs: map[subKey]*subscription{}}
 	defer st.leaveGroup(ctx)
 	defer st.stopFeeds()
+	defer st.releaseBuffer()
 	reqs, recvErr := receive(ctx, stream.Recv)
 	for {
 		if err := st.push(ctx); err != nil {
@@ -242,7 +248,7 @@ func (st *consumeStream) push(ctx context.Context) error {
 		}
 		sub.changed = sub.p.Changed()
 		for st.credit > 0 {
-			bs, err := sub.p.Read(sub.offset, int(min(st.credit, consumeReadBytes)))
+			bs, err := st.read(sub, int(min(st.credit, consumeReadBytes)))
 			if err != nil {
 				delete(st.subs, k)
 				err = st.s.readError(k.topic, sub.topicID, err)
@@ -301,6 +307,25 @@ func (st *consumeStream) push(ctx context.Context) error {
 		}}})
 	}
 	return nil
+}
+
+// read reads sub from its offset into the stream's buffer.
+func (st *consumeStream) read(sub *subscription, budget int) ([]storage.Batch, error) {
+	if st.rbuf == nil {
+		st.rbuf = servePool.Get(consumeReadBytes + readSlack)
+	}
+	bs, err := sub.p.ReadInto(st.rbatches, *st.rbuf, sub.offset, budget)
+	if err == nil {
+		st.rbatches = bs
+	}
+	return bs, err
+}
+
+func (st *consumeStream) releaseBuffer() {
+	if st.rbuf != nil {
+		servePool.Put(st.rbuf)
+		st.rbuf = nil
+	}
 }
 
 func (st *consumeStream) partitionError(k subKey, e *apiError) error {

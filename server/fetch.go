@@ -12,6 +12,7 @@ import (
 	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 	"github.com/sluicehq/sluice/replication"
+	"github.com/sluicehq/sluice/storage"
 )
 
 const (
@@ -56,10 +57,15 @@ func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest
 		defer tm.Stop()
 		deadline = tm.C
 	}
+	// The batches alias read buffers leased to the response: the codec
+	// hands them back once it has marshalled it (servebuf.go).
+	lease := &readLease{}
 	for {
-		resp, bytes, records, changed := cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+		lease.release() // a response below min_bytes is dropped
+		resp, bytes, records, changed := cs.fetchOnce(ctx, t, req, maxBytes, partMax, lease)
 		if bytes >= int(req.GetMinBytes()) || deadline == nil || len(changed) == 0 {
 			cs.account(t.Name, bytes, records)
+			leaseResponse(resp, lease)
 			return resp, nil
 		}
 		cases := make([]reflect.SelectCase, 0, len(changed)+3)
@@ -73,10 +79,13 @@ func (cs *consumerService) Fetch(ctx context.Context, req *sluicev1.FetchRequest
 		chosen, _, _ := reflect.Select(cases)
 		switch chosen {
 		case 0:
+			lease.release()
 			return nil, s.callError(ctx, ctx.Err())
 		case 1, 2: // shutting down, or waited long enough: answer with what there is
-			resp, bytes, records, _ = cs.fetchOnce(ctx, t, req, maxBytes, partMax)
+			lease.release()
+			resp, bytes, records, _ = cs.fetchOnce(ctx, t, req, maxBytes, partMax, lease)
 			cs.account(t.Name, bytes, records)
+			leaseResponse(resp, lease)
 			return resp, nil
 		}
 	}
@@ -92,7 +101,7 @@ func (cs *consumerService) account(topic string, bytes, records int) {
 // fetchOnce reads every requested partition once. It returns the response,
 // the stored bytes and records in it, and the change channels of the partitions read
 // successfully (taken before reading, so no move is missed).
-func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req *sluicev1.FetchRequest, maxBytes, partMax int) (*sluicev1.FetchResponse, int, int, []<-chan struct{}) {
+func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req *sluicev1.FetchRequest, maxBytes, partMax int, lease *readLease) (*sluicev1.FetchResponse, int, int, []<-chan struct{}) {
 	s := cs.s
 	resp := &sluicev1.FetchResponse{Topic: t.Name}
 	total, records := 0, 0
@@ -113,7 +122,7 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 		if total == 0 {
 			firstLimit = math.MaxInt
 		}
-		batches, n, recs, err := readSpliced(p, uint64(pos.GetOffset()), min(partMax, maxBytes-total), firstLimit, req.GetRecordFormat())
+		batches, n, recs, err := readSpliced(p, uint64(pos.GetOffset()), min(partMax, maxBytes-total), firstLimit, req.GetRecordFormat(), lease)
 		hw := p.HighWatermark()
 		fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset = int64(hw), int64(hw), int64(p.StartOffset())
 		if err != nil {
@@ -128,16 +137,23 @@ func (cs *consumerService) fetchOnce(ctx context.Context, t *cluster.Topic, req 
 }
 
 // readSpliced reads batches from offset within budget stored bytes (the
-// first batch may be larger, up to firstLimit) and splices them into
-// response batches without touching their records.
-func readSpliced(p *replication.Partition, offset uint64, budget, firstLimit int, f sluicev1.RecordFormat) ([]*sluicev1.RecordBatch, int, int, error) {
+// first batch may be larger, up to firstLimit) into a buffer of lease and
+// splices them into response batches without touching their records: the
+// batches alias the buffer.
+func readSpliced(p *replication.Partition, offset uint64, budget, firstLimit int, f sluicev1.RecordFormat, lease *readLease) ([]*sluicev1.RecordBatch, int, int, error) {
 	if firstLimit <= 0 {
 		return nil, 0, 0, nil
 	}
-	bs, err := p.Read(offset, max(budget, 1))
+	budget = max(budget, 1)
+	var dst []storage.Batch
+	if n := len(lease.batches); n < cap(lease.batches) {
+		dst = lease.batches[:n+1][n][:0]
+	}
+	bs, err := p.ReadInto(dst, lease.buf(budget), offset, budget)
 	if err != nil {
 		return nil, 0, 0, err
 	}
+	lease.batches = append(lease.batches, bs)
 	var out []*sluicev1.RecordBatch
 	n, records := 0, 0
 	for i, b := range bs {

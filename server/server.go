@@ -87,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 	recov := recovery.WithRecoveryHandlerContext(recoveryHandler(s.logger))
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		grpc.ForceServerCodecV2(newServingCodec()), // servebuf.go
 		// Clients may ping idle connections (long polls, quiet streams)
 		// every 10s; the server pings after a minute of silence.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

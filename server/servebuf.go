@@ -1,0 +1,152 @@
+package server
+
+import (
+	"math/bits"
+	"runtime"
+	"sync"
+	"weak"
+
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/storage"
+)
+
+// Serving reads without allocating. A read is served with two copies:
+// from the file into a read buffer (replication's ReadInto), and from the
+// read buffer into the marshalled message, whose buffer the transport
+// writes to the socket. Both buffers come from servePool and go back to it
+// once used, so a fetch of 16 MiB neither allocates 32 MiB nor has the
+// runtime zero them first (grpc's default pool zeroes buffers larger than
+// its largest tier on every Get).
+//
+// A unary Fetch response is marshalled after the handler returns, so its
+// read buffers are leased to the response (leaseResponse) and the codec
+// hands them back right after marshalling it. A Consume stream marshals in
+// Send, so it keeps its read buffer for the life of the stream.
+
+const (
+	minPooledShift = 16 // 64 KiB: smaller messages use grpc's own pools
+	maxPooledShift = 27 // 128 MiB: larger ones are allocated
+	// readSlack is room in a read buffer beyond the byte budget for frame
+	// headers and a first batch a little larger than the budget.
+	readSlack = 64 << 10
+)
+
+// servePool is a mem.BufferPool of power-of-two classes that never zeroes
+// a buffer: every user overwrites what it reads back.
+type sizedPool struct {
+	classes [maxPooledShift - minPooledShift + 1]sync.Pool
+}
+
+var servePool = &sizedPool{}
+
+var _ mem.BufferPool = servePool
+
+func poolClass(n int) (int, bool) {
+	if n <= 1<<minPooledShift {
+		return 0, true
+	}
+	shift := bits.Len(uint(n - 1))
+	if shift > maxPooledShift {
+		return 0, false
+	}
+	return shift - minPooledShift, true
+}
+
+// Get returns a buffer of length n whose contents are arbitrary.
+func (sp *sizedPool) Get(n int) *[]byte {
+	c, ok := poolClass(n)
+	if !ok {
+		b := make([]byte, n)
+		return &b
+	}
+	if v := sp.classes[c].Get(); v != nil {
+		b := v.(*[]byte)
+		*b = (*b)[:n]
+		return b
+	}
+	b := make([]byte, n, 1<<(c+minPooledShift))
+	return &b
+}
+
+// Put returns a buffer Get gave out.
+func (sp *sizedPool) Put(b *[]byte) {
+	c, ok := poolClass(cap(*b))
+	if !ok || cap(*b) != 1<<(c+minPooledShift) {
+		return
+	}
+	sp.classes[c].Put(b)
+}
+
+// readLease is the memory a response's batches alias: read buffers and
+// the batch slices ReadInto filled.
+type readLease struct {
+	bufs    []*[]byte
+	batches [][]storage.Batch
+}
+
+// buf returns a read buffer for a read of up to budget bytes.
+func (l *readLease) buf(budget int) []byte {
+	b := servePool.Get(budget + readSlack)
+	l.bufs = append(l.bufs, b)
+	return *b
+}
+
+func (l *readLease) release() {
+	for _, b := range l.bufs {
+		servePool.Put(b)
+	}
+	l.bufs = l.bufs[:0]
+	l.batches = l.batches[:0]
+}
+
+// leases maps a Fetch response not yet marshalled to its read buffers. The
+// key is weak: a response dropped without being marshalled (the call
+// failed after the handler) takes its entry with it and its buffers are
+// left to the garbage collector.
+var leases sync.Map // weak.Pointer[sluicev1.FetchResponse] -> *readLease
+
+// leaseResponse ties l to resp until the codec has marshalled resp.
+func leaseResponse(resp *sluicev1.FetchResponse, l *readLease) {
+	if len(l.bufs) == 0 {
+		return
+	}
+	wp := weak.Make(resp)
+	leases.Store(wp, l)
+	runtime.AddCleanup(resp, func(wp weak.Pointer[sluicev1.FetchResponse]) { leases.Delete(wp) }, wp)
+}
+
+// servingCodec is grpc's proto codec, with large messages marshalled into
+// servePool buffers and leased read buffers handed back once marshalled.
+type servingCodec struct{ encoding.CodecV2 }
+
+func newServingCodec() servingCodec {
+	return servingCodec{encoding.GetCodecV2("proto")}
+}
+
+func (c servingCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*sluicev1.FetchResponse); ok {
+		if l, ok := leases.LoadAndDelete(weak.Make(r)); ok {
+			defer l.(*readLease).release()
+		}
+	}
+	m, ok := v.(proto.Message)
+	if !ok {
+		return c.CodecV2.Marshal(v)
+	}
+	size := proto.Size(m)
+	if _, pooled := poolClass(size); !pooled || size < 1<<minPooledShift {
+		return c.CodecV2.Marshal(v)
+	}
+	b := servePool.Get(size)
+	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend((*b)[:0], m)
+	if err != nil {
+		servePool.Put(b)
+		return nil, err
+	}
+	*b = out
+	return mem.BufferSlice{mem.NewBuffer(b, servePool)}, nil
+}
