@@ -27,7 +27,10 @@ type cluster struct {
 		nodes  map[int32]string            // node id -> address
 		topics map[string][]int32          // topic -> leader node id per partition (-1: none)
 		loaded map[string]time.Time        // when each topic's metadata was loaded
-		closed bool
+		// suspect are addresses that last failed to answer within the request
+		// timeout (a paused or cut-off node): calls try them last.
+		suspect map[string]bool
+		closed  bool
 	}
 }
 
@@ -37,6 +40,7 @@ func newCluster(cfg *config) *cluster {
 	c.mu.nodes = make(map[int32]string)
 	c.mu.topics = make(map[string][]int32)
 	c.mu.loaded = make(map[string]time.Time)
+	c.mu.suspect = make(map[string]bool)
 	return c
 }
 
@@ -58,14 +62,35 @@ func (c *cluster) conn(addr string) (*grpc.ClientConn, error) {
 	return cc, nil
 }
 
-// anyConn returns a connection to one of the brokers, preferring known nodes' addresses
-// in order, starting at a random seed.
-func (c *cluster) anyConn(i int) (*grpc.ClientConn, error) {
-	seeds := c.cfg.brokers
-	if len(seeds) == 0 {
-		return nil, errors.New("sluice: no brokers configured")
+// setSuspect records whether addr last failed to answer in time.
+func (c *cluster) setSuspect(addr string, suspect bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if suspect {
+		c.mu.suspect[addr] = true
+	} else {
+		delete(c.mu.suspect, addr)
 	}
-	return c.conn(seeds[i%len(seeds)])
+}
+
+// brokerOrder lists the brokers starting at a random one, those that last timed out
+// at the end.
+func (c *cluster) brokerOrder() []string {
+	seeds := c.cfg.brokers
+	start := rand.IntN(max(len(seeds), 1))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(seeds))
+	var late []string
+	for i := range seeds {
+		a := seeds[(start+i)%len(seeds)]
+		if c.mu.suspect[a] {
+			late = append(late, a)
+		} else {
+			out = append(out, a)
+		}
+	}
+	return append(out, late...)
 }
 
 // call runs fn against the brokers in turn until one answers without a transport error.
@@ -77,10 +102,13 @@ func (c *cluster) call(ctx context.Context, fn func(context.Context, *grpc.Clien
 // safe) a broker that does not answer within the request timeout is passed over too:
 // it may be paused or cut off.
 func (c *cluster) callBrokers(ctx context.Context, read bool, fn func(context.Context, *grpc.ClientConn) error) error {
-	start := rand.IntN(max(len(c.cfg.brokers), 1))
+	seeds := c.brokerOrder()
+	if len(seeds) == 0 {
+		return errors.New("sluice: no brokers configured")
+	}
 	var err error
-	for i := range max(len(c.cfg.brokers), 1) {
-		cc, cerr := c.anyConn(start + i)
+	for _, addr := range seeds {
+		cc, cerr := c.conn(addr)
 		if cerr != nil {
 			return cerr
 		}
@@ -88,11 +116,12 @@ func (c *cluster) callBrokers(ctx context.Context, read bool, fn func(context.Co
 		err = fromStatus(fn(rctx, cc))
 		cancel()
 		e, ok := AsError(err)
+		timedOut := ok && e.Code == codes.DeadlineExceeded && e.Reason == sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED && ctx.Err() == nil
+		c.setSuspect(addr, timedOut)
 		if !ok || e.Reason != sluicev1.ErrorReason_ERROR_REASON_UNSPECIFIED {
 			return err
 		}
-		timedOut := read && e.Code == codes.DeadlineExceeded && ctx.Err() == nil
-		if e.Code != codes.Unavailable && !timedOut {
+		if e.Code != codes.Unavailable && !(read && timedOut) {
 			return err
 		}
 	}

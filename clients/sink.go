@@ -217,6 +217,7 @@ func (s *sink) send(b *pbatch) {
 			cancel()
 			if err != nil && ctx.Err() != nil && p.ctx.Err() == nil {
 				err = requestTimedOut(s.addr)
+				p.cl.setSuspect(s.addr, true)
 			}
 			p.complete(b, resp, fromStatus(err))
 		}()
@@ -300,6 +301,7 @@ func (s *sink) watch(st *pstream) {
 		p.mu.Unlock()
 		if wait <= 0 {
 			p.cfg.logger.Warn("no produce answer within the request timeout; failing the stream", "node", s.addr, "timeout", timeout)
+			p.cl.setSuspect(s.addr, true)
 			s.streamFailed(st, requestTimedOut(s.addr))
 			return
 		}
