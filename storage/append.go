@@ -80,6 +80,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 		if len(wbuf) == 0 {
 			return nil
 		}
+		l.reserveLocked(a, wpos+int64(len(wbuf)))
 		_, err := a.f.WriteAt(wbuf, wpos)
 		wpos += int64(len(wbuf))
 		wbuf = wbuf[:0]
@@ -131,6 +132,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 				return err
 			}
 			hdr := appendFrameHeader(wbuf, e)
+			l.reserveLocked(a, wpos+fsize)
 			if _, err := a.f.WriteAt(hdr, wpos); err != nil {
 				return err
 			}
@@ -195,6 +197,10 @@ func (l *Log) rollLocked(end point) error {
 	a := l.activeLocked()
 	a.sealIndexLocked(end)
 	if err := a.flushIndexLocked(); err != nil {
+		return err
+	}
+	// A sealed segment ends at its last frame.
+	if err := a.trimLocked(); err != nil {
 		return err
 	}
 	for _, f := range []File{a.f, a.oi, a.ti} {
@@ -267,6 +273,7 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err := s.f.Truncate(q.pos); err != nil {
 		return err
 	}
+	s.alloc = q.pos
 	s.size, s.maxTs, s.maxTsKnown = q.pos, q.tsBefore, true
 	if err := l.truncateIndexesLocked(s, q.pos); err != nil {
 		return err

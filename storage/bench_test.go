@@ -40,9 +40,19 @@ func benchAppendSync(b *testing.B, size, parts int) {
 		g = NewSyncGroup(WithSyncParallelism(par), WithSyncMode(mode))
 		defer g.Close()
 	}
+	// STORAGE_PREALLOC=off measures without preallocation, =keep with
+	// FALLOC_FL_KEEP_SIZE.
+	prealloc := int64(0)
+	switch os.Getenv("STORAGE_PREALLOC") {
+	case "off":
+		prealloc = -1
+	case "keep":
+		defer func(v bool) { preallocKeepSize = v }(preallocKeepSize)
+		preallocKeepSize = true
+	}
 	logs := make([]*Log, parts)
 	for i := range logs {
-		l, err := Open(fmt.Sprintf("%s/p%d", dir, i), Options{Syncer: g, SegmentBytes: 64 << 20})
+		l, err := Open(fmt.Sprintf("%s/p%d", dir, i), Options{Syncer: g, SegmentBytes: 64 << 20, PreallocateBytes: prealloc})
 		if err != nil {
 			b.Fatal(err)
 		}

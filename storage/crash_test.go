@@ -41,15 +41,18 @@ func TestCrashCutEveryByte(t *testing.T) {
 	}
 	from := ends[len(ends)-4] // the last three frames
 	for cut := from; cut <= int64(len(full)); cut++ {
-		for _, mode := range []string{"cut", "flip"} {
+		for _, mode := range []string{"cut", "flip", "zeros"} {
 			if mode == "flip" && cut == int64(len(full)) {
 				continue
 			}
 			fs := base.Crash()
 			b := append([]byte(nil), full[:cut]...)
-			if mode == "flip" {
+			switch mode {
+			case "flip":
 				b = append([]byte(nil), full...)
 				b[cut] ^= 0x40
+			case "zeros": // the cut in preallocated space
+				b = append(b, make([]byte, 5000)...)
 			}
 			fs.WriteFile(seg, b)
 			fs.Remove("/c/" + recoveryFile) // as if the crash came before the last recovery point
@@ -268,11 +271,14 @@ func TestWriteFaults(t *testing.T) {
 				return 0, nil
 			})
 		}, faultfs.ErrInjected},
+		// Without preallocation: with it, the write lands in reserved space
+		// (TestPreallocate).
 		{"ENOSPC", func(fs *faultfs.FS) { fs.SetSpace(100) }, syscall.ENOSPC},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := faultfs.New()
 			o := memOpts(fs)
+			o.PreallocateBytes = -1
 			l := mustOpen(t, "/w", o)
 			for i := uint64(1); i <= 5; i++ {
 				mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 30))

@@ -46,6 +46,8 @@ type Log struct {
 		rpSynced  recoveryPoint // the recovery point last fsynced
 		rpWritten recoveryPoint // the recovery point last written
 
+		noPrealloc bool // preallocation failed or is unsupported: stop trying
+
 		wbuf       []byte
 		clock      uint64 // for segment.lastUsed
 		openSealed int
@@ -272,7 +274,10 @@ func (l *Log) Close() error {
 	var err error
 	if l.mu.failed == nil {
 		a := l.activeLocked()
-		if err = a.flushIndexLocked(); err == nil && l.mu.seq != l.mu.syncedSeq {
+		if err = a.flushIndexLocked(); err == nil {
+			err = a.trimLocked()
+		}
+		if err == nil && l.mu.seq != l.mu.syncedSeq {
 			if err = a.f.Sync(); err == nil && l.mu.dirDirty {
 				err = l.fs.SyncDir(l.dir)
 			}

@@ -174,7 +174,13 @@ func (l *Log) recoverActiveLocked(p point, term uint64, resumed bool, durable in
 			err = &CorruptionError{File: a.segPath(), Pos: p.pos, Reason: "frame out of sequence"}
 		}
 		if err != nil {
-			l.logger.Warn("truncating the log at a torn or corrupt frame", "file", a.segPath(), "pos", p.pos, "err", err)
+			hdr := make([]byte, frameHeaderSize)
+			if readFullAt(a.f, hdr, p.pos) == nil && zeroFrameHeader(hdr) {
+				// The zeros of preallocated space (or a hole a crash left).
+				l.logger.Debug("end of the frames before zeros; truncating", "file", a.segPath(), "pos", p.pos)
+			} else {
+				l.logger.Warn("truncating the log at a torn or corrupt frame", "file", a.segPath(), "pos", p.pos, "err", err)
+			}
 			if err := a.f.Truncate(p.pos); err != nil {
 				return err
 			}

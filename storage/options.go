@@ -13,6 +13,7 @@ const (
 	DefaultSegmentBytes       = 128 << 20
 	DefaultIndexIntervalBytes = 4 << 10
 	DefaultCacheBytes         = 4 << 20
+	DefaultPreallocateBytes   = 4 << 20
 	// maxSegmentBytes bounds SegmentBytes: positions in index files are
 	// 32-bit.
 	maxSegmentBytes = 1<<31 - 1
@@ -26,6 +27,11 @@ type Options struct {
 	IndexIntervalBytes int           // sparse offset/time index granularity (default 4 KiB)
 	CacheBytes         int64         // bounded cache of recent entries for Entries() (default 4 MiB; <0 = none)
 	Syncer             *SyncGroup    // group commit shared by all logs of a node; nil = private
+	// PreallocateBytes reserves the active segment's disk blocks this far
+	// ahead of its end with fallocate(2), where the FS supports it (default
+	// 4 MiB; <0 = none). The file then extends past its frames with zeros
+	// until the segment rolls or the log closes.
+	PreallocateBytes int64
 	Logger             *slog.Logger
 	Now                func() time.Time
 }
@@ -42,6 +48,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.IndexIntervalBytes <= 0 {
 		o.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if o.PreallocateBytes == 0 {
+		o.PreallocateBytes = DefaultPreallocateBytes
 	}
 	if o.CacheBytes == 0 {
 		o.CacheBytes = DefaultCacheBytes

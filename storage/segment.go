@@ -70,6 +70,9 @@ type segFiles struct {
 	// Active segment only: the last indexed position and timestamp.
 	lastIdxPos int64
 	lastIdxTs  int64
+	// alloc: the active segment's file is preallocated up to here
+	// (reserveLocked); 0 = nothing known past size.
+	alloc int64
 	// idxWrittenAt is the segment's size when its pending index entries
 	// were last written.
 	idxWrittenAt int64

@@ -33,6 +33,7 @@ const (
 	OpRemove
 	OpRead
 	OpSyncfs // Filesystem.Sync (syncfs); path is the handle's directory
+	OpPreallocate
 )
 
 // Rule decides whether an operation fails. It runs without the FS lock
@@ -66,6 +67,7 @@ type FS struct {
 var (
 	_ vfs.FS               = (*FS)(nil)
 	_ vfs.FilesystemSyncer = (*FS)(nil)
+	_ vfs.Preallocator     = (*file)(nil)
 )
 
 // New returns an empty filesystem with unlimited space.
@@ -468,5 +470,36 @@ func (h *file) Close() error {
 		return os.ErrClosed
 	}
 	h.closed = true
+	return nil
+}
+
+// Preallocate implements vfs.Preallocator like fallocate(2): without
+// keepSize the file grows to off+n with zeros (durable after the next
+// Sync, as the size change of a real fallocate); with keepSize it changes
+// nothing (blocks are not modelled). A Rule can fail it (vfs.ErrNoPreallocate
+// for a filesystem without fallocate); ENOSPC beyond the space budget.
+func (h *file) Preallocate(off, n int64, keepSize bool) error {
+	h.fs.mu.Lock()
+	defer h.fs.mu.Unlock()
+	if h.closed {
+		return os.ErrClosed
+	}
+	if !h.write {
+		return &fs.PathError{Op: "fallocate", Path: h.name, Err: syscall.EBADF}
+	}
+	if _, err := h.fs.check(OpPreallocate, h.name, int(n)); err != nil {
+		return &fs.PathError{Op: "fallocate", Path: h.name, Err: err}
+	}
+	end, cur := off+n, int64(len(h.in.data))
+	if keepSize || end <= cur {
+		return nil
+	}
+	if h.fs.space >= 0 {
+		if end-cur > h.fs.space {
+			return &fs.PathError{Op: "fallocate", Path: h.name, Err: syscall.ENOSPC}
+		}
+		h.fs.space -= end - cur
+	}
+	h.in.data = append(h.in.data, make([]byte, end-cur)...)
 	return nil
 }

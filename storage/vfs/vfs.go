@@ -3,6 +3,7 @@
 package vfs
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,3 +101,21 @@ func (OSFS) SyncDir(dir string) error {
 	}
 	return err
 }
+
+// ErrNoPreallocate reports that a file's filesystem cannot preallocate
+// (EOPNOTSUPP), or that the FS has no preallocation at all.
+var ErrNoPreallocate = errors.New("vfs: preallocation unsupported")
+
+// Preallocator is implemented by a File that can reserve disk blocks for
+// later writes (fallocate(2) on Linux). Writes into reserved blocks need
+// no block allocation at writeback, which makes their fsync cheaper.
+type Preallocator interface {
+	// Preallocate reserves the blocks of [off, off+n). With keepSize the
+	// file's size does not change (FALLOC_FL_KEEP_SIZE; a later Truncate
+	// releases blocks past the size); otherwise the size grows to off+n
+	// if smaller and the new bytes read as zeros. It returns an error
+	// wrapping ErrNoPreallocate when the filesystem cannot preallocate.
+	Preallocate(off, n int64, keepSize bool) error
+}
+
+var _ Preallocator = osFile{}
