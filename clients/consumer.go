@@ -15,13 +15,21 @@ import (
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
-// Consumer reads assigned partitions with long-polling fetches to their leaders. It
-// starts no goroutines of its own outside Poll. It is safe for concurrent use; Polls are
-// serialized.
+// Consumer reads assigned partitions with long-polling fetches to their leaders, each
+// partition in at most one fetch at a time. A fetch a Poll starts may outlive it: a later
+// Poll takes its answer; Close ends the fetches in flight and waits for them. It is safe for concurrent use; Polls
+// are serialized.
 type Consumer struct {
 	cfg    config
 	cl     *cluster
 	pollMu sync.Mutex // one Poll at a time
+
+	// Fetches in flight run on goroutines of the consumer: life ends them (Close),
+	// flights counts them, landed wakes a Poll when one is done.
+	life     context.Context
+	stopLife context.CancelFunc
+	flights  sync.WaitGroup
+	landed   chan struct{}
 
 	mu struct {
 		sync.Mutex
@@ -31,6 +39,9 @@ type Consumer struct {
 		// retry is set when a partition hit a retriable error (a leader change): the
 		// next fetch waits a backoff so a leaderless partition does not spin.
 		retry bool
+		// flights are the fetches in flight; a partition is in at most one at its
+		// current position.
+		flights map[*flight]struct{}
 	}
 }
 
@@ -67,8 +78,10 @@ func NewConsumer(opts ...ConsumerOpt) (*Consumer, error) {
 	if len(cfg.brokers) == 0 {
 		return nil, errors.New("sluice: no brokers configured")
 	}
-	c := &Consumer{cfg: cfg, cl: newCluster(&cfg)}
+	c := &Consumer{cfg: cfg, cl: newCluster(&cfg), landed: make(chan struct{}, 1)}
+	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.mu.parts = make(map[topicPartition]*cpart)
+	c.mu.flights = make(map[*flight]struct{})
 	for t, ps := range cfg.assign {
 		c.Assign(t, ps)
 	}
@@ -208,6 +221,25 @@ type fetchJob struct {
 	moved map[int32]uint64
 }
 
+// flight is a fetch in progress. It outlives the Poll that started it: its answer is taken
+// by the Poll that finds it done, so a fetch ends only when the server has records for it
+// or its wait is over, never because records came from another leader first.
+type flight struct {
+	job  *fetchJob
+	resp *sluicev1.FetchResponse // set before done is closed
+	err  error
+	done chan struct{}
+}
+
+// covers reports whether f is fetching tp at its current position.
+func (f *flight) covers(cp *cpart) bool {
+	if f.job.topic != cp.tp.topic {
+		return false
+	}
+	moved, ok := f.job.moved[cp.tp.partition]
+	return ok && moved == cp.moved
+}
+
 func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 	c.mu.Lock()
 	if c.mu.closed {
@@ -226,18 +258,19 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 		errs = append(errs, c.resolve(ctx, unresolved)...)
 	}
 
-	// Group the readable partitions by leader and topic.
+	// Group the readable partitions no fetch is reading by leader and topic.
 	jobs := make(map[[2]string]*fetchJob)
 	refreshed := false
 	c.mu.Lock()
 	var readable []*cpart
 	for _, cp := range c.mu.parts {
-		if cp.failed == nil && cp.resolved {
+		if cp.failed == nil && cp.resolved && !c.inFlightLocked(cp) {
 			readable = append(readable, cp)
 		}
 	}
+	flying := len(c.mu.flights)
 	c.mu.Unlock()
-	if len(readable) == 0 {
+	if len(readable) == 0 && flying == 0 {
 		return nil, errors.Join(errs...)
 	}
 	sort.Slice(readable, func(i, j int) bool {
@@ -275,61 +308,108 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 		j.moved[cp.tp.partition] = moved[i]
 	}
 
-	// Fetch from every leader at once; the first answer with records ends the others'
-	// long polls.
-	fctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		job  *fetchJob
-		resp *sluicev1.FetchResponse
-		err  error
+	// Fetch from every leader at once; return what the first fetches to answer bring.
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
 	}
-	results := make(chan result, len(jobs))
-	var wg sync.WaitGroup
 	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.fetch(fctx, j)
-			results <- result{j, resp, err}
-			if err == nil && hasBatches(resp) {
-				cancel()
-			}
-		}()
+		c.startLocked(j)
 	}
-	wg.Wait()
-	close(results)
+	c.mu.Unlock()
+	done := c.waitFlights(ctx)
+	if len(done) == 0 {
+		if len(errs) == 0 {
+			return nil, ctx.Err()
+		}
+		return nil, errors.Join(errs...)
+	}
+	c.mu.Lock()
+	closed := c.mu.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	var recs []*Record
 	failed := 0
 	var transportErr error
-	for r := range results {
-		if r.err != nil {
-			if ctx.Err() == nil && fctx.Err() != nil {
-				continue // cut short because another fetch had records
-			}
+	for _, f := range done {
+		if f.err != nil {
 			failed++
-			transportErr = r.err
+			transportErr = f.err
 			// A fetch is a read: a node that cannot be reached (its leader died) is
 			// worth a metadata refresh and a retry, like a leader change.
-			if retriable(r.err, true) {
-				c.cl.refresh(ctx, r.job.topic) //nolint:errcheck // best effort
+			if retriable(f.err, true) {
+				c.cl.refresh(ctx, f.job.topic) //nolint:errcheck // best effort
 				c.mu.Lock()
 				c.mu.retry = true
 				c.mu.Unlock()
 			}
 			continue
 		}
-		rs, perrs := c.take(ctx, r.job, r.resp)
+		rs, perrs := c.take(ctx, f.job, f.resp)
 		recs = append(recs, rs...)
 		errs = append(errs, perrs...)
 	}
-	if failed == len(jobs) && transportErr != nil && ctx.Err() == nil && !retriable(transportErr, true) {
+	if failed == len(done) && transportErr != nil && ctx.Err() == nil && !retriable(transportErr, true) {
 		errs = append(errs, transportErr)
 	}
-	if ctx.Err() != nil && len(recs) == 0 {
-		return nil, ctx.Err()
-	}
 	return recs, errors.Join(errs...)
+}
+
+// inFlightLocked reports whether a fetch in flight reads cp at its current position.
+func (c *Consumer) inFlightLocked(cp *cpart) bool {
+	for f := range c.mu.flights {
+		if f.covers(cp) {
+			return true
+		}
+	}
+	return false
+}
+
+// startLocked starts fetching j on a goroutine of the consumer (Close cancels and waits
+// for it).
+func (c *Consumer) startLocked(j *fetchJob) {
+	f := &flight{job: j, done: make(chan struct{})}
+	c.mu.flights[f] = struct{}{}
+	c.flights.Add(1)
+	go func() {
+		defer c.flights.Done()
+		f.resp, f.err = c.fetch(c.life, j)
+		close(f.done)
+		select { // wake a Poll waiting for any fetch
+		case c.landed <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+// waitFlights waits until at least one fetch in flight is done (or ctx ends) and takes
+// every done one out of the flights.
+func (c *Consumer) waitFlights(ctx context.Context) []*flight {
+	for {
+		var done []*flight
+		c.mu.Lock()
+		for f := range c.mu.flights {
+			select {
+			case <-f.done:
+				done = append(done, f)
+				delete(c.mu.flights, f)
+			default:
+			}
+		}
+		empty := len(c.mu.flights) == 0
+		c.mu.Unlock()
+		if len(done) > 0 || empty {
+			return done
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.landed:
+		}
+	}
 }
 
 // callerDone reports whether err is the end of the caller's ctx: its own error, or a
@@ -344,15 +424,6 @@ func callerDone(ctx context.Context, err error) bool {
 	}
 	d, ok := ctx.Deadline()
 	return ok && time.Until(d) < 50*time.Millisecond
-}
-
-func hasBatches(resp *sluicev1.FetchResponse) bool {
-	for _, p := range resp.GetPartitions() {
-		if len(p.GetBatches()) > 0 {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Consumer) topicsLocked() []string {
@@ -469,5 +540,7 @@ func (c *Consumer) Close() error {
 	}
 	c.mu.closed = true
 	c.mu.Unlock()
+	c.stopLife()
+	c.flights.Wait()
 	return c.cl.close()
 }

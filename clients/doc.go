@@ -61,7 +61,9 @@
 // start Offset: AtStart, AtEnd, At(offset) or AfterTime(t), resolved with ListOffsets.
 // Poll long-polls Fetch at every leader at once (RECORD_FORMAT_STORED), returns when
 // records arrive, and decodes batches itself: compressed batches are decompressed here,
-// their CRC checked (batch.Records). Seek moves a partition. An offset out of range moves
+// their CRC checked (batch.Records). A fetch that has not answered when Poll returns
+// stays in flight and a later Poll takes its answer, so records from one leader do not
+// cut short the long polls at the others. Seek moves a partition. An offset out of range moves
 // to the nearest end of the log unless StrictOffsets. Partition failures come back as
 // *PartitionError and stop that partition until it is sought again.
 //
@@ -108,8 +110,9 @@
 // by the goroutine sending it, outside it (encode). Producer.idMu serializes InitProducer. cluster.mu guards
 // connections and cached metadata; the lock order is Producer.mu, then cluster.mu
 // (cluster never calls back). Consumer.pollMu serializes Poll; Consumer.mu guards
-// assignments and positions and is never held across a call to the server; Poll's fetch
-// goroutines end before it returns. Admin holds no state besides its cluster.
+// assignments, positions and the fetches in flight, and is never held across a call to
+// the server. Each fetch runs on a goroutine owned by the Consumer (not by the Poll that
+// started it); Close cancels them and waits. Admin holds no state besides its cluster.
 // A GroupConsumer owns one membership goroutine (the Membership stream, its reader
 // goroutine, heartbeats, automatic commits, callbacks), stopped by Close;
 // GroupConsumer.mu guards the member id, epoch, coordinator address and the owned,
