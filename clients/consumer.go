@@ -456,7 +456,7 @@ func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*sluicev1.FetchRespo
 		Topic: j.topic, Partitions: j.parts, MaxBytes: c.cfg.fetchMaxBytes, PartitionMaxBytes: c.cfg.partMaxBytes,
 		MinBytes: c.cfg.fetchMinBytes, MaxWaitMs: int32(wait / time.Millisecond), IsolationLevel: iso,
 		RecordFormat: sluicev1.RecordFormat_RECORD_FORMAT_STORED,
-	})
+	}, fetchCall)
 	return resp, fromStatus(err)
 }
 
