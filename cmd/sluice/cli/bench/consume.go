@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,9 +17,10 @@ import (
 )
 
 type consumeOptions struct {
-	topic    string
-	records  int64
-	maxBytes int32
+	topic     string
+	records   int64
+	maxBytes  int32
+	consumers int
 }
 
 func newConsume(g *app.Globals) *cobra.Command {
@@ -27,8 +30,10 @@ func newConsume(g *app.Globals) *cobra.Command {
 		Short: "Read a topic from the beginning and report throughput",
 		Long: `Read a topic from the earliest offset of every partition until --records records
 have been read (default: everything up to the high watermarks at the start), with fetches
-of up to --max-bytes. Reads with a client library Consumer (package clients). Reports records/s, MB/s (10^6
-bytes of record keys and values per second) and the latency of each poll.`,
+of up to --max-bytes. Reads with --consumers client library Consumers (package clients)
+in parallel, the partitions dealt out among them, as Kafka's consumer-perf-test does with
+several threads. Reports records/s, MB/s (10^6 bytes of record keys and values per
+second) and the latency of each poll.`,
 		Example: `  sluice bench produce --records 200000 && sluice bench consume`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -39,6 +44,7 @@ bytes of record keys and values per second) and the latency of each poll.`,
 	f.StringVarP(&o.topic, "topic", "t", DefaultTopic, "topic to read")
 	f.Int64Var(&o.records, "records", 0, "records to read (0 = up to the end at the start)")
 	f.Int32Var(&o.maxBytes, "max-bytes", 16<<20, "bytes per fetch and per partition")
+	f.IntVar(&o.consumers, "consumers", 1, "Consumers reading in parallel, each with its own connections and a share of the partitions")
 	return cmd
 }
 
@@ -90,34 +96,50 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 	reportDone := make(chan struct{})
 	go func() { defer close(reportDone); m.report(rctx, progress, start, target) }()
 
-	assign := map[int32]clients.Offset{}
-	for p, off := range next {
-		assign[p] = clients.At(off)
+	sort.Slice(parts, func(i, j int) bool { return parts[i] < parts[j] })
+	n := max(1, min(o.consumers, len(parts)))
+	assigns := make([]map[int32]clients.Offset, n)
+	for i, p := range parts {
+		if assigns[i%n] == nil {
+			assigns[i%n] = map[int32]clients.Offset{}
+		}
+		assigns[i%n][p] = clients.At(next[p])
 	}
-	c, err := clients.NewConsumer(clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
-		clients.FetchMaxBytes(o.maxBytes), clients.FetchMaxPartitionBytes(o.maxBytes))
-	if err != nil {
-		stopReport()
-		<-reportDone
-		return err
-	}
-	defer c.Close()
-	c.Assign(o.topic, assign)
-	for m.records.Load() < target {
-		t0 := time.Now()
-		recs, err := c.Poll(ctx)
+	var wg sync.WaitGroup
+	for _, assign := range assigns {
+		c, err := clients.NewConsumer(clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
+			clients.FetchMaxBytes(o.maxBytes), clients.FetchMaxPartitionBytes(o.maxBytes))
 		if err != nil {
 			m.fail(err)
 			break
 		}
-		m.lat.Record(time.Since(t0))
-		var bytes int64
-		for _, r := range recs {
-			bytes += int64(len(r.Key) + len(r.Value))
-		}
-		m.records.Add(int64(len(recs)))
-		m.bytes.Add(bytes)
+		c.Assign(o.topic, assign)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			for m.records.Load() < target && ctx.Err() == nil {
+				t0 := time.Now()
+				recs, err := c.Poll(ctx)
+				if err != nil {
+					if ctx.Err() == nil {
+						m.fail(err)
+					}
+					return
+				}
+				m.lat.Record(time.Since(t0))
+				var bytes int64
+				for _, r := range recs {
+					bytes += int64(len(r.Key) + len(r.Value))
+				}
+				m.bytes.Add(bytes)
+				if m.records.Add(int64(len(recs))) >= target {
+					cancelRun() // the others stop polling
+				}
+			}
+		}()
 	}
+	wg.Wait()
 	elapsed := time.Since(start)
 	stopReport()
 	<-reportDone

@@ -100,6 +100,7 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	ctx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	m := &meter{lat: hist.NewRecorder(), cancel: cancelRun}
+	sp := newSplit()
 	progress := g.Stdout
 	if g.JSON() {
 		progress = g.Stderr
@@ -121,6 +122,7 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 		sent := int64(binary.BigEndian.Uint64(value))
 		m.lat.Record(now.Sub(time.Unix(0, sent)))
 		m.bytes.Add(int64(len(value)))
+		sp.read(sent, now)
 	}
 	consumed := make(chan struct{})
 	if o.stream {
@@ -159,11 +161,14 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 		}
 		v := make([]byte, len(base))
 		copy(v, base)
-		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+		sent := time.Now().UnixNano()
+		binary.BigEndian.PutUint64(v, uint64(sent))
 		p.Produce(ctx, &clients.Record{Topic: o.topic, Value: v}, func(_ *clients.Record, err error) {
 			if err != nil {
 				m.fail(err)
+				return
 			}
+			sp.acked(sent, time.Now())
 		})
 	}
 	if err := p.Flush(ctx); err != nil {
@@ -184,6 +189,9 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	<-reportDone
 	if err := printSummary(g, m.summary("e2e", o.topic, elapsed)); err != nil {
 		return err
+	}
+	if !g.JSON() {
+		sp.print(g.Stdout)
 	}
 	if m.err != nil && !errors.Is(m.err, context.Canceled) {
 		return m.err
