@@ -29,6 +29,7 @@ type e2eOptions struct {
 	rf            int32
 	linger        time.Duration
 	stream        bool
+	fromFollower  bool
 }
 
 func newE2E(g *app.Globals) *cobra.Command {
@@ -56,6 +57,7 @@ one clock, no skew). Reports the latency distribution of every record read.`,
 	f.Int32Var(&o.partitions, "partitions", 1, "partitions when the topic is created")
 	f.Int32Var(&o.rf, "replication-factor", 0, "replication factor when the topic is created (0 = server default)")
 	f.BoolVar(&o.stream, "consume-stream", false, "read with Consume streams (the server pushes batches as the high watermark moves; one stream per partition leader) instead of the client library's Consumer (Fetch long polls)")
+	f.BoolVar(&o.fromFollower, "from-follower", false, "with --consume-stream: attach each partition's stream to a follower replica instead of its leader (a follower learns the commit index one replication round later)")
 	f.DurationVar(&o.linger, "linger", 0, "how long the producer waits to fill a batch (0: send at once; batches still form while others are in flight)")
 	return cmd
 }
@@ -126,7 +128,7 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	}
 	consumed := make(chan struct{})
 	if o.stream {
-		if err := streamConsume(ctx, g, m, o.topic, latest.GetOffsets(), total, sample, consumed); err != nil {
+		if err := streamConsume(ctx, g, m, o.topic, latest.GetOffsets(), total, o.fromFollower, sample, consumed); err != nil {
 			return err
 		}
 	} else {
@@ -203,7 +205,7 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 // Consume stream per partition leader, granting back the credit each batch
 // used, and closes done once total records arrived or ctx ended.
 func streamConsume(ctx context.Context, g *app.Globals, m *meter, topic string, from []*sluicev1.PartitionOffset,
-	total int64, sample func(time.Time, []byte), done chan<- struct{}) (err error) {
+	total int64, fromFollower bool, sample func(time.Time, []byte), done chan<- struct{}) (err error) {
 	conn, err := g.Conn()
 	if err != nil {
 		return err
@@ -223,7 +225,16 @@ func streamConsume(ctx context.Context, g *app.Globals, m *meter, topic string, 
 	byNode := map[string][]int32{}
 	for _, tm := range md.GetTopics() {
 		for _, pm := range tm.GetPartitions() {
-			a := addr[pm.GetLeader()]
+			node := pm.GetLeader()
+			if fromFollower {
+				for _, r := range pm.GetReplicas() {
+					if r != node {
+						node = r
+						break
+					}
+				}
+			}
+			a := addr[node]
 			if a == "" {
 				a = g.BrokerList()[0]
 			}
