@@ -38,6 +38,7 @@ func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
 		}
 		sm.applied, sm.appliedTerm = e.GetIndex(), e.GetTerm()
 	}
+	p.raftMu.cache.appliedTo(sm.applied)
 	p.h.metrics.applied.Add(float64(len(m.GetEntries())))
 	now := time.Now()
 	p.mu.Lock()

@@ -178,6 +178,12 @@ func TestCrashLosesNoAcknowledgedRecord(t *testing.T) {
 				}()
 			}
 		}
+		// Crash while the producers write: once every group has a
+		// leader again (a restarted node elects first; on a loaded
+		// machine that can take longer than the writing window).
+		for g := uint64(1); g <= groups; g++ {
+			c.leader(g)
+		}
 		time.Sleep(time.Duration(50+rand.IntN(100)) * time.Millisecond)
 		a.crashNode(c, 1)
 		cancel()

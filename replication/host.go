@@ -402,7 +402,7 @@ func newPartition(h *Host, spec PartitionSpec, dir string, log logStore) (*Parti
 		ID:                        h.cfg.NodeID,
 		ElectionTick:              h.cfg.ElectionTicks,
 		HeartbeatTick:             h.cfg.HeartbeatTicks,
-		Storage:                   log,
+		Storage:                   raftStorage{logStore: log, p: p},
 		Applied:                   sm.applied,
 		AsyncStorageWrites:        true,
 		MaxSizePerMsg:             1 << 20,

@@ -52,6 +52,7 @@ type Partition struct {
 		// startSync: this pass queued the first sync of an idle
 		// durability pipeline (handle's caller starts it).
 		startSync bool
+		cache     entryCache // appended entries not yet applied
 	}
 
 	// mu guards what client goroutines read and the proposal queues.
@@ -428,6 +429,14 @@ func (p *Partition) Leader() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.mu.leader
+}
+
+// Ready reports whether this replica leads the group and takes writes
+// without waiting (it applied the first entry of its own term).
+func (p *Partition) Ready() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.isLeader && p.mu.ready && !p.mu.viewStale && p.mu.failed == nil && !p.mu.closed
 }
 
 // IsLeader reports whether this replica leads the group.

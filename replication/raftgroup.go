@@ -281,6 +281,7 @@ func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
 			p.failRaftMuLocked(err)
 			return
 		}
+		p.raftMu.cache.appended(ents)
 		p.noteAppended(first, last)
 		item.acks1 = p.collectAcks1(ents)
 	}

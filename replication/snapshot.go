@@ -39,6 +39,7 @@ func (p *Partition) installSnapshotRaftMuLocked(snap *raftpb.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("replication: partition %d snapshot at %d: %w", p.id, snap.GetMetadata().GetIndex(), err)
 	}
+	p.raftMu.cache.reset() // before: a failed install leaves the log unknown
 	if err := p.log.ApplySnapshot(snap, ps.NextOffset); err != nil {
 		return err
 	}
