@@ -57,6 +57,17 @@ func (l *Limits) maxDecompressed() int {
 // The smart-client shape (records_data) costs one allocation, the stored bytes,
 // whatever the number of records; the records shape is encoded once here.
 func Normalize(b *sluicev1.RecordBatch, l Limits) (stored []byte, h Header, err error) {
+	return NormalizeFramed(b, l, 0)
+}
+
+// NormalizeFramed is Normalize leaving reserve bytes free in front of the
+// stored form, in the same allocation: framed[reserve:] is the stored form and
+// framed[:reserve] (zeros) is for the caller's own header, so a caller that stores
+// the batch behind a header of its own builds it without copying the batch.
+func NormalizeFramed(b *sluicev1.RecordBatch, l Limits, reserve int) (framed []byte, h Header, err error) {
+	if reserve < 0 {
+		reserve = 0
+	}
 	if b == nil {
 		return nil, h, invalid("batch", "missing")
 	}
@@ -93,19 +104,19 @@ func Normalize(b *sluicev1.RecordBatch, l Limits) (stored []byte, h Header, err 
 	case hasRecords && hasData:
 		return nil, h, invalid("records_data", "set together with records")
 	case hasData:
-		stored, err = normalizeData(b, l, &h, now)
+		framed, err = normalizeData(b, l, &h, now, reserve)
 	case hasRecords:
-		stored, err = normalizeRecords(b, l, &h, now)
+		framed, err = normalizeRecords(b, l, &h, now, reserve)
 	default:
 		return nil, h, invalid("records", "the batch has no records")
 	}
 	if err != nil {
 		return nil, h, err
 	}
-	return stored, h, nil
+	return framed, h, nil
 }
 
-func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) ([]byte, error) {
+func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, reserve int) ([]byte, error) {
 	if b.RecordCount <= 0 {
 		return nil, invalid("record_count", "must be positive with records_data, got %d", b.RecordCount)
 	}
@@ -148,7 +159,7 @@ func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) ([]b
 	if max := l.maxBytes(); size > max {
 		return nil, &TooLargeError{Size: size, Max: max}
 	}
-	out := make([]byte, 0, size)
+	out := make([]byte, reserve, reserve+size)
 	out = appendHeader(out, h)
 	if isCompressed(h.Compression) {
 		out = protowire.AppendTag(out, fieldRecordsData, protowire.BytesType)
@@ -157,7 +168,7 @@ func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) ([]b
 	return append(out, data...), nil
 }
 
-func normalizeRecords(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) ([]byte, error) {
+func normalizeRecords(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, reserve int) ([]byte, error) {
 	if b.RecordCount != 0 && int(b.RecordCount) != len(b.Records) {
 		return nil, corrupt("record_count %d, found %d records", b.RecordCount, len(b.Records))
 	}
@@ -185,6 +196,7 @@ func normalizeRecords(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) (
 	hdrMax := headerSize(&Header{RecordCount: int32(len(b.Records)), Compression: 1, TimestampType: 1,
 		MaxTimestampMs: -1, ProducerID: h.ProducerID, ProducerEpoch: h.ProducerEpoch,
 		BaseSequence: h.BaseSequence, Transactional: h.Transactional, CRC: 1})
+	hdrMax += reserve
 	recs, err := encodeRecords(make([]byte, hdrMax, hdrMax+encodedSize(b.Records, now)), b.Records, now)
 	if err != nil {
 		return nil, err
@@ -204,7 +216,7 @@ func normalizeRecords(b *sluicev1.RecordBatch, l Limits, h *Header, now int64) (
 	// Write the header right before the records, in the room reserved for it.
 	start := hdrMax - headerSize(h)
 	appendHeader(recs[start:start], h)
-	return recs[start:], nil
+	return recs[start-reserve:], nil
 }
 
 // stamp sets the timestamp type and max timestamp of h.

@@ -77,9 +77,21 @@ func (c *command) lastSequence() int32 {
 	return c.BaseSequence + int32(c.Records) - 1
 }
 
-// encodeRecords encodes a cmdRecords command.
+// encodeRecords encodes a cmdRecords command: in b.Framed when it holds
+// the batch behind room for the header, else in a new buffer.
 func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime, leaderTime int64) []byte {
+	if f := b.Framed; len(f) == recordsHeaderLen+len(b.Data) && len(b.Data) > 0 && &f[recordsHeaderLen] == &b.Data[0] {
+		putRecordsHeader(f, origin, seq, b, logAppendTime, leaderTime)
+		return f
+	}
 	var hdr [recordsHeaderLen]byte
+	putRecordsHeader(hdr[:], origin, seq, b, logAppendTime, leaderTime)
+	// One append: the runtime does not zero memory it is about to copy
+	// over (make would clear the whole buffer first; batches are large).
+	return append(hdr[:], b.Data...)
+}
+
+func putRecordsHeader(hdr []byte, origin, seq uint64, b *ProduceBatch, logAppendTime, leaderTime int64) {
 	hdr[0] = commandVersion
 	hdr[1] = cmdRecords
 	be := binary.BigEndian
@@ -92,9 +104,6 @@ func encodeRecords(origin, seq uint64, b *ProduceBatch, logAppendTime, leaderTim
 	be.PutUint32(hdr[42:], uint32(b.BaseSequence))
 	be.PutUint64(hdr[46:], uint64(logAppendTime))
 	be.PutUint64(hdr[54:], uint64(leaderTime))
-	// One append: the runtime does not zero memory it is about to copy
-	// over (make would clear the whole buffer first; batches are large).
-	return append(hdr[:], b.Data...)
 }
 
 // stampRecords sets the proposal sequence, log-append time and leader

@@ -149,7 +149,18 @@ type ProduceBatch struct {
 	ProducerID    int64
 	ProducerEpoch int32
 	BaseSequence  int32
+	// Framed, when not nil, is CommandHeaderLen free bytes followed by
+	// Data, in one allocation (batch.NormalizeFramed builds it): the
+	// entry is built in place, without copying the batch. Propose takes
+	// the buffer over; a caller must not change it afterwards, and passes
+	// it again only to propose the same batch again after a definite
+	// failure.
+	Framed []byte
 }
+
+// CommandHeaderLen is the room ProduceBatch.Framed leaves in front of the
+// batch for the entry's header.
+const CommandHeaderLen = recordsHeaderLen
 
 // ProduceResult is where a batch landed.
 type ProduceResult struct {

@@ -111,13 +111,16 @@ func (s *Server) prepareProduce(req *sluicev1.ProduceRequest, t *cluster.Topic, 
 	if tc.LogAppendTime {
 		lim.LogAppendTimeMs = now
 	}
-	stored, h, err := batch.Normalize(req.GetBatch(), lim)
+	// The stored form is built behind room for the replication entry's
+	// header, so the entry is not a second copy of the batch.
+	framed, h, err := batch.NormalizeFramed(req.GetBatch(), lim, replication.CommandHeaderLen)
 	if err != nil {
 		return nil, err
 	}
 	op.hdr = h
 	op.pb = replication.ProduceBatch{
-		Data: stored, Records: uint32(h.RecordCount), MaxTimestamp: h.MaxTimestampMs,
+		Data: framed[replication.CommandHeaderLen:], Framed: framed,
+		Records: uint32(h.RecordCount), MaxTimestamp: h.MaxTimestampMs,
 		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
 	}
 	if h.Idempotent() {

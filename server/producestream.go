@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -26,8 +27,29 @@ const (
 
 // streamSlot is where the answer to one request will be, in order.
 type streamSlot struct {
-	resp chan *sluicev1.ProduceStreamResponse
+	resp chan slotAnswer
 	size int64
+}
+
+// slotAnswer is a response, or a batch proposed to a local leader whose
+// outcome the sender waits for (so the answer goes out from the goroutine
+// that learns it, without another handoff).
+type slotAnswer struct {
+	resp *sluicev1.ProduceStreamResponse
+	pend *pipelined
+}
+
+// maxInlineProduceBytes: a request this small for a partition with
+// nothing queued is validated and proposed by the stream's loop itself;
+// larger ones go to the partition's pipeline goroutine, so batches for
+// different partitions are validated in parallel.
+const maxInlineProduceBytes = 64 << 10
+
+// partitionQueue feeds a partition's pipeline goroutine. busy counts the
+// jobs handed to it and not yet proposed (or answered).
+type partitionQueue struct {
+	jobs chan streamJob
+	busy atomic.Int32
 }
 
 // byteBudget is a counting semaphore of bytes.
@@ -76,7 +98,8 @@ type streamJob struct {
 	req  *sluicev1.ProduceStreamRequest
 	t    *cluster.Topic
 	idx  int32
-	slot chan *sluicev1.ProduceStreamResponse
+	slot chan slotAnswer
+	op   *produceOp // already prepared (the loop tried it inline), or nil
 }
 
 // ProduceStream answers every request in order. Batches for different
@@ -94,7 +117,11 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 	go func() { // the only sender on the stream
 		defer close(senderDone)
 		for slot := range slots {
-			resp := <-slot.resp
+			a := <-slot.resp
+			resp := a.resp
+			if a.pend != nil {
+				resp = ps.await(ctx, a.pend)
+			}
 			budget.release(slot.size)
 			if sendErr != nil {
 				continue
@@ -105,11 +132,11 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			}
 		}
 	}()
-	queues := map[string]chan streamJob{}
+	queues := map[string]*partitionQueue{}
 	var workers sync.WaitGroup
 	finish := func() {
 		for _, q := range queues {
-			close(q)
+			close(q.jobs)
 		}
 		workers.Wait()
 		close(slots)
@@ -139,7 +166,7 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			finish()
 			return sendErr
 		}
-		slot := make(chan *sluicev1.ProduceStreamResponse, 1)
+		slot := make(chan slotAnswer, 1)
 		select {
 		case slots <- streamSlot{resp: slot, size: size}:
 		case <-ctx.Done():
@@ -151,18 +178,26 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			if verr == nil {
 				verr = invalidField("request", "missing")
 			}
-			slot <- ps.streamError(ctx, req, verr)
+			slot <- slotAnswer{resp: ps.streamError(ctx, req, verr)}
 			continue
 		}
 		t, idx, err := ps.route(req.GetRequest())
 		if err != nil {
-			slot <- ps.streamError(ctx, req, err)
+			slot <- slotAnswer{resp: ps.streamError(ctx, req, err)}
 			continue
 		}
 		key := t.ID + "/" + itoa(idx)
-		q, ok := queues[key]
-		if !ok {
-			q = make(chan streamJob, maxStreamInFlight)
+		q := queues[key]
+		j := streamJob{req: req, t: t, idx: idx, slot: slot}
+		if size <= maxInlineProduceBytes && (q == nil || q.busy.Load() == 0) {
+			// Nothing of this partition waits to be proposed: propose
+			// here, in stream order, without a handoff.
+			if ps.proposeJob(ctx, &j, true) {
+				continue
+			}
+		}
+		if q == nil {
+			q = &partitionQueue{jobs: make(chan streamJob, maxStreamInFlight)}
 			queues[key] = q
 			workers.Add(1)
 			go func() {
@@ -170,7 +205,8 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 				ps.partitionPipeline(ctx, q)
 			}()
 		}
-		q <- streamJob{req: req, t: t, idx: idx, slot: slot}
+		q.busy.Add(1)
+		q.jobs <- j
 	}
 }
 
@@ -184,58 +220,74 @@ type pipelined struct {
 }
 
 // partitionPipeline appends the jobs of one partition in order. A batch
-// the local replica leads is proposed and handed to a waiter, so the next
-// one is proposed before the first is durable; any other (forwarded, an
-// election in progress) takes the full synchronous path. Both goroutines
-// end when q is closed and every outcome is delivered.
-func (ps *producerService) partitionPipeline(ctx context.Context, q <-chan streamJob) {
-	waits := make(chan pipelined, maxStreamInFlight)
-	waiterDone := make(chan struct{})
-	go func() {
-		defer close(waiterDone)
-		for w := range waits {
-			res, err := w.f.Wait(w.ctx)
-			w.cancel()
-			resp, err := ps.s.produced(w.op, res, err)
-			ps.answer(ctx, w.job, resp, err)
+// the local replica leads is proposed and its outcome left to the
+// stream's sender, so the next one is proposed before the first is
+// durable; any other (forwarded, an election in progress) takes the full
+// synchronous path. It ends when q is closed.
+func (ps *producerService) partitionPipeline(ctx context.Context, q *partitionQueue) {
+	for j := range q.jobs {
+		if !ps.proposeJob(ctx, &j, false) {
+			resp, err := ps.s.runProduce(ctx, j.op)
+			ps.answer(ctx, j, resp, err)
 		}
-	}()
-	defer func() {
-		close(waits)
-		<-waiterDone
-	}()
-	for j := range q {
+		// Only now may the stream's loop propose this partition's next
+		// batch itself: it lands after this one.
+		q.busy.Add(-1)
+	}
+}
+
+// proposeJob validates a job (once: j.op keeps the result) and proposes
+// it to a local leader. It reports true when the job is settled: its
+// slot holds an answer or the proposed batch. False: no local leader
+// took it, j.op must go the synchronous way (runProduce) — or, with
+// inline, the leader is not ready to take it at once (the stream's loop
+// must not wait for a partition).
+func (ps *producerService) proposeJob(ctx context.Context, j *streamJob, inline bool) bool {
+	if j.op == nil {
 		op, err := ps.s.prepareProduce(j.req.GetRequest(), j.t, j.idx)
 		if err != nil {
-			j.slot <- ps.streamError(ctx, j.req, err)
-			continue
+			j.slot <- slotAnswer{resp: ps.streamError(ctx, j.req, err)}
+			return true
 		}
-		if op.p != nil {
-			pctx, cancel := context.WithTimeout(ctx, op.timeout)
-			f, err := op.p.Propose(pctx, op.pb, op.acks)
-			if err == nil {
-				waits <- pipelined{op: op, f: f, ctx: pctx, cancel: cancel, job: j}
-				continue
-			}
-			cancel()
-			if !errors.As(err, new(*replication.NotLeaderError)) {
-				_, err = ps.s.produced(op, replication.ProduceResult{}, err)
-				ps.answer(ctx, j, nil, err)
-				continue
-			}
-		}
-		resp, err := ps.s.runProduce(ctx, op)
-		ps.answer(ctx, j, resp, err)
+		j.op = op
 	}
+	op := j.op
+	if op.p == nil || inline && !op.p.Ready() {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, op.timeout)
+	f, err := op.p.Propose(pctx, op.pb, op.acks)
+	if err == nil {
+		j.slot <- slotAnswer{pend: &pipelined{op: op, f: f, ctx: pctx, cancel: cancel, job: *j}}
+		return true
+	}
+	cancel()
+	if errors.As(err, new(*replication.NotLeaderError)) {
+		return false
+	}
+	_, err = ps.s.produced(op, replication.ProduceResult{}, err)
+	ps.answer(ctx, *j, nil, err)
+	return true
+}
+
+// await waits for the outcome of a proposed batch and builds its answer.
+func (ps *producerService) await(ctx context.Context, w *pipelined) *sluicev1.ProduceStreamResponse {
+	res, err := w.f.Wait(w.ctx)
+	w.cancel()
+	resp, err := ps.s.produced(w.op, res, err)
+	if err != nil {
+		return ps.streamError(ctx, w.job.req, err)
+	}
+	return &sluicev1.ProduceStreamResponse{CorrelationId: w.job.req.GetCorrelationId(), Response: resp}
 }
 
 // answer puts the outcome of a job in its slot.
 func (ps *producerService) answer(ctx context.Context, j streamJob, resp *sluicev1.ProduceResponse, err error) {
 	if err != nil {
-		j.slot <- ps.streamError(ctx, j.req, err)
+		j.slot <- slotAnswer{resp: ps.streamError(ctx, j.req, err)}
 		return
 	}
-	j.slot <- &sluicev1.ProduceStreamResponse{CorrelationId: j.req.GetCorrelationId(), Response: resp}
+	j.slot <- slotAnswer{resp: &sluicev1.ProduceStreamResponse{CorrelationId: j.req.GetCorrelationId(), Response: resp}}
 }
 
 func (ps *producerService) streamError(ctx context.Context, req *sluicev1.ProduceStreamRequest, err error) *sluicev1.ProduceStreamResponse {
