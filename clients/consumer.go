@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/sluicehq/sluice/batch"
@@ -78,6 +79,7 @@ func NewConsumer(opts ...ConsumerOpt) (*Consumer, error) {
 	if len(cfg.brokers) == 0 {
 		return nil, errors.New("sluice: no brokers configured")
 	}
+	cfg.dialOpts = append([]grpc.DialOption{readPool}, cfg.dialOpts...) // fetchcodec.go
 	c := &Consumer{cfg: cfg, cl: newCluster(&cfg), landed: make(chan struct{}, 1)}
 	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.mu.parts = make(map[topicPartition]*cpart)

@@ -43,3 +43,16 @@ func TestFetchCodecDecodesLikeProto(t *testing.T) {
 		}
 	}
 }
+
+func TestDirtyPoolSizes(t *testing.T) {
+	for _, n := range []int{0, 1, 256, 257, 16 << 10, 1<<20 + 1, 1 << 27, 1<<27 + 1} {
+		b := dirtyPool.Get(n)
+		if len(*b) != n {
+			t.Fatalf("Get(%d): len %d", n, len(*b))
+		}
+		dirtyPool.Put(b)
+		if b := dirtyPool.Get(n); len(*b) != n {
+			t.Fatalf("Get(%d) after Put: len %d", n, len(*b))
+		}
+	}
+}
