@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -159,14 +160,25 @@ func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, rese
 	if max := l.maxBytes(); size > max {
 		return nil, &TooLargeError{Size: size, Max: max}
 	}
-	out := make([]byte, reserve, reserve+size)
-	out = appendHeader(out, h)
+	hp := headPool.Get().(*[]byte)
+	head := append((*hp)[:0], make([]byte, reserve)...)
+	head = appendHeader(head, h)
 	if isCompressed(h.Compression) {
-		out = protowire.AppendTag(out, fieldRecordsData, protowire.BytesType)
-		out = protowire.AppendVarint(out, uint64(len(data)))
+		head = protowire.AppendTag(head, fieldRecordsData, protowire.BytesType)
+		head = protowire.AppendVarint(head, uint64(len(data)))
 	}
-	return append(out, data...), nil
+	// Appending the records to the head (full: the append must allocate)
+	// allocates the result without zeroing it first; make would clear the
+	// whole batch, then copy over it.
+	out := append(head[:len(head):len(head)], data...)
+	*hp = head[:0]
+	headPool.Put(hp)
+	return out, nil
 }
+
+// headPool holds the buffers normalizeData builds a stored header in
+// before it appends the records to it.
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 func normalizeRecords(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, reserve int) ([]byte, error) {
 	if b.RecordCount != 0 && int(b.RecordCount) != len(b.Records) {
