@@ -15,7 +15,10 @@
 // the replicas placed on it, pushes configuration changes to them, and
 // removes the replicas (and their data) the State no longer places on it.
 // Place spreads replicas and preferred leaders over the nodes (and racks);
-// the preferred leader of a new partition campaigns at once, so the first
+// the preferred leader of a new partition campaigns at once (until an
+// election is under way: repeating a campaign would abort it), and another
+// replica that wins the first election anyway (it opened earlier) hands
+// the leadership to the preferred one once it has caught up, so the first
 // leaders follow the placement.
 //
 // Topic configuration: every key of admin.proto's TopicConfig is validated

@@ -127,7 +127,7 @@ type Metadata struct {
 		recCh      chan struct{} // closed when reconciled moves
 		pidNext    int64
 		pidEnd     int64
-		campaign   map[uint64]int // partitions to campaign for: attempts left
+		campaign   map[uint64]*campaign // partitions to campaign for
 		heard      map[uint64]time.Time
 		// leaderTerm is the controller term this node last saw itself lead
 		// in, and leaderSince when it first saw it.
@@ -161,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	m.mu.changed = make(chan struct{})
 	m.mu.recCh = make(chan struct{})
 	m.mu.rejected = map[uint64]error{}
-	m.mu.campaign = map[uint64]int{}
+	m.mu.campaign = map[uint64]*campaign{}
 	m.mu.heard = map[uint64]time.Time{}
 	m.campaignWake = make(chan struct{}, 1)
 	m.wg.Add(3)

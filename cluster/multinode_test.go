@@ -13,7 +13,7 @@ import (
 // threeNodes starts three nodes whose metadata group has all three as
 // voters, linked by an in-process network; forwarded commands go straight
 // to the controller's Metadata.
-func threeNodes(t *testing.T) (map[uint64]*node, *replication.MemNetwork) {
+func threeNodes(t *testing.T, opts ...func(*Config)) (map[uint64]*node, *replication.MemNetwork) {
 	t.Helper()
 	net := replication.NewMemNetwork()
 	var (
@@ -46,8 +46,12 @@ func threeNodes(t *testing.T) (map[uint64]*node, *replication.MemNetwork) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			md, err := Open(ctx, Config{NodeID: id, Host: h, Addr: fmt.Sprintf("127.0.0.%d:9700", id),
-				Voters: []uint64{1, 2, 3}, Forward: forward, Rack: fmt.Sprintf("r%d", id%2)})
+			cfg := Config{NodeID: id, Host: h, Addr: fmt.Sprintf("127.0.0.%d:9700", id),
+				Voters: []uint64{1, 2, 3}, Forward: forward, Rack: fmt.Sprintf("r%d", id%2)}
+			for _, o := range opts {
+				o(&cfg)
+			}
+			md, err := Open(ctx, cfg)
 			if err != nil {
 				errs <- fmt.Errorf("node %d: %w", id, err)
 				return
@@ -86,17 +90,42 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
-	nodes, _ := threeNodes(t)
+// controller waits for the node that leads the metadata group now. Under
+// load the controller can move (an election timeout of the test's 10ms
+// ticks is short): steps that need it look it up again.
+func controller(t *testing.T, nodes map[uint64]*node) *node {
+	t.Helper()
 	var ctl *node
-	for id, n := range nodes {
-		if n.md.ControllerID() == id {
-			ctl = n
+	eventually(t, "a controller", func() bool {
+		for _, n := range nodes {
+			if n.md.IsController() {
+				ctl = n
+				return true
+			}
+		}
+		return false
+	})
+	return ctl
+}
+
+// onController runs f on the controller, again on the new one while the
+// controller moves under it.
+func onController(t *testing.T, nodes map[uint64]*node, f func(ctl *node) error) {
+	t.Helper()
+	for {
+		err := f(controller(t, nodes))
+		if _, moved := err.(*NotControllerError); !moved {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
 		}
 	}
-	if ctl == nil {
-		t.Fatal("no controller")
-	}
+}
+
+func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
+	nodes, _ := threeNodes(t)
+	ctl := controller(t, nodes)
 	eventually(t, "every node sees three registered nodes", func() bool {
 		for _, n := range nodes {
 			if len(n.md.State().Nodes) != 3 {
@@ -114,6 +143,7 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	eventually(t, "the controller hears from every voter", func() bool {
+		ctl := controller(t, nodes)
 		for id := range nodes {
 			if !ctl.md.Alive(id) {
 				return false
@@ -121,10 +151,11 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 		}
 		return true
 	})
-	top, err := ctl.md.CreateTopic(ctx, TopicSpec{Name: "replicated", Partitions: 3, ReplicationFactor: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var top *Topic
+	onController(t, nodes, func(ctl *node) (err error) {
+		top, err = ctl.md.CreateTopic(ctx, TopicSpec{Name: "replicated", Partitions: 3, ReplicationFactor: 3})
+		return err
+	})
 	leaders := map[uint64]int{}
 	for _, p := range top.Partitions {
 		leaders[p.Replicas[0]]++
@@ -156,23 +187,30 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 	})
 	// The replicas form one Raft group per partition: a batch appended on
 	// the leader reaches every replica.
-	var leader *replication.Partition
-	eventually(t, "partition 0 elects a leader", func() bool {
-		for _, n := range nodes {
-			if p, _, _ := n.md.Partition("replicated", 0); p != nil && p.IsLeader() {
-				leader = p
-				return true
-			}
-		}
-		return false
-	})
 	data, err := encodeCommand(&command{Type: "payload"}, 1) // any stored batch will do
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.Produce(ctx, replication.ProduceBatch{Data: data, Records: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
-		replication.AcksAll); err != nil {
-		t.Fatal(err)
+	for {
+		var leader *replication.Partition
+		eventually(t, "partition 0 elects a leader", func() bool {
+			for _, n := range nodes {
+				if p, _, _ := n.md.Partition("replicated", 0); p != nil && p.IsLeader() {
+					leader = p
+					return true
+				}
+			}
+			return false
+		})
+		_, err := leader.Produce(ctx, replication.ProduceBatch{Data: data, Records: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
+			replication.AcksAll)
+		if _, moved := err.(*replication.NotLeaderError); moved {
+			continue // not written: the leadership moved under load
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
 	}
 	eventually(t, "every replica has the batch", func() bool {
 		for _, n := range nodes {
@@ -183,6 +221,7 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 		return true
 	})
 	// A follower takes producer ids through the controller.
+	ctl = controller(t, nodes)
 	var follower *node
 	for id, n := range nodes {
 		if id != ctl.md.NodeID() {
@@ -198,15 +237,29 @@ func TestThreeNodesShareMetadataAndReconcile(t *testing.T) {
 		t.Fatalf("producer ids %d and %d (%v)", a, b, err)
 	}
 	// Topic changes are the controller's: a follower says who it is.
-	if _, err := follower.md.CreateTopic(ctx, TopicSpec{Name: "elsewhere"}); err == nil {
-		t.Fatal("a follower created a topic")
-	} else if nc, ok := err.(*NotControllerError); !ok || nc.Leader != ctl.md.NodeID() {
-		t.Fatalf("follower: %v", err)
+	for {
+		ctl = controller(t, nodes)
+		for id, n := range nodes {
+			if id != ctl.md.NodeID() {
+				follower = n
+			}
+		}
+		_, err := follower.md.CreateTopic(ctx, TopicSpec{Name: "elsewhere"})
+		if now := controller(t, nodes); now != ctl {
+			if err == nil {
+				onController(t, nodes, func(ctl *node) error { return ctl.md.DeleteTopic(ctx, "elsewhere") })
+			}
+			continue // the controller moved meanwhile: ask again
+		}
+		if err == nil {
+			t.Fatal("a follower created a topic")
+		} else if nc, ok := err.(*NotControllerError); !ok || nc.Leader != ctl.md.NodeID() {
+			t.Fatalf("follower: %v", err)
+		}
+		break
 	}
 	// Deletion removes the replicas everywhere.
-	if err := ctl.md.DeleteTopic(ctx, "replicated"); err != nil {
-		t.Fatal(err)
-	}
+	onController(t, nodes, func(ctl *node) error { return ctl.md.DeleteTopic(ctx, "replicated") })
 	eventually(t, "every node removes its replicas", func() bool {
 		for _, n := range nodes {
 			if len(n.host.Partitions()) != 1 {

@@ -116,8 +116,12 @@ func (m *Metadata) reconcile(s *State, applied map[uint64]replication.PartitionC
 			}
 			m.logger.Debug("opened partition replica", "group", id, "dir", spec.Dir)
 			applied[id] = spec.Config
-			if spec.Voters[0] == m.cfg.NodeID && p.Leader() == 0 {
+			switch st := p.Status(); {
+			case spec.Join || st.Leader != 0:
+			case spec.Voters[0] == m.cfg.NodeID:
 				m.campaignSoon(id)
+			case st.Term <= 1: // a new group, not one recovered at start
+				m.handOverSoon(id, spec.Voters[0])
 			}
 			continue
 		}
@@ -203,11 +207,21 @@ func sortedKeys[V any](m map[uint64]V) []uint64 {
 }
 
 // campaignAttempts bounds how often a preferred leader nudges its new
-// partition into an election (every campaignEvery).
+// partition into an election, and handOverAttempts how long another
+// replica watches for winning that election instead (every campaignEvery).
 const (
 	campaignAttempts = 50
+	handOverAttempts = 500
 	campaignEvery    = 20 * time.Millisecond
 )
+
+// campaign is a pending entry of campaignLoop: a campaign of the preferred
+// leader, or a hand-over to it (handOverTo) should this replica win.
+type campaign struct {
+	left       int    // attempts left
+	term       uint64 // the replica's term at the first campaign (0: none yet)
+	handOverTo uint64
+}
 
 // campaignSoon makes this node, the preferred leader of a partition it
 // has just opened, campaign for it: the first leaders then follow the
@@ -215,8 +229,22 @@ const (
 // new group cannot campaign before its bootstrap configuration applies,
 // so the campaign loop retries until a leader is known.
 func (m *Metadata) campaignSoon(groupID uint64) {
+	m.setCampaign(groupID, &campaign{left: campaignAttempts})
+}
+
+// handOverSoon makes this node, a replica of a partition it has just
+// opened that prefers another leader, hand the leadership to that leader
+// should it win the first election: a replica that opened earlier (the
+// controller applies a creation first) can time out and win before the
+// preferred leader even opened its replica, and without this the
+// leadership would stay off placement until the next BalanceLeaders.
+func (m *Metadata) handOverSoon(groupID, preferred uint64) {
+	m.setCampaign(groupID, &campaign{left: handOverAttempts, handOverTo: preferred})
+}
+
+func (m *Metadata) setCampaign(groupID uint64, c *campaign) {
 	m.mu.Lock()
-	m.mu.campaign[groupID] = campaignAttempts
+	m.mu.campaign[groupID] = c
 	m.mu.Unlock()
 	select {
 	case m.campaignWake <- struct{}{}:
@@ -224,8 +252,18 @@ func (m *Metadata) campaignSoon(groupID uint64) {
 	}
 }
 
-// campaignLoop runs the campaigns campaignSoon asks for; it sleeps while
-// there are none.
+// campaignLoop runs the campaigns and hand-overs campaignSoon and
+// handOverSoon ask for; it sleeps while there are none.
+//
+// A campaign is repeated only while the replica's term has not moved
+// since the first attempt: until then the attempts may have been refused
+// (bootstrap configuration not applied yet) or be in the pre-vote phase,
+// which a new attempt merely restarts. Once the term moved, an election
+// is under way (this replica's, as a candidate, or another's) and raft
+// finishes it: a new attempt would turn a candidate back into a
+// pre-candidate and throw away the votes of its term, and on a loaded
+// node, where a vote round trip takes longer than campaignEvery, every
+// attempt would abort the election before it could be won.
 func (m *Metadata) campaignLoop() {
 	defer m.wg.Done()
 	tick := time.NewTicker(campaignEvery)
@@ -251,16 +289,50 @@ func (m *Metadata) campaignLoop() {
 		m.mu.Unlock()
 		for _, id := range ids {
 			p, ok := m.cfg.Host.Partition(id)
-			m.mu.Lock()
-			left := m.mu.campaign[id] - 1
-			if !ok || p.Leader() != 0 || left <= 0 {
-				delete(m.mu.campaign, id)
-				m.mu.Unlock()
-				continue
+			var st replication.PartitionStatus
+			if ok {
+				st = p.Status()
 			}
-			m.mu.campaign[id] = left
+			m.mu.Lock()
+			c := m.mu.campaign[id]
+			c.left--
+			left, term, to := c.left, c.term, c.handOverTo
+			if to == 0 && term == 0 {
+				c.term = max(st.Term, 1)
+			}
+			decommissioned := m.mu.state.Decommissioned[to]
 			m.mu.Unlock()
-			p.Campaign()
+			done := !ok || left <= 0
+			switch {
+			case done:
+			case to != 0:
+				done = decommissioned || (st.Leader != 0 && (!st.IsLeader || m.handOver(p, st, to)))
+			case st.Leader != 0 || (term != 0 && st.Term > term):
+				done = true
+			default:
+				p.Campaign()
+			}
+			if done {
+				m.mu.Lock()
+				if m.mu.campaign[id] == c {
+					delete(m.mu.campaign, id)
+				}
+				m.mu.Unlock()
+			}
 		}
 	}
+}
+
+// handOver starts a leadership transfer of p, led here, to its preferred
+// leader once that replica can take it (see BalanceLeaders); it reports
+// whether there is nothing more to do.
+func (m *Metadata) handOver(p *replication.Partition, st replication.PartitionStatus, pref uint64) bool {
+	for _, r := range st.Replicas {
+		if r.NodeID == pref && r.Active && r.Lag <= promoteLag && r.Match > 0 {
+			m.logger.Debug("handing a new partition to its preferred leader", "group", p.GroupID(), "to", pref)
+			p.TransferLeadership(pref)
+			return true
+		}
+	}
+	return false
 }
