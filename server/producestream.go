@@ -107,22 +107,28 @@ type streamJob struct {
 // proposed one after the other, in stream order, so their offsets follow
 // the order they were sent in, and many of them are in flight at once
 // (partitionPipeline).
+//
+// One goroutine receives the requests and dispatches each (a small one
+// for an idle partition is proposed right there), one sends the answers
+// in order; the handler waits for the stream, the call or the node to
+// end.
 func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	slots := make(chan streamSlot, maxStreamInFlight)
-	budget := newByteBudget(maxStreamInFlightBytes)
+	s := &produceStream{ps: ps, ctx: ctx, slots: make(chan streamSlot, maxStreamInFlight),
+		budget: newByteBudget(maxStreamInFlightBytes)}
+	s.mu.queues = map[string]*partitionQueue{}
 	var sendErr error
 	senderDone := make(chan struct{})
 	go func() { // the only sender on the stream
 		defer close(senderDone)
-		for slot := range slots {
+		for slot := range s.slots {
 			a := <-slot.resp
 			resp := a.resp
 			if a.pend != nil {
 				resp = ps.await(ctx, a.pend)
 			}
-			budget.release(slot.size)
+			s.budget.release(slot.size)
 			if sendErr != nil {
 				continue
 			}
@@ -132,82 +138,124 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 			}
 		}
 	}()
-	queues := map[string]*partitionQueue{}
-	var workers sync.WaitGroup
-	finish := func() {
-		for _, q := range queues {
-			close(q.jobs)
+	readErr := make(chan error, 1)
+	go func() { // the only receiver; ends when Recv fails (at the latest when the handler returns)
+		for {
+			req, err := stream.Recv()
+			if err == nil {
+				err = s.dispatch(req)
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
 		}
-		workers.Wait()
-		close(slots)
-		<-senderDone
+	}()
+	var err error
+	select {
+	case err = <-readErr:
+		if errors.Is(err, io.EOF) || errors.Is(err, errStreamEnded) {
+			err = nil
+		}
+	case <-ps.s.stop:
+		// Answer what was received, then end the stream.
+		err = newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, nil, "the node is shutting down")
+	case <-ctx.Done():
 	}
-	reqs, recvErr := receive(ctx, stream.Recv)
-	for {
-		var req *sluicev1.ProduceStreamRequest
-		select {
-		case req = <-reqs:
-		case err := <-recvErr:
-			finish()
-			if errors.Is(err, io.EOF) {
-				return sendErr
-			}
-			return err
-		case <-ps.s.stop:
-			// Answer what was received, then end the stream.
-			finish()
-			return newAPIError(codes.Unavailable, sluicev1.ErrorReason_ERROR_REASON_NODE_UNAVAILABLE, nil, "the node is shutting down")
-		case <-ctx.Done():
-			finish()
-			return sendErr
-		}
-		size := int64(proto.Size(req))
-		if err := budget.acquire(ctx, size); err != nil {
-			finish()
-			return sendErr
-		}
-		slot := make(chan slotAnswer, 1)
-		select {
-		case slots <- streamSlot{resp: slot, size: size}:
-		case <-ctx.Done():
-			budget.release(size)
-			finish()
-			return sendErr
-		}
-		if verr := validateRequest(req.GetRequest()); verr != nil || req.GetRequest() == nil {
-			if verr == nil {
-				verr = invalidField("request", "missing")
-			}
-			slot <- slotAnswer{resp: ps.streamError(ctx, req, verr)}
-			continue
-		}
-		t, idx, err := ps.route(req.GetRequest())
-		if err != nil {
-			slot <- slotAnswer{resp: ps.streamError(ctx, req, err)}
-			continue
-		}
-		key := t.ID + "/" + itoa(idx)
-		q := queues[key]
-		j := streamJob{req: req, t: t, idx: idx, slot: slot}
-		if size <= maxInlineProduceBytes && (q == nil || q.busy.Load() == 0) {
-			// Nothing of this partition waits to be proposed: propose
-			// here, in stream order, without a handoff.
-			if ps.proposeJob(ctx, &j, true) {
-				continue
-			}
-		}
-		if q == nil {
-			q = &partitionQueue{jobs: make(chan streamJob, maxStreamInFlight)}
-			queues[key] = q
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				ps.partitionPipeline(ctx, q)
-			}()
-		}
-		q.busy.Add(1)
-		q.jobs <- j
+	s.finish()
+	close(s.slots)
+	<-senderDone
+	if err == nil {
+		err = sendErr
 	}
+	return err
+}
+
+// errStreamEnded: the stream stopped taking requests.
+var errStreamEnded = errors.New("produce stream ended")
+
+// produceStream is the state of one ProduceStream call.
+type produceStream struct {
+	ps      *producerService
+	ctx     context.Context
+	slots   chan streamSlot // answers in request order, for the sender
+	budget  *byteBudget
+	workers sync.WaitGroup
+
+	// mu is held by the receiver while it dispatches a request and by
+	// finish: once ended, nothing more is queued.
+	mu struct {
+		sync.Mutex
+		ended  bool
+		queues map[string]*partitionQueue
+	}
+}
+
+// finish stops taking requests and waits for the partition goroutines to
+// have settled every queued one.
+func (s *produceStream) finish() {
+	s.mu.Lock()
+	s.mu.ended = true
+	for _, q := range s.mu.queues {
+		close(q.jobs)
+	}
+	s.mu.Unlock()
+	s.workers.Wait()
+}
+
+// dispatch gives a request its place in the answers and hands it on.
+func (s *produceStream) dispatch(req *sluicev1.ProduceStreamRequest) error {
+	ps, ctx := s.ps, s.ctx
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.ended {
+		return errStreamEnded
+	}
+	size := int64(proto.Size(req))
+	if err := s.budget.acquire(ctx, size); err != nil {
+		return errStreamEnded
+	}
+	slot := make(chan slotAnswer, 1)
+	select {
+	case s.slots <- streamSlot{resp: slot, size: size}:
+	case <-ctx.Done():
+		s.budget.release(size)
+		return errStreamEnded
+	}
+	if verr := validateRequest(req.GetRequest()); verr != nil || req.GetRequest() == nil {
+		if verr == nil {
+			verr = invalidField("request", "missing")
+		}
+		slot <- slotAnswer{resp: ps.streamError(ctx, req, verr)}
+		return nil
+	}
+	t, idx, err := ps.route(req.GetRequest())
+	if err != nil {
+		slot <- slotAnswer{resp: ps.streamError(ctx, req, err)}
+		return nil
+	}
+	key := t.ID + "/" + itoa(idx)
+	q := s.mu.queues[key]
+	j := streamJob{req: req, t: t, idx: idx, slot: slot}
+	if size <= maxInlineProduceBytes && (q == nil || q.busy.Load() == 0) {
+		// Nothing of this partition waits to be proposed: propose
+		// here, in stream order, without a handoff.
+		if ps.proposeJob(ctx, &j, true) {
+			return nil
+		}
+	}
+	if q == nil {
+		q = &partitionQueue{jobs: make(chan streamJob, maxStreamInFlight)}
+		s.mu.queues[key] = q
+		s.workers.Add(1)
+		go func() {
+			defer s.workers.Done()
+			ps.partitionPipeline(ctx, q)
+		}()
+	}
+	q.busy.Add(1)
+	q.jobs <- j
+	return nil
 }
 
 // pipelined is a batch proposed to a local leader, waiting for its outcome.
