@@ -34,6 +34,7 @@ const (
 	cmdReassign         = "reassign"      // Moves: set each partition's Target
 	cmdReassignDone     = "reassign_done" // Moves: Replicas = Target
 	cmdDecommission     = "decommission"  // NodeID, and Moves off it
+	cmdRemoveNode       = "remove_node"   // NodeID: a decommissioned node that holds no replica leaves the registry
 )
 
 type command struct {
@@ -124,6 +125,9 @@ func apply(s *State, c *command) (*State, error) {
 		if c.Node == nil || c.Node.ID == 0 {
 			return s, &InvalidError{Field: "node", Reason: "missing"}
 		}
+		if _, known := n.Nodes[c.Node.ID]; !known && n.Decommissioned[c.Node.ID] {
+			return s, &InvalidError{Field: "node", Reason: fmt.Sprintf("node %d was decommissioned and removed from the cluster", c.Node.ID)}
+		}
 		if n.ClusterID == "" {
 			n.ClusterID = c.ClusterID
 		}
@@ -201,6 +205,15 @@ func apply(s *State, c *command) (*State, error) {
 			}
 		}
 		n.Decommissioned[c.NodeID] = true
+	case cmdRemoveNode:
+		if _, ok := n.Nodes[c.NodeID]; !ok || !n.Decommissioned[c.NodeID] {
+			return s, &InvalidError{Field: "node_id", Reason: "not a registered decommissioned node"}
+		}
+		if holdsReplicas(n, c.NodeID) {
+			return s, &InvalidError{Field: "node_id", Reason: fmt.Sprintf("node %d still holds replicas", c.NodeID)}
+		}
+		delete(n.Nodes, c.NodeID)
+		delete(n.ProducerBlocks, c.NodeID)
 	default:
 		return s, fmt.Errorf("%w: command type %q", errUnknownCommand, c.Type)
 	}

@@ -37,6 +37,10 @@ func FuzzApplyRecord(f *testing.F) {
 		{Type: cmdReassign, Moves: mv},
 		{Type: cmdReassignDone, Moves: mv},
 		{Type: cmdDecommission, NodeID: 2, Moves: []move{{Topic: "m", Partition: 0, Replicas: []uint64{3}}, {Topic: "m", Partition: 1, Replicas: []uint64{1, 3}}}},
+		{Type: cmdDecommission, NodeID: 1},
+		{Type: cmdRemoveNode, NodeID: 2},
+		{Type: cmdRemoveNode, NodeID: 1},
+		{Type: cmdRegisterNode, Node: &NodeInfo{ID: 1}},
 	}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cmds, err := decodeCommands(data)

@@ -43,7 +43,9 @@
 // a partition's Target; its Raft leader adds the new replicas as learners,
 // promotes them once caught up, removes the old ones, then records the
 // move done. BalanceLeaders (balance.go, also periodic) hands leadership
-// to preferred leaders. Decommissioned nodes get no new replicas.
+// to preferred leaders. Decommissioned nodes get no new replicas; once
+// their replicas have moved away the controller takes them out of the
+// registry (decommission.go), except voters of the metadata group.
 //
 // Liveness is the controller's: a node is alive while the controller hears
 // from it, through the metadata group (voters) or heartbeats (Heard, sent

@@ -167,13 +167,17 @@ func current(p PartitionInfo) []uint64 {
 	return p.Replicas
 }
 
-// moverLoop drives the reassignments of the partitions this node leads.
-// It polls while any reassignment is in progress and sleeps otherwise.
+// moverLoop drives the reassignments of the partitions this node leads
+// and, on the controller, removes decommissioned nodes once their
+// replicas moved (decommission.go). It polls while any of that is in
+// progress and sleeps otherwise.
 func (m *Metadata) moverLoop() {
 	defer m.wg.Done()
 	for {
 		ch := m.Changed()
-		busy := m.moveStep(m.State())
+		s := m.State()
+		busy := m.moveStep(s)
+		busy = m.removeDecommissioned(s) || busy
 		var tick <-chan time.Time
 		if busy {
 			tick = time.After(100 * time.Millisecond)
