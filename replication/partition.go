@@ -163,10 +163,25 @@ type PendingProduce struct {
 // errors are those of Produce that mean the batch was definitely not
 // written; Wait gives the rest of the outcome.
 func (p *Partition) Propose(ctx context.Context, b ProduceBatch, acks Acks) (*PendingProduce, error) {
+	return p.proposeBatch(ctx, &b, acks, false)
+}
+
+// ProposeInline is Propose for a caller that will only wait for the
+// outcome next: when no pass of the group is running, the caller's
+// goroutine runs it — appends the batch and, when no sync of the
+// partition is in flight, makes it durable and applies it — so a
+// one-voter group has answered the batch when ProposeInline returns,
+// without handing it to another goroutine. Otherwise (or for a group with
+// other voters, whose commit waits for them) it is Propose.
+func (p *Partition) ProposeInline(ctx context.Context, b ProduceBatch, acks Acks) (*PendingProduce, error) {
+	return p.proposeBatch(ctx, &b, acks, true)
+}
+
+func (p *Partition) proposeBatch(ctx context.Context, b *ProduceBatch, acks Acks, inline bool) (*PendingProduce, error) {
 	if b.Records == 0 || len(b.Data) == 0 {
 		return nil, ErrInvalidBatch
 	}
-	pr, dup, err := p.propose(ctx, &b, acks)
+	pr, dup, err := p.propose(ctx, b, acks, inline)
 	if err != nil {
 		return nil, err
 	}
@@ -177,8 +192,26 @@ func (p *Partition) Propose(ctx context.Context, b ProduceBatch, acks Acks) (*Pe
 			return f, nil
 		}
 		f.pr, f.own = dup.prop, false // a retry of an in-flight batch shares its fate
+		return f, nil
+	}
+	if inline {
+		p.drive()
 	}
 	return f, nil
+}
+
+// drive runs a pass for proposals queued without a scheduler wake-up
+// (ProposeInline) on the calling goroutine, and the sync it starts.
+func (p *Partition) drive() {
+	if p.h.sched.stopping.Load() || !p.raftMu.TryLock() {
+		p.h.sched.enqueue(p.id, workPropose)
+		return
+	}
+	start := p.handleRaftMuLocked(workPropose)
+	p.raftMu.Unlock()
+	if start {
+		p.syncRounds()
+	}
 }
 
 // Wait blocks until the batch reaches the durability its acks ask for,
@@ -224,7 +257,7 @@ func (p *Partition) lockReady(ctx context.Context) error {
 	}
 }
 
-func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*proposal, *batchMeta, error) {
+func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks, inline bool) (*proposal, *batchMeta, error) {
 	data := encodeRecords(p.h.cfg.NodeID, 0, b, -1, 0) // copy outside the lock; stamped below
 	if err := p.lockReady(ctx); err != nil {
 		return nil, nil, err
@@ -277,14 +310,22 @@ func (p *Partition) propose(ctx context.Context, b *ProduceBatch, acks Acks) (*p
 		pr.pid = b.ProducerID
 		p.mu.producers.record(b.ProducerID, b.ProducerEpoch, b.BaseSequence, b.Records, now, batchMeta{prop: pr})
 	}
-	p.enqueueLocked(pr)
+	if inline {
+		p.queueLocked(pr) // the caller drives it
+	} else {
+		p.enqueueLocked(pr)
+	}
 	return pr, nil, nil
 }
 
 func (p *Partition) enqueueLocked(pr *proposal) {
+	p.queueLocked(pr)
+	p.h.sched.enqueue(p.id, workPropose)
+}
+
+func (p *Partition) queueLocked(pr *proposal) {
 	p.mu.props = append(p.mu.props, pr)
 	p.mu.pending[pr.seq] = pr
-	p.h.sched.enqueue(p.id, workPropose)
 }
 
 // wait blocks until pr reaches the durability its acks ask for (for

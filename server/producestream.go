@@ -129,6 +129,7 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 				resp = ps.await(ctx, a.pend)
 			}
 			s.budget.release(slot.size)
+			s.unanswered.Add(-1)
 			if sendErr != nil {
 				continue
 			}
@@ -181,6 +182,8 @@ type produceStream struct {
 	slots   chan streamSlot // answers in request order, for the sender
 	budget  *byteBudget
 	workers sync.WaitGroup
+	// unanswered counts the requests dispatched and not yet answered.
+	unanswered atomic.Int32
 
 	// mu is held by the receiver while it dispatches a request and by
 	// finish: once ended, nothing more is queued.
@@ -218,6 +221,7 @@ func (s *produceStream) dispatch(req *sluicev1.ProduceStreamRequest) error {
 	slot := make(chan slotAnswer, 1)
 	select {
 	case s.slots <- streamSlot{resp: slot, size: size}:
+		s.unanswered.Add(1)
 	case <-ctx.Done():
 		s.budget.release(size)
 		return errStreamEnded
@@ -239,8 +243,15 @@ func (s *produceStream) dispatch(req *sluicev1.ProduceStreamRequest) error {
 	j := streamJob{req: req, t: t, idx: idx, slot: slot}
 	if size <= maxInlineProduceBytes && (q == nil || q.busy.Load() == 0) {
 		// Nothing of this partition waits to be proposed: propose
-		// here, in stream order, without a handoff.
-		if ps.proposeJob(ctx, &j, true) {
+		// here, in stream order, without a handoff. When this is the
+		// stream's only unanswered request (a client that waits for
+		// each answer), the receiver has nothing else to do: it also
+		// appends and syncs the batch itself (ProposeInline).
+		mode := proposeHere
+		if s.unanswered.Load() == 1 {
+			mode = proposeAndDrive
+		}
+		if ps.proposeJob(ctx, &j, mode) {
 			return nil
 		}
 	}
@@ -274,7 +285,7 @@ type pipelined struct {
 // synchronous path. It ends when q is closed.
 func (ps *producerService) partitionPipeline(ctx context.Context, q *partitionQueue) {
 	for j := range q.jobs {
-		if !ps.proposeJob(ctx, &j, false) {
+		if !ps.proposeJob(ctx, &j, proposeQueued) {
 			resp, err := ps.s.runProduce(ctx, j.op)
 			ps.answer(ctx, j, resp, err)
 		}
@@ -284,13 +295,21 @@ func (ps *producerService) partitionPipeline(ctx context.Context, q *partitionQu
 	}
 }
 
+// proposeMode says where proposeJob runs.
+type proposeMode int
+
+const (
+	proposeQueued   proposeMode = iota // on the partition's pipeline goroutine
+	proposeHere                        // on the stream's receiver: must not wait for a partition
+	proposeAndDrive                    // proposeHere, and the receiver may append and sync the batch
+)
+
 // proposeJob validates a job (once: j.op keeps the result) and proposes
 // it to a local leader. It reports true when the job is settled: its
 // slot holds an answer or the proposed batch. False: no local leader
-// took it, j.op must go the synchronous way (runProduce) — or, with
-// inline, the leader is not ready to take it at once (the stream's loop
-// must not wait for a partition).
-func (ps *producerService) proposeJob(ctx context.Context, j *streamJob, inline bool) bool {
+// took it, j.op must go the synchronous way (runProduce) — or, on the
+// receiver, the leader is not ready to take it at once.
+func (ps *producerService) proposeJob(ctx context.Context, j *streamJob, mode proposeMode) bool {
 	if j.op == nil {
 		op, err := ps.s.prepareProduce(j.req.GetRequest(), j.t, j.idx)
 		if err != nil {
@@ -300,11 +319,15 @@ func (ps *producerService) proposeJob(ctx context.Context, j *streamJob, inline 
 		j.op = op
 	}
 	op := j.op
-	if op.p == nil || inline && !op.p.Ready() {
+	if op.p == nil || mode != proposeQueued && !op.p.Ready() {
 		return false
 	}
 	pctx, cancel := context.WithTimeout(ctx, op.timeout)
-	f, err := op.p.Propose(pctx, op.pb, op.acks)
+	propose := op.p.Propose
+	if mode == proposeAndDrive {
+		propose = op.p.ProposeInline
+	}
+	f, err := propose(pctx, op.pb, op.acks)
 	if err == nil {
 		j.slot <- slotAnswer{pend: &pipelined{op: op, f: f, ctx: pctx, cancel: cancel, job: *j}}
 		return true
