@@ -14,13 +14,21 @@
 //     batches and handles Ready with AsyncStorageWrites: MsgStorageAppend
 //     entries are appended to the log, MsgStorageApply entries are applied
 //     at once (apply.go), messages to peers go to the outbox immediately.
-//   - The durability pipeline (durability.go) syncs logs on a pool of sync
-//     workers through the shared storage.SyncGroup (group commit across
-//     partitions) and only then delivers the append responses: entries are
-//     durable before raft counts them and before any producer is answered.
-//     Term and vote are saved durably before the responses that depend on
-//     them; the commit index is saved lazily (it is re-learned), clamped to
-//     the durable log.
+//   - The durability pipeline (durability.go) syncs logs through the
+//     shared storage.SyncGroup (group commit across partitions) and only
+//     then delivers the append responses: entries are durable before raft
+//     counts them and before any producer is answered. One goroutine at a
+//     time owns a partition's pipeline: the scheduler worker whose pass
+//     started it (when no other group waits for a worker), the caller of
+//     ProposeInline, or else a worker of a sync pool. The owner steps the
+//     local acknowledgement itself when no pass runs, so for a one-voter
+//     group commit, apply and the producer's answer follow the fsync on
+//     the same goroutine. Term and vote are saved durably before the
+//     responses that depend on them; the commit index is saved lazily (it
+//     is re-learned), clamped to the durable log.
+//   - Appended entries not yet applied stay in memory (entrycache.go): with
+//     asynchronous storage writes raft asks Storage.Entries for an entry
+//     again to apply it, and gets it without a read of the log.
 //   - The partition state machine assigns offsets from the log position
 //     (storage.Log.OffsetAt: the entry's Records, dense per record and equal
 //     on every replica), moves the high watermark on apply, remembers the
@@ -68,9 +76,11 @@
 //
 // Per partition, three mutexes:
 //
-//   - Partition.raftMu guards the RawNode and the applied state machine
-//     (raftMu fields). It is held by the scheduler worker for a whole pass
-//     and by close. Methods that need it end in RaftMuLocked.
+//   - Partition.raftMu guards the RawNode, the applied state machine and
+//     the entry cache (raftMu fields). It is held for a whole pass — by a
+//     scheduler worker, or (TryLock: never waiting for a running pass) by
+//     a pipeline owner after a sync or a ProposeInline caller — and by
+//     close. Methods that need it end in RaftMuLocked.
 //   - Partition.mu guards what client goroutines touch: leadership as seen
 //     by clients, high watermark, start offset, Changed channel, proposal
 //     queues and the leader's proposal-time producer view (mu fields).
@@ -88,7 +98,9 @@
 // # Goroutines
 //
 // Host starts and owns: the scheduler workers, the sync workers, the
-// ticker (which also sends liveness messages) and the outbox sender. Close
+// ticker (which also sends liveness messages) and the outbox sender.
+// ProposeInline borrows its caller's goroutine for a pass and a sync; it
+// returns when they are done. Close
 // stops the ticker, then the scheduler, drains the sync workers, stops the
 // outbox and closes the partitions (saving their HardState), waiting for
 // each; MemNetwork owns one delivery goroutine per directed link until its

@@ -141,7 +141,7 @@ func (p *Partition) Spec() PartitionSpec { return p.spec }
 // (wrapping the context error when the context ended) means it was
 // proposed and may or may not be in the log.
 func (p *Partition) Produce(ctx context.Context, b ProduceBatch, acks Acks) (ProduceResult, error) {
-	f, err := p.Propose(ctx, b, acks)
+	f, err := p.ProposeInline(ctx, b, acks) // the caller waits anyway
 	if err != nil {
 		return ProduceResult{}, err
 	}
@@ -172,9 +172,10 @@ func (p *Partition) Propose(ctx context.Context, b ProduceBatch, acks Acks) (*Pe
 // partition is in flight, makes it durable and applies it — so a
 // one-voter group has answered the batch when ProposeInline returns,
 // without handing it to another goroutine. Otherwise (or for a group with
-// other voters, whose commit waits for them) it is Propose.
+// other voters, whose commit waits for them) it is Propose. With
+// AcksNone it is Propose: such a caller does not wait for the sync.
 func (p *Partition) ProposeInline(ctx context.Context, b ProduceBatch, acks Acks) (*PendingProduce, error) {
-	return p.proposeBatch(ctx, &b, acks, true)
+	return p.proposeBatch(ctx, &b, acks, acks != AcksNone)
 }
 
 func (p *Partition) proposeBatch(ctx context.Context, b *ProduceBatch, acks Acks, inline bool) (*PendingProduce, error) {
