@@ -14,6 +14,10 @@
 // Each node reconciles its partition replicas toward the State: it opens
 // the replicas placed on it, pushes configuration changes to them, and
 // removes the replicas (and their data) the State no longer places on it.
+// Until its registration is applied (a barrier: the State is then at least
+// as new as the node's replicas) it only opens replicas, from the metadata
+// log it replayed at start: when the whole cluster restarts, each node's
+// replicas can elect leaders while the registrations wait for a controller.
 // Place spreads replicas and preferred leaders over the nodes (and racks);
 // the preferred leader of a new partition campaigns at once (until an
 // election is under way: repeating a campaign would abort it), and another

@@ -135,6 +135,10 @@ type Metadata struct {
 		leaderSince time.Time
 	}
 	campaignWake chan struct{}
+	// registered is closed once this node's registration is applied: from
+	// then on the state is at least as new as when the node started, and
+	// reconcile may remove replicas (before, it only opens them).
+	registered chan struct{}
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -156,7 +160,8 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: open metadata partition: %w", err)
 	}
-	m := &Metadata{cfg: cfg, logger: cfg.Logger.With("component", "cluster"), part: p, stop: make(chan struct{})}
+	m := &Metadata{cfg: cfg, logger: cfg.Logger.With("component", "cluster"), part: p, stop: make(chan struct{}),
+		registered: make(chan struct{})}
 	m.mu.state = newState()
 	m.mu.changed = make(chan struct{})
 	m.mu.recCh = make(chan struct{})
@@ -164,17 +169,23 @@ func Open(ctx context.Context, cfg Config) (*Metadata, error) {
 	m.mu.campaign = map[uint64]*campaign{}
 	m.mu.heard = map[uint64]time.Time{}
 	m.campaignWake = make(chan struct{}, 1)
-	m.wg.Add(3)
+	// The reconcile loop starts before the registration: on a restart it
+	// opens the replicas the node's own metadata log places here while the
+	// registration waits for a controller. When the whole cluster restarts,
+	// a node's registration is forwarded to a controller that serves
+	// forwards only once its own Open returned, which waits for its
+	// replicas to catch up, which needs the other nodes' replicas open.
+	m.wg.Add(4)
 	go m.applyLoop()
 	go m.campaignLoop()
 	go m.moverLoop()
+	go m.reconcileLoop()
 
 	if err := m.register(ctx); err != nil {
 		_ = m.Close()
 		return nil, err
 	}
-	m.wg.Add(1)
-	go m.reconcileLoop()
+	close(m.registered)
 	if m.cfg.LeaderBalanceInterval > 0 {
 		m.wg.Add(1)
 		go m.balanceLoop()

@@ -58,7 +58,9 @@ func desiredReplicas(s *State, node uint64) map[uint64]replication.PartitionSpec
 // reconcileLoop moves this node's replicas toward the state: it opens the
 // replicas placed here, pushes configuration changes, and removes replicas
 // (with their data) that the state no longer places here. It runs on each
-// state change and every ReconcileInterval.
+// state change and every ReconcileInterval. Until this node's registration
+// is applied the state may be older than the node's replicas (a restart
+// replays its own log first): it only opens replicas then.
 func (m *Metadata) reconcileLoop() {
 	defer m.wg.Done()
 	tick := time.NewTicker(m.cfg.ReconcileInterval)
@@ -68,6 +70,20 @@ func (m *Metadata) reconcileLoop() {
 	for {
 		ch := m.Changed()
 		s := m.State()
+		select {
+		case <-m.registered:
+		default:
+			if m.Err() == nil {
+				m.openReplicas(s, applied)
+			}
+			select {
+			case <-ch:
+			case <-m.registered:
+			case <-m.stop:
+				return
+			}
+			continue
+		}
 		if m.Err() != nil {
 			// The state is frozen at the last record this node could
 			// apply; acting on it could remove replicas the cluster
@@ -101,6 +117,34 @@ func (m *Metadata) reconcileLoop() {
 // reconcile makes one pass; it reports whether every step succeeded.
 func (m *Metadata) reconcile(s *State, applied map[uint64]replication.PartitionConfig, sweep bool) bool {
 	host := m.cfg.Host
+	want, ok := m.openReplicas(s, applied)
+	for _, p := range host.Partitions() {
+		id := p.GroupID()
+		if id == MetadataGroupID {
+			continue
+		}
+		if _, keep := want[id]; keep {
+			continue
+		}
+		if err := host.RemovePartition(id); err != nil {
+			m.logger.Error("removing partition replica", "group", id, "err", err)
+			ok = false
+			continue
+		}
+		delete(applied, id)
+		m.logger.Info("removed partition replica", "group", id)
+	}
+	if sweep && ok {
+		m.sweepOrphans(want)
+	}
+	return ok
+}
+
+// openReplicas opens the replicas s places here and pushes configuration
+// changes to the open ones. It returns the replicas s wants and whether
+// every step succeeded.
+func (m *Metadata) openReplicas(s *State, applied map[uint64]replication.PartitionConfig) (map[uint64]replication.PartitionSpec, bool) {
+	host := m.cfg.Host
 	want := desiredReplicas(s, m.cfg.NodeID)
 	ok := true
 	for _, id := range sortedKeys(want) {
@@ -130,26 +174,7 @@ func (m *Metadata) reconcile(s *State, applied map[uint64]replication.PartitionC
 			applied[id] = spec.Config
 		}
 	}
-	for _, p := range host.Partitions() {
-		id := p.GroupID()
-		if id == MetadataGroupID {
-			continue
-		}
-		if _, keep := want[id]; keep {
-			continue
-		}
-		if err := host.RemovePartition(id); err != nil {
-			m.logger.Error("removing partition replica", "group", id, "err", err)
-			ok = false
-			continue
-		}
-		delete(applied, id)
-		m.logger.Info("removed partition replica", "group", id)
-	}
-	if sweep && ok {
-		m.sweepOrphans(want)
-	}
-	return ok
+	return want, ok
 }
 
 // sweepOrphans deletes partition directories no replica uses: a topic

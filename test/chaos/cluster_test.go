@@ -170,6 +170,19 @@ func (n *node) kill() {
 	<-exited
 }
 
+// stop sends SIGTERM (a graceful shutdown) and waits for the process to end.
+func (n *node) stop() {
+	n.mu.Lock()
+	cmd, exited := n.mu.cmd, n.mu.exited
+	n.mu.cmd, n.mu.paused = nil, false
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	<-exited
+}
+
 // pause sends SIGSTOP: the process keeps its sockets but runs nothing.
 func (n *node) pause() {
 	n.mu.Lock()
