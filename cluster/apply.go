@@ -23,10 +23,13 @@ func (m *Metadata) applyLoop() {
 			if err != nil {
 				var oor *storage.OffsetOutOfRangeError
 				if errors.As(err, &oor) && oor.Start > next {
-					// The log start moved past what we have applied; without
-					// metadata snapshots this cannot be recovered.
-					m.fail(err)
-					return
+					// The log was compacted past what this node applied:
+					// it starts with a snapshot record, which replaces the
+					// state (applyBatch fails on anything else).
+					m.logger.Info("metadata log compacted past the applied offset; reading from its snapshot",
+						"applied", next, "start", oor.Start)
+					next = oor.Start
+					continue
 				}
 				m.logger.Warn("reading the metadata log", "offset", next, "err", err)
 				retry.Reset(200 * time.Millisecond)
@@ -73,8 +76,17 @@ func (m *Metadata) applyBatch(base uint64, records uint32, data []byte) error {
 		if off < s.Applied {
 			continue // applied already
 		}
-		ns, err := apply(s, c)
-		if errors.Is(err, errUnknownCommand) {
+		var ns *State
+		var err error
+		switch {
+		case c.Type == cmdSnapshot:
+			ns, err = restoreSnapshot(s, c, off)
+		case off > s.Applied:
+			return fmt.Errorf("%w: record %d follows %d", errMetadataGap, off, s.Applied)
+		default:
+			ns, err = apply(s, c)
+		}
+		if errors.Is(err, errUnknownCommand) || errors.Is(err, errMetadataGap) {
 			return err
 		}
 		if err != nil {

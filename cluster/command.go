@@ -35,6 +35,7 @@ const (
 	cmdReassignDone     = "reassign_done" // Moves: Replicas = Target
 	cmdDecommission     = "decommission"  // NodeID, and Moves off it
 	cmdRemoveNode       = "remove_node"   // NodeID: a decommissioned node that holds no replica leaves the registry
+	cmdSnapshot         = "snapshot"      // Snapshot: the whole state before this record (snapshot.go)
 )
 
 type command struct {
@@ -59,6 +60,9 @@ type command struct {
 
 	// reassign, reassign_done, decommission
 	Moves []move `json:"moves,omitempty"`
+
+	// snapshot
+	Snapshot *State `json:"snapshot,omitempty"`
 }
 
 // move is one partition's reassignment.
@@ -214,6 +218,8 @@ func apply(s *State, c *command) (*State, error) {
 		}
 		delete(n.Nodes, c.NodeID)
 		delete(n.ProducerBlocks, c.NodeID)
+	case cmdSnapshot:
+		return s, &InvalidError{Field: "snapshot", Reason: "a snapshot record applies by its offset (restoreSnapshot)"}
 	default:
 		return s, fmt.Errorf("%w: command type %q", errUnknownCommand, c.Type)
 	}

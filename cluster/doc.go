@@ -55,9 +55,12 @@
 // from it, through the metadata group (voters) or heartbeats (Heard, sent
 // by the server); placement only uses live nodes.
 //
-// Not yet: snapshots of the State so the metadata log can be compacted (the
-// log is kept whole and replayed at start; a follower that falls behind the
-// leader's log start would need the State from the controller).
+// Snapshots (snapshot.go): every SnapshotEvery records the controller
+// appends a snapshot record holding the whole State, then deletes the
+// metadata log below it; a node that restarts or lags behind the new log
+// start reads the snapshot first. Not covered: a metadata replica rebuilt
+// from a Raft snapshot of the partition (that needs the whole segments
+// below it deleted, after the 128 MiB metadata log has rolled).
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command

@@ -59,6 +59,11 @@ type Config struct {
 	// ReconcileInterval re-checks the local replicas even without
 	// metadata changes (default 10s).
 	ReconcileInterval time.Duration
+	// SnapshotEvery is how many metadata records the controller lets
+	// pass between snapshots of the state, after which it compacts the
+	// metadata log (snapshot.go; default DefaultSnapshotEvery, negative:
+	// never).
+	SnapshotEvery int
 	// LeaderBalanceInterval is how often the partitions this node leads
 	// are handed to their preferred leaders (BalanceLeaders; default 1m,
 	// negative: never).
@@ -86,6 +91,9 @@ func (c *Config) validate() error {
 	}
 	if c.ReconcileInterval <= 0 {
 		c.ReconcileInterval = 10 * time.Second
+	}
+	if c.SnapshotEvery == 0 {
+		c.SnapshotEvery = DefaultSnapshotEvery
 	}
 	if c.LeaderBalanceInterval == 0 {
 		c.LeaderBalanceInterval = time.Minute

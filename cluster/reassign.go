@@ -169,7 +169,7 @@ func current(p PartitionInfo) []uint64 {
 
 // moverLoop drives the reassignments of the partitions this node leads
 // and, on the controller, removes decommissioned nodes once their
-// replicas moved (decommission.go). It polls while any of that is in
+// replicas moved (decommission.go) and snapshots the state (snapshot.go). It polls while any of that is in
 // progress and sleeps otherwise.
 func (m *Metadata) moverLoop() {
 	defer m.wg.Done()
@@ -178,6 +178,7 @@ func (m *Metadata) moverLoop() {
 		s := m.State()
 		busy := m.moveStep(s)
 		busy = m.removeDecommissioned(s) || busy
+		busy = m.maybeSnapshot(s) || busy
 		var tick <-chan time.Time
 		if busy {
 			tick = time.After(100 * time.Millisecond)

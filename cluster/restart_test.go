@@ -12,13 +12,17 @@ import (
 	"github.com/sluicehq/sluice/replication"
 )
 
-// warnings is a slog handler that keeps the messages of warnings and errors.
+// warnings is a slog handler that keeps the messages of warnings and errors
+// (and of information, with info).
 type warnings struct {
 	mu   *sync.Mutex
 	msgs *[]string
+	info bool
 }
 
-func (w warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w warnings) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || (w.info && l >= slog.LevelInfo)
+}
 func (w warnings) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Lock()
 	*w.msgs = append(*w.msgs, r.Message)
@@ -32,7 +36,7 @@ func (w warnings) WithGroup(string) slog.Handler      { return w }
 // together, as servers do: a node's forwarded registration reaches the
 // controller only once the controller's own Open has returned. It returns
 // the nodes and a function that stops them.
-func startThreeIn(t *testing.T, net *replication.MemNetwork, dirs map[uint64]string, logger *slog.Logger) (map[uint64]*node, func()) {
+func startThreeIn(t *testing.T, net *replication.MemNetwork, dirs map[uint64]string, logger *slog.Logger, opts ...func(*Config)) (map[uint64]*node, func()) {
 	t.Helper()
 	var (
 		mu    sync.Mutex
@@ -64,8 +68,12 @@ func startThreeIn(t *testing.T, net *replication.MemNetwork, dirs map[uint64]str
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			md, err := Open(ctx, Config{NodeID: id, Host: h, DataDir: dirs[id], Addr: fmt.Sprintf("127.0.0.%d:9700", id),
-				Voters: []uint64{1, 2, 3}, Forward: forward, Logger: logger})
+			cfg := Config{NodeID: id, Host: h, DataDir: dirs[id], Addr: fmt.Sprintf("127.0.0.%d:9700", id),
+				Voters: []uint64{1, 2, 3}, Forward: forward, Logger: logger}
+			for _, o := range opts {
+				o(&cfg)
+			}
+			md, err := Open(ctx, cfg)
 			if err != nil {
 				errs <- fmt.Errorf("node %d: %w", id, err)
 				return
@@ -121,7 +129,7 @@ func TestWholeClusterRestartOpensReplicasBeforeRegistering(t *testing.T) {
 		mu   sync.Mutex
 		msgs []string
 	)
-	nodes, stop = startThreeIn(t, net, dirs, slog.New(warnings{&mu, &msgs}))
+	nodes, stop = startThreeIn(t, net, dirs, slog.New(warnings{mu: &mu, msgs: &msgs}))
 	defer stop()
 	mu.Lock()
 	defer mu.Unlock()

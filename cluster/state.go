@@ -26,6 +26,9 @@ type State struct {
 	ProducerBlocks map[uint64]ProducerBlock
 	// Decommissioned nodes get no new replicas; theirs move away.
 	Decommissioned map[uint64]bool
+	// SnapshotAt is the offset of the last snapshot record (0: none): the
+	// metadata log may be compacted up to it (snapshot.go).
+	SnapshotAt uint64
 }
 
 // NodeInfo is a registered node.
