@@ -413,10 +413,15 @@ func syncTogether(g *SyncGroup, logs ...*Log) []error {
 		chs[i] = make(chan error, 1)
 		g.mu.pending[l] = append(g.mu.pending[l], chs[i])
 	}
+	// Hand the cycle to the flusher, unless a cycle runs: its runner
+	// hands the next one over.
+	kick := g.mu.leader == runnerNone
+	if kick {
+		g.mu.leader = runnerFlusher
+	}
 	g.mu.Unlock()
-	select {
-	case g.kick <- struct{}{}:
-	default:
+	if kick {
+		g.kickFlusher()
 	}
 	errs := make([]error, len(logs))
 	for i, ch := range chs {

@@ -43,20 +43,28 @@ func WithSyncMode(m SyncMode) SyncGroupOption {
 }
 
 // SyncGroup is the group commit of one node: Sync calls of all logs that
-// share it are served by flush cycles run by one goroutine. A cycle takes
-// every log with a waiting Sync and fsyncs each one's dirty files once
-// (in parallel, bounded), then wakes all its waiters. Syncs that arrive
-// during a cycle are served by the next one.
+// share it are served by flush cycles. A cycle takes every log with a
+// waiting Sync and fsyncs each one's dirty files once (in parallel,
+// bounded), then wakes all its waiters. Syncs that arrive during a cycle
+// are served by the next one.
+//
+// A Sync that finds no cycle running runs one itself (the leader), with
+// no goroutine handoff; Syncs arriving meanwhile wait (followers). When the
+// leader's cycle ends with Syncs waiting, it hands the following cycles
+// to the group's flusher goroutine and returns; the flusher runs cycles
+// until none is waiting.
 type SyncGroup struct {
 	cfg  syncGroupConfig
-	kick chan struct{}
+	kick chan struct{} // wakes the flusher to check mu.leader and mu.closed
 	done chan struct{}
 
 	mu struct {
 		sync.Mutex
 		closed  bool
+		leader  cycleRunner // who runs cycles now
 		pending map[*Log][]chan error
-		fss     []*fsHandle // filesystems of the logs (SyncAuto)
+		spare   map[*Log][]chan error // a cleared batch map, reused
+		fss     []*fsHandle           // filesystems of the logs (SyncAuto)
 	}
 
 	cycles, fsyncs, syncfs atomic.Uint64
@@ -69,6 +77,15 @@ type SyncStats struct {
 	Fsyncs uint64 // logs flushed (by an fsync of the active segment or a syncfs, plus a dir fsync after a roll)
 	Syncfs uint64 // syncfs calls, each covering several logs of one filesystem
 }
+
+// cycleRunner is who runs a SyncGroup's flush cycles.
+type cycleRunner uint8
+
+const (
+	runnerNone    cycleRunner = iota
+	runnerCaller              // a Sync caller (the leader)
+	runnerFlusher             // the group's goroutine
+)
 
 type syncMetrics struct {
 	cycles   prometheus.Counter
@@ -90,7 +107,7 @@ func NewSyncGroup(opts ...SyncGroupOption) *SyncGroup {
 	if g.cfg.parallelism <= 0 {
 		g.cfg.parallelism = 16
 	}
-	g.mu.pending = map[*Log][]chan error{}
+	g.mu.pending, g.mu.spare = map[*Log][]chan error{}, map[*Log][]chan error{}
 	if r := g.cfg.registerer; r != nil {
 		m := &syncMetrics{
 			cycles:   prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_storage_flush_cycles_total", Help: "Group commit flush cycles."}),
@@ -115,8 +132,9 @@ func (g *SyncGroup) Stats() SyncStats {
 	return SyncStats{Cycles: g.cycles.Load(), Fsyncs: g.fsyncs.Load(), Syncfs: g.syncfs.Load()}
 }
 
-// Close serves the syncs already waiting, stops the flusher and waits for
-// it. Later syncs of logs using the group return ErrClosed.
+// Close lets the running cycles serve the syncs already waiting, stops the
+// flusher and waits for it. Later syncs of logs using the group return
+// ErrClosed.
 func (g *SyncGroup) Close() error {
 	g.mu.Lock()
 	if g.mu.closed {
@@ -125,10 +143,7 @@ func (g *SyncGroup) Close() error {
 	}
 	g.mu.closed = true
 	g.mu.Unlock()
-	select {
-	case g.kick <- struct{}{}:
-	default:
-	}
+	g.kickFlusher()
 	<-g.done
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -142,7 +157,8 @@ func (g *SyncGroup) Close() error {
 	return err
 }
 
-// sync waits until a cycle that started after the call has flushed l.
+// sync waits until a cycle that started after the call has flushed l,
+// running the cycle itself when none is running.
 func (g *SyncGroup) sync(l *Log) error {
 	ch := make(chan error, 1)
 	g.mu.Lock()
@@ -151,26 +167,73 @@ func (g *SyncGroup) sync(l *Log) error {
 		return ErrClosed
 	}
 	g.mu.pending[l] = append(g.mu.pending[l], ch)
+	if g.mu.leader != runnerNone {
+		g.mu.Unlock()
+		return <-ch
+	}
+	g.mu.leader = runnerCaller
+	batch := g.takeLocked()
 	g.mu.Unlock()
-	select {
-	case g.kick <- struct{}{}:
-	default:
+
+	g.cycle(batch)
+
+	g.mu.Lock()
+	g.mu.spare = clearBatch(batch)
+	if len(g.mu.pending) > 0 {
+		g.mu.leader = runnerFlusher
+	} else {
+		g.mu.leader = runnerNone
+	}
+	kick := g.mu.leader == runnerFlusher || g.mu.closed
+	g.mu.Unlock()
+	if kick {
+		g.kickFlusher()
 	}
 	return <-ch
 }
 
+// takeLocked returns the waiting syncs as a batch and starts a new one.
+func (g *SyncGroup) takeLocked() map[*Log][]chan error {
+	batch := g.mu.pending
+	g.mu.pending, g.mu.spare = g.mu.spare, nil
+	if g.mu.pending == nil {
+		g.mu.pending = map[*Log][]chan error{}
+	}
+	return batch
+}
+
+func clearBatch(b map[*Log][]chan error) map[*Log][]chan error {
+	clear(b)
+	return b
+}
+
+func (g *SyncGroup) kickFlusher() {
+	select {
+	case g.kick <- struct{}{}:
+	default: // a wakeup is pending; the flusher reads the state after it
+	}
+}
+
+// run is the flusher: it runs cycles while it leads and Syncs wait, and
+// exits once the group is closed and no cycle runs.
 func (g *SyncGroup) run() {
 	defer close(g.done)
-	for {
-		<-g.kick
+	for range g.kick {
 		g.mu.Lock()
-		batch, closed := g.mu.pending, g.mu.closed
-		g.mu.pending = map[*Log][]chan error{}
-		g.mu.Unlock()
-		if len(batch) > 0 {
+		for g.mu.leader == runnerFlusher {
+			if len(g.mu.pending) == 0 {
+				g.mu.leader = runnerNone
+				break
+			}
+			batch := g.takeLocked()
+			g.mu.Unlock()
 			g.cycle(batch)
+			g.mu.Lock()
+			g.mu.spare = clearBatch(batch)
 		}
-		if closed {
+		exit := g.mu.closed && g.mu.leader == runnerNone
+		g.mu.Unlock()
+		if exit {
 			return
 		}
 	}
@@ -185,22 +248,33 @@ func (g *SyncGroup) cycle(batch map[*Log][]chan error) {
 		logs <- l
 	}
 	close(logs)
-	var wg sync.WaitGroup
-	for range min(g.cfg.parallelism, len(single)) {
-		wg.Go(func() {
-			for l := range logs {
-				err := l.flush()
-				g.fsyncs.Add(1)
-				for _, ch := range batch[l] {
-					ch <- err
-				}
+	work := func() {
+		for l := range logs {
+			err := l.flush()
+			g.fsyncs.Add(1)
+			for _, ch := range batch[l] {
+				ch <- err
 			}
-		})
+		}
+	}
+	// Without a syncfs to run meanwhile, this goroutine is one of the
+	// workers (a cycle of one log starts no goroutine).
+	workers := min(g.cfg.parallelism, len(single))
+	inline := len(shared) == 0 && workers > 0
+	if inline {
+		workers--
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(work)
 	}
 	// Filesystems with several dirty logs: one syncfs each, while the
 	// workers fdatasync the others.
 	for h, ls := range shared {
 		g.flushFilesystem(h, ls, batch)
+	}
+	if inline {
+		work()
 	}
 	wg.Wait()
 	if m := g.metrics; m != nil {

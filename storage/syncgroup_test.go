@@ -3,6 +3,7 @@ package storage
 import (
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,6 +110,70 @@ func TestSyncGroupClose(t *testing.T) {
 	}
 	if err := l.Sync(); err != ErrClosed {
 		t.Fatalf("sync after group close: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSyncGroupLeaderFlushesInline: a Sync that finds no cycle running
+// fsyncs on its own goroutine (no handoff to the flusher and back); Syncs
+// arriving during its cycle are served by the next one, which the flusher
+// runs, and Close waits for it.
+func TestSyncGroupLeaderFlushesInline(t *testing.T) {
+	fs := faultfs.New()
+	g := NewSyncGroup(WithSyncMode(SyncFdatasync))
+	a := mustOpen(t, "/a", Options{FS: fs, Syncer: g})
+	defer a.Close()
+	b := mustOpen(t, "/b", Options{FS: fs, Syncer: g})
+	defer b.Close()
+	mustAppend(t, a, batchEntry(1, 1, 1, 1, 10))
+	mustAppend(t, b, batchEntry(1, 1, 1, 1, 10))
+	held, release := make(chan struct{}), make(chan struct{})
+	var inline, bSynced atomic.Bool
+	fs.SetRule(func(op faultfs.Op, path string, _ int) (int, error) {
+		if op != faultfs.OpSync || filepath.Ext(path) != segSuffix {
+			return 0, nil
+		}
+		buf := make([]byte, 64<<10)
+		stack := string(buf[:runtime.Stack(buf, false)])
+		if filepath.Dir(path) == "/a" {
+			inline.Store(strings.Contains(stack, "storage.(*Log).Sync("))
+			close(held)
+			<-release
+		} else {
+			bSynced.Store(true)
+		}
+		return 0, nil
+	})
+	var wg sync.WaitGroup
+	var errA, errB error
+	wg.Go(func() { errA = a.Sync() })
+	<-held
+	wg.Go(func() { errB = b.Sync() })
+	deadline := time.Now().Add(30 * time.Second) // failure guard only
+	for {
+		g.mu.Lock()
+		k := len(g.mu.pending)
+		g.mu.Unlock()
+		if k == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b's sync never waited")
+		}
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	if errA != nil || errB != nil {
+		t.Fatal(errA, errB)
+	}
+	if !inline.Load() {
+		t.Fatal("the leader's fsync ran on another goroutine")
+	}
+	if !bSynced.Load() || g.Stats().Cycles != 2 {
+		t.Fatalf("b not flushed by a second cycle: %+v", g.Stats())
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
