@@ -17,7 +17,10 @@
 // gets INTERNAL), request validation (INVALID_ARGUMENT naming the field).
 //
 // Batches are served as stored: Fetch and Consume splice stored bytes into
-// responses (batch.Splice) without decoding records. Produce validates and
+// responses (batch.Splice) without decoding records, read with
+// Partition.ReadInto into pooled buffers that are never zeroed; a Fetch
+// response's buffers go back to the pool once the codec has marshalled it
+// (servebuf.go). Produce validates and
 // stamps a batch once (batch.Normalize) and appends it through the
 // partition's Raft group with the requested acks. Retention is applied per
 // partition by the replication host from each topic's retention.ms and
@@ -71,7 +74,9 @@
 // flight (one at a time; others wait for it); joinedPeers.mu the addresses
 // a join answered; remoteFeed.mu the batches a Consume feed buffered (its
 // goroutine fills, the stream's handler takes; the stream stops its feeds
-// before it returns). Handlers hold no locks of their own: the cluster
+// before it returns). The serving buffer pool is sync.Pools, and the
+// leases of Fetch responses waiting to be marshalled a sync.Map keyed
+// weakly by the response. Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream
