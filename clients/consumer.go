@@ -458,8 +458,17 @@ func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*sluicev1.FetchRespo
 		Topic: j.topic, Partitions: j.parts, MaxBytes: c.cfg.fetchMaxBytes, PartitionMaxBytes: c.cfg.partMaxBytes,
 		MinBytes: c.cfg.fetchMinBytes, MaxWaitMs: int32(wait / time.Millisecond), IsolationLevel: iso,
 		RecordFormat: sluicev1.RecordFormat_RECORD_FORMAT_STORED,
-	}, fetchCall)
+	}, fetchCall, grpc.MaxCallRecvMsgSize(fetchRecvLimit(c.cfg.fetchMaxBytes)))
 	return resp, fromStatus(err)
+}
+
+// fetchRecvLimit bounds a fetch response: grpc's default (4 MiB) is below the default
+// FetchMaxBytes. A response holds up to maxBytes of batches, or one batch more than that
+// when its first batch alone is larger; a batch is at most what a node accepts in one
+// request (64 MiB by default).
+func fetchRecvLimit(maxBytes int32) int {
+	const batchMax, overhead = 64 << 20, 1 << 20
+	return int(max(maxBytes, 0)) + batchMax + overhead
 }
 
 // take turns a fetch response into records and advances positions, unless the partition
