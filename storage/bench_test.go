@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/storage/vfs"
 )
 
 // Benchmarks run on the OS filesystem under the test's temp dir (set
@@ -236,13 +238,18 @@ func BenchmarkRawSyncfs(b *testing.B) {
 	for _, size := range []int{1 << 10, 16 << 10} {
 		for _, files := range []int{1, 50} {
 			b.Run(fmt.Sprintf("size=%dKiB/files=%d", size>>10, files), func(b *testing.B) {
-				benchRawSyncfs(b, size, files)
+				benchRawSyncfs(b, size, files, false)
+			})
+			// The files preallocated first (fallocate, as the log's
+			// active segments are).
+			b.Run(fmt.Sprintf("size=%dKiB/files=%d/falloc", size>>10, files), func(b *testing.B) {
+				benchRawSyncfs(b, size, files, true)
 			})
 		}
 	}
 }
 
-func benchRawSyncfs(b *testing.B, size, files int) {
+func benchRawSyncfs(b *testing.B, size, files int, falloc bool) {
 	dir := b.TempDir()
 	fsys := OSFS{}
 	h, err := fsys.OpenFilesystem(dir)
@@ -258,6 +265,14 @@ func benchRawSyncfs(b *testing.B, size, files int) {
 		}
 		defer f.Close()
 		fs[i] = f
+		if falloc {
+			if err := f.(vfs.Preallocator).Preallocate(0, int64(b.N*size), false); err != nil {
+				b.Skip("no fallocate:", err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	data := payload(1, size)
 	b.SetBytes(int64(size * files))

@@ -42,6 +42,17 @@
 // segments are deleted; its base offset places the segment in offset
 // space. A segment ends where the next one begins.
 //
+// Preallocation: the active segment's blocks are reserved ahead of its
+// frames with fallocate(2) (Options.PreallocateBytes, default 4 MiB ahead,
+// through the FS's optional vfs.Preallocator; silently not done where the
+// filesystem cannot). The file then extends past the last frame with
+// zeros: a frame header of eight zero bytes marks the end of the frames,
+// not a torn frame. A roll truncates the segment to its frames before
+// fsyncing it, so a sealed segment's file size is its size; Close trims
+// the active segment too. After a crash Open ends the active segment at
+// the first zero header (or torn frame) and truncates the file there,
+// releasing the preallocated blocks, which the next append reserves again.
+//
 // Index files hold 24-byte entries and no header; each entry ends with the
 // CRC32C of its first 20 bytes. Entries are taken at frame boundaries, at
 // most one per IndexIntervalBytes of frames; the segment start is implied.
@@ -52,8 +63,14 @@
 //	            [8:16) next offset at pos  [16:20) pos  [20:24) CRC
 //
 // The offset index serves lookups by Raft index and by offset (both grow
-// with pos); the time index has an entry only where the max timestamp
-// grew, so it is also exact at every offset-index point. Sealing a segment
+// with pos); the time index has an entry where the max timestamp grew, so
+// it is also exact at every offset-index point. The active segment's new
+// entries are kept in memory and written when the segment grew 1 MiB
+// since the last write (and by a roll, a truncation, Close and the fsync
+// of the recovery point); each write first gives the time index an entry
+// at the offset index's last point if it ends before it (the timestamp of
+// its previous entry: unchanged), so that both files of every write end
+// at the same point. Sealing a segment
 // appends a sentinel to both at pos = segment size (next offset, last
 // index + 1, the segment's max timestamp) and fsyncs them. Index files are
 // never loaded whole: lookups binary-search them with 24-byte reads.
@@ -78,7 +95,12 @@
 // syncfs(2) of that filesystem; a single dirty log, logs alone on their
 // filesystem, SyncFdatasync mode, an FS without FilesystemSyncer and
 // kernels before Linux 5.8 use one fdatasync per log, up to 16 in
-// parallel. Either way the directory is fsynced after a segment was
+// parallel. A Sync that finds no cycle running runs one on its own
+// goroutine (leader); Syncs arriving meanwhile wait for the next cycle,
+// which the leader hands to the group's flusher goroutine, which runs
+// cycles until no Sync waits. A flush writes the active segment's index
+// entries only every 1 MiB: two more dirty files per log and cycle cost a
+// syncfs about as much as the segments themselves. Either way the directory is fsynced after a segment was
 // created (syncfs on ext4 commits directory entries too, but the log does
 // not rely on it). Linux 5.8 is required because only from then on does
 // syncfs report writeback errors (the superblock's errseq); the group opens
@@ -117,7 +139,15 @@
 // durable only after the frames they describe (a truncation fsyncs the
 // segment before its truncated indexes; indexes rebuilt or trimmed at open
 // are fsynced), so no byte or index entry of an older file content can
-// come back below a later point. A torn header of the newest segment
+// come back below a later point. Since index entries are written only
+// every 1 MiB and fsynced with the recovery point, a crash may lose those
+// of the last frames below the point, in either index file. Open keeps
+// the entries of both files up to the last point where both are complete
+// (the earlier of their last valid entries below the recovery point;
+// writes end both files at the same point), where the time index gives
+// the exact max timestamp, and scans and indexes the frames from there:
+// after a clean Close that is less than IndexIntervalBytes and a frame. A
+// torn header of the newest segment
 // (created, never synced with data) removes it. A sealed segment's indexes are validated the first time it is used (CRCs,
 // order, sentinel matching the next segment) and rebuilt by a scan when
 // missing or damaged. A corrupt frame inside a sealed segment is logged
@@ -171,11 +201,15 @@
 // fsyncs of a roll and of the state file. Reads hold mu to locate data and
 // release it for the bulk read (Entries and the other raft.Storage methods
 // read under mu). SyncGroup.mu guards the group's pending
-// waiters and its filesystem handles; it is never held while a log's
-// locks are taken. A syncfs flush holds the syncMu of every log it covers
-// (taken one after the other by the flusher goroutine, the only place
-// that holds more than one) across the syncfs. A SyncGroup owns one
-// flusher goroutine (and the short-lived fsync workers of each cycle);
+// waiters, who runs cycles and its filesystem handles; it is never held
+// while a log's locks are taken. A syncfs flush holds the syncMu of every
+// log it covers across the syncfs. SyncGroup.mu.leader says
+// who runs cycles (nobody, a Sync caller, the flusher): one runner at a
+// time, handed from a caller to the flusher under SyncGroup.mu. A cycle
+// runs on its runner's goroutine: the goroutine that runs a syncfs flush
+// takes the syncMu of every log it covers, one after the other (the only
+// place that holds more than one). A SyncGroup owns one flusher goroutine
+// (and the short-lived fsync workers of a cycle of several fdatasyncs);
 // Close waits for it and closes the handles. A Log starts no goroutines.
 //
 // # Testing
@@ -195,10 +229,13 @@
 //
 // # Performance
 //
-// go test -run '^$' -bench 'AppendSync|RawWriteSync|ReadSequential|Entries'
+// go test -run '^$' -bench 'AppendSync|Raw|ReadSequential|Entries'
 // ./storage/ measures append+fsync (1 KiB, 16 KiB, 1 MiB entries; 1
-// partition, and 100 partitions sharing a SyncGroup; STORAGE_SYNC_MODE=
-// fdatasync forces per-file fsyncs), a raw write+fdatasync loop,
+// partition alone and through a SyncGroup, and 100 partitions sharing a
+// SyncGroup; STORAGE_SYNC_MODE=fdatasync forces per-file fsyncs,
+// STORAGE_PREALLOC=off|keep turns preallocation off or keeps the file
+// size), a raw write+fdatasync loop, the raw ceiling of a flush cycle
+// (BenchmarkRawSyncfs: 50 plain files appended, one syncfs),
 // sequential reads of 1 MiB entries from the page cache with Read and
 // ReadInto, and Entries allocations for small and large logs. Figures
 // from the development machine, next to its raw figures, are kept in

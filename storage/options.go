@@ -27,13 +27,14 @@ type Options struct {
 	IndexIntervalBytes int           // sparse offset/time index granularity (default 4 KiB)
 	CacheBytes         int64         // bounded cache of recent entries for Entries() (default 4 MiB; <0 = none)
 	Syncer             *SyncGroup    // group commit shared by all logs of a node; nil = private
+	Logger             *slog.Logger
+	Now                func() time.Time
+
 	// PreallocateBytes reserves the active segment's disk blocks this far
 	// ahead of its end with fallocate(2), where the FS supports it (default
 	// 4 MiB; <0 = none). The file then extends past its frames with zeros
 	// until the segment rolls or the log closes.
 	PreallocateBytes int64
-	Logger             *slog.Logger
-	Now                func() time.Time
 }
 
 func (o Options) withDefaults() Options {
