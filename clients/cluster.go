@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -28,8 +29,9 @@ type cluster struct {
 		topics map[string][]int32          // topic -> leader node id per partition (-1: none)
 		loaded map[string]time.Time        // when each topic's metadata was loaded
 		// suspect are addresses that last failed to answer within the request
-		// timeout (a paused or cut-off node): calls try them last.
-		suspect map[string]bool
+		// timeout (a paused or cut-off node), with when: calls try them last,
+		// the most recent last.
+		suspect map[string]time.Time
 		closed  bool
 	}
 }
@@ -40,7 +42,7 @@ func newCluster(cfg *config) *cluster {
 	c.mu.nodes = make(map[int32]string)
 	c.mu.topics = make(map[string][]int32)
 	c.mu.loaded = make(map[string]time.Time)
-	c.mu.suspect = make(map[string]bool)
+	c.mu.suspect = make(map[string]time.Time)
 	return c
 }
 
@@ -67,14 +69,15 @@ func (c *cluster) setSuspect(addr string, suspect bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if suspect {
-		c.mu.suspect[addr] = true
+		c.mu.suspect[addr] = time.Now()
 	} else {
 		delete(c.mu.suspect, addr)
 	}
 }
 
 // brokerOrder lists the brokers starting at a random one, those that last timed out
-// at the end.
+// at the end, the one that timed out most recently last (a node paused a while ago
+// may be back; the one that just failed probably is not).
 func (c *cluster) brokerOrder() []string {
 	seeds := c.cfg.brokers
 	start := rand.IntN(max(len(seeds), 1))
@@ -84,12 +87,13 @@ func (c *cluster) brokerOrder() []string {
 	var late []string
 	for i := range seeds {
 		a := seeds[(start+i)%len(seeds)]
-		if c.mu.suspect[a] {
+		if _, ok := c.mu.suspect[a]; ok {
 			late = append(late, a)
 		} else {
 			out = append(out, a)
 		}
 	}
+	slices.SortStableFunc(late, func(a, b string) int { return c.mu.suspect[a].Compare(c.mu.suspect[b]) })
 	return append(out, late...)
 }
 
