@@ -6,8 +6,9 @@ import (
 )
 
 // maxCachedEntryBytes bounds the entries a partition keeps for raft
-// beyond what the storage cache holds.
-const maxCachedEntryBytes = 64 << 20
+// beyond what the storage cache holds. Appends past it are not kept (the
+// oldest entries are the next ones to apply); their apply reads the log.
+const maxCachedEntryBytes = 16 << 20
 
 // entryCache keeps the entries of the log's tail that are appended but not
 // yet applied, exactly as raft handed them over, so the apply that follows
@@ -36,11 +37,14 @@ func (c *entryCache) appended(ents []*raftpb.Entry) {
 		c.first = i
 	}
 	for _, e := range ents {
+		if c.bytes+len(e.GetData()) > maxCachedEntryBytes {
+			break // a later append starts over after the gap
+		}
 		c.ents = append(c.ents, e)
 		c.bytes += len(e.GetData())
 	}
-	for c.bytes > maxCachedEntryBytes && len(c.ents) > 0 {
-		c.dropFront()
+	if len(c.ents) == 0 {
+		c.reset()
 	}
 }
 

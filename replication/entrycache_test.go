@@ -67,3 +67,27 @@ func TestEntryCache(t *testing.T) {
 		t.Fatalf("applied all: %d bytes, %d entries left", c.bytes, len(c.ents))
 	}
 }
+
+// Past its byte bound the cache keeps its oldest entries, the next to
+// apply, and starts over after the gap.
+func TestEntryCacheBound(t *testing.T) {
+	var c entryCache
+	big := func(i uint64) *raftpb.Entry {
+		return &raftpb.Entry{Index: new(i), Term: new(uint64(1)), Data: make([]byte, maxCachedEntryBytes/3)}
+	}
+	c.appended([]*raftpb.Entry{big(1), big(2), big(3), big(4)})
+	if _, ok := c.get(1, 4, 1<<40); !ok {
+		t.Fatal("dropped the oldest entries")
+	}
+	if _, ok := c.get(4, 5, 1<<40); ok {
+		t.Fatal("kept an entry past the bound")
+	}
+	c.appliedTo(3)
+	c.appended([]*raftpb.Entry{big(5)})
+	if _, ok := c.get(5, 6, 1<<40); !ok {
+		t.Fatal("did not start over after the gap")
+	}
+	if _, ok := c.get(4, 5, 1<<40); ok {
+		t.Fatal("served an entry it never kept")
+	}
+}
