@@ -40,9 +40,9 @@ type slotAnswer struct {
 }
 
 // maxInlineProduceBytes: a request this small for a partition with
-// nothing queued is validated and proposed by the stream's loop itself;
-// larger ones go to the partition's pipeline goroutine, so batches for
-// different partitions are validated in parallel.
+// nothing queued is validated and proposed by the stream's receiver
+// itself; larger ones go to the partition's pipeline goroutine, so
+// batches for different partitions are validated in parallel.
 const maxInlineProduceBytes = 64 << 10
 
 // partitionQueue feeds a partition's pipeline goroutine. busy counts the
@@ -289,8 +289,8 @@ func (ps *producerService) partitionPipeline(ctx context.Context, q *partitionQu
 			resp, err := ps.s.runProduce(ctx, j.op)
 			ps.answer(ctx, j, resp, err)
 		}
-		// Only now may the stream's loop propose this partition's next
-		// batch itself: it lands after this one.
+		// Only now may the stream's receiver propose this partition's
+		// next batch itself: it lands after this one.
 		q.busy.Add(-1)
 	}
 }
