@@ -170,3 +170,38 @@ func TestPausedLeaderRequestTimesOut(t *testing.T) {
 		t.Fatalf("offset %d, %d batches, last on node %d", res.r.Offset, len(log), log[len(log)-1].node)
 	}
 }
+
+// The same with unary Produce calls: each call is bounded by the request timeout.
+func TestPausedLeaderUnaryRequestTimesOut(t *testing.T) {
+	f := newFake(t, 2)
+	fz := newFreezer(t, f.nodes[0].addr)
+	f.mu.Lock()
+	f.nodes[0].addr = fz.addr()
+	f.mu.Unlock()
+	f.addTopic("t", 1, 1)
+	p := newProducer(t, f, clients.ManualPartitioning(), clients.Linger(0), clients.RequestTimeout(time.Second), clients.UnaryProduce())
+	ctx := guard(t)
+	if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("a")}).First(); err != nil {
+		t.Fatal(err)
+	}
+	fz.freeze()
+	defer fz.unfreeze()
+	f.setLeader("t", 0, 2)
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("b")}).First()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		fz.unfreeze()
+		t.Fatal("the produce is still waiting on the paused leader")
+	}
+	if log := f.log("t", 0); len(log) != 2 || log[1].node != 2 {
+		t.Fatalf("%d batches, last on node %d", len(log), log[len(log)-1].node)
+	}
+}

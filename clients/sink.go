@@ -215,7 +215,7 @@ func (s *sink) send(b *pbatch) {
 			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.produceRequestTimeout())
 			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(ctx, req)
 			cancel()
-			if err != nil && ctx.Err() != nil && p.ctx.Err() == nil {
+			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && p.ctx.Err() == nil {
 				err = requestTimedOut(s.addr)
 				p.cl.setSuspect(s.addr, true)
 			}
