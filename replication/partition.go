@@ -225,6 +225,19 @@ func (f *PendingProduce) Wait(ctx context.Context) (ProduceResult, error) {
 	return f.p.wait(ctx, f.pr, f.own)
 }
 
+// Done reports whether the outcome is known: Wait returns at once.
+func (f *PendingProduce) Done() bool {
+	if f.pr == nil {
+		return true
+	}
+	select {
+	case <-f.pr.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // lockReady blocks while this replica is the leader but not yet ready.
 // It returns with p.mu held when ready, else an error without it.
 func (p *Partition) lockReady(ctx context.Context) error {

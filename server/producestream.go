@@ -115,12 +115,11 @@ type streamJob struct {
 func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
-	s := &produceStream{ps: ps, ctx: ctx, slots: make(chan streamSlot, maxStreamInFlight),
-		budget: newByteBudget(maxStreamInFlightBytes)}
+	s := &produceStream{ps: ps, ctx: ctx, stream: stream, cancel: cancel,
+		slots: make(chan streamSlot, maxStreamInFlight), budget: newByteBudget(maxStreamInFlightBytes)}
 	s.mu.queues = map[string]*partitionQueue{}
-	var sendErr error
 	senderDone := make(chan struct{})
-	go func() { // the only sender on the stream
+	go func() { // sends the answers of s.slots in order
 		defer close(senderDone)
 		for slot := range s.slots {
 			a := <-slot.resp
@@ -129,14 +128,7 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 				resp = ps.await(ctx, a.pend)
 			}
 			s.budget.release(slot.size)
-			s.unanswered.Add(-1)
-			if sendErr != nil {
-				continue
-			}
-			if err := stream.Send(resp); err != nil {
-				sendErr = err
-				cancel()
-			}
+			s.send(resp)
 		}
 	}()
 	readErr := make(chan error, 1)
@@ -167,7 +159,9 @@ func (ps *producerService) ProduceStream(stream grpc.BidiStreamingServer[sluicev
 	close(s.slots)
 	<-senderDone
 	if err == nil {
-		err = sendErr
+		s.sendMu.Lock()
+		err = s.sendErr
+		s.sendMu.Unlock()
 	}
 	return err
 }
@@ -180,10 +174,18 @@ type produceStream struct {
 	ps      *producerService
 	ctx     context.Context
 	slots   chan streamSlot // answers in request order, for the sender
+	stream  grpc.BidiStreamingServer[sluicev1.ProduceStreamRequest, sluicev1.ProduceStreamResponse]
+	cancel  context.CancelFunc
 	budget  *byteBudget
 	workers sync.WaitGroup
-	// unanswered counts the requests dispatched and not yet answered.
+	// unanswered counts the requests dispatched and not yet answered
+	// (sent, or given up after a failed send).
 	unanswered atomic.Int32
+
+	// sendMu serializes the stream's Sends (the sender's, and the
+	// receiver's for a request it answered at once) and guards sendErr.
+	sendMu  sync.Mutex
+	sendErr error
 
 	// mu is held by the receiver while it dispatches a request and by
 	// finish: once ended, nothing more is queued.
@@ -192,6 +194,20 @@ type produceStream struct {
 		ended  bool
 		queues map[string]*partitionQueue
 	}
+}
+
+// send sends one answer, in order: the sender's slots, or the receiver's
+// direct answer when nothing else was unanswered.
+func (s *produceStream) send(resp *sluicev1.ProduceStreamResponse) {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	if s.sendErr == nil {
+		if err := s.stream.Send(resp); err != nil {
+			s.sendErr = err
+			s.cancel()
+		}
+	}
+	s.unanswered.Add(-1)
 }
 
 // finish stops taking requests and waits for the partition goroutines to
@@ -206,6 +222,38 @@ func (s *produceStream) finish() {
 	s.workers.Wait()
 }
 
+// queueSlot hands the sender the place of a request's answer.
+func (s *produceStream) queueSlot(slot chan slotAnswer, size int64) error {
+	select {
+	case s.slots <- streamSlot{resp: slot, size: size}:
+		return nil
+	case <-s.ctx.Done():
+		s.budget.release(size)
+		s.unanswered.Add(-1)
+		return errStreamEnded
+	}
+}
+
+// answerDirect sends a dispatched request's answer if it is known, else
+// queues its slot for the sender.
+func (s *produceStream) answerDirect(slot chan slotAnswer, size int64) {
+	select {
+	case a := <-slot:
+		if a.pend == nil || a.pend.f.Done() {
+			resp := a.resp
+			if a.pend != nil {
+				resp = s.ps.await(s.ctx, a.pend)
+			}
+			s.budget.release(size)
+			s.send(resp)
+			return
+		}
+		slot <- a
+	default:
+	}
+	_ = s.queueSlot(slot, size) // the stream ended: finish answers nothing more
+}
+
 // dispatch gives a request its place in the answers and hands it on.
 func (s *produceStream) dispatch(req *sluicev1.ProduceStreamRequest) error {
 	ps, ctx := s.ps, s.ctx
@@ -218,13 +266,17 @@ func (s *produceStream) dispatch(req *sluicev1.ProduceStreamRequest) error {
 	if err := s.budget.acquire(ctx, size); err != nil {
 		return errStreamEnded
 	}
+	// A small request when every earlier one was answered (a client that
+	// waits for each answer) is answered by the receiver itself when its
+	// outcome is known by the end of dispatch; else its slot goes to the
+	// sender then — still in order: only the receiver adds slots.
+	direct := size <= maxInlineProduceBytes && s.unanswered.Load() == 0
+	s.unanswered.Add(1)
 	slot := make(chan slotAnswer, 1)
-	select {
-	case s.slots <- streamSlot{resp: slot, size: size}:
-		s.unanswered.Add(1)
-	case <-ctx.Done():
-		s.budget.release(size)
-		return errStreamEnded
+	if direct {
+		defer s.answerDirect(slot, size)
+	} else if err := s.queueSlot(slot, size); err != nil {
+		return err
 	}
 	if verr := validateRequest(req.GetRequest()); verr != nil || req.GetRequest() == nil {
 		if verr == nil {
