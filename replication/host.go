@@ -49,6 +49,11 @@ type Host struct {
 	}
 	stop   chan struct{}
 	tickWG sync.WaitGroup
+	// drivers is held shared by a producer's goroutine while it runs a
+	// pass and sync of its partition inline (Partition.drive); Close takes
+	// it exclusively once the scheduler is stopping, so no inline pass is
+	// still running (or starts) when the sync queue and outbox close.
+	drivers sync.RWMutex
 }
 
 // NewHost starts a host. Close stops it.
@@ -329,6 +334,8 @@ func (h *Host) Close() error {
 	close(h.stop)
 	h.tickWG.Wait()
 	h.sched.stop()
+	h.drivers.Lock() // wait out inline passes; later ones see stopping
+	h.drivers.Unlock()
 	h.syncq.close()
 	h.out.close()
 	var errs []error

@@ -204,6 +204,8 @@ func (p *Partition) proposeBatch(ctx context.Context, b *ProduceBatch, acks Acks
 // drive runs a pass for proposals queued without a scheduler wake-up
 // (ProposeInline) on the calling goroutine, and the sync it starts.
 func (p *Partition) drive() {
+	p.h.drivers.RLock()
+	defer p.h.drivers.RUnlock()
 	if p.h.sched.stopping.Load() || !p.raftMu.TryLock() {
 		p.h.sched.enqueue(p.id, workPropose)
 		return
