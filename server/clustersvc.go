@@ -24,6 +24,7 @@ func (c *clusterService) nodes(st *cluster.State) []*sluicev1.Node {
 		n := st.Nodes[id]
 		out = append(out, &sluicev1.Node{
 			NodeId: int32(id), Address: n.Addr, Rack: n.Rack, Alive: md.Alive(id), ControllerVoter: voters[id],
+			Decommissioning: st.Decommissioned[id],
 		})
 	}
 	return out

@@ -80,7 +80,7 @@ and the partitions that need attention: without a leader, or with a replica lagg
 			fmt.Fprintf(w, "PARTITIONS    %d (under-replicated %d, leaderless %d)\n",
 				desc.GetPartitionCount(), desc.GetUnderReplicatedPartitions(), desc.GetLeaderlessPartitions())
 			fmt.Fprintf(w, "TOPICS        %d\n\n", len(topics))
-			t := app.NewTable(w, "NODE", "ADDRESS", "RACK", "ALIVE", "CONTROLLER-VOTER", "LEADERS", "REPLICAS")
+			t := app.NewTable(w, "NODE", "ADDRESS", "RACK", "ALIVE", "CONTROLLER-VOTER", "DECOMMISSIONING", "LEADERS", "REPLICAS")
 			for _, n := range desc.GetNodes() {
 				rack := n.GetRack()
 				if rack == "" {
@@ -90,7 +90,7 @@ and the partitions that need attention: without a leader, or with a replica lagg
 				if n.GetNodeId() == desc.GetControllerId() {
 					id += "*"
 				}
-				t.Row(id, n.GetAddress(), rack, n.GetAlive(), n.GetControllerVoter(), leaders[n.GetNodeId()], replicas[n.GetNodeId()])
+				t.Row(id, n.GetAddress(), rack, n.GetAlive(), n.GetControllerVoter(), n.GetDecommissioning(), leaders[n.GetNodeId()], replicas[n.GetNodeId()])
 			}
 			if err := t.Flush(); err != nil {
 				return err
