@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -228,7 +229,7 @@ type fetchJob struct {
 // or its wait is over, never because records came from another leader first.
 type flight struct {
 	job  *fetchJob
-	resp *sluicev1.FetchResponse // set before done is closed
+	resp *fetchReply // set before done is closed
 	err  error
 	done chan struct{}
 }
@@ -442,7 +443,7 @@ func (c *Consumer) topicsLocked() []string {
 	return ts
 }
 
-func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*sluicev1.FetchResponse, error) {
+func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*fetchReply, error) {
 	cc, err := c.cl.conn(j.addr)
 	if err != nil {
 		return nil, err
@@ -454,12 +455,18 @@ func (c *Consumer) fetch(ctx context.Context, j *fetchJob) (*sluicev1.FetchRespo
 	wait := c.cfg.fetchMaxWait
 	rctx, cancel := context.WithTimeout(ctx, wait+c.cfg.requestTimeout)
 	defer cancel()
-	resp, err := sluicev1.NewConsumerServiceClient(cc).Fetch(rctx, &sluicev1.FetchRequest{
+	// Invoked directly (not through the generated client) so that fetchCodec decodes
+	// into a fetchReply: records alias the response, and CRC failures come with it.
+	reply := new(fetchReply)
+	err = cc.Invoke(rctx, sluicev1.ConsumerService_Fetch_FullMethodName, &sluicev1.FetchRequest{
 		Topic: j.topic, Partitions: j.parts, MaxBytes: c.cfg.fetchMaxBytes, PartitionMaxBytes: c.cfg.partMaxBytes,
 		MinBytes: c.cfg.fetchMinBytes, MaxWaitMs: int32(wait / time.Millisecond), IsolationLevel: iso,
 		RecordFormat: sluicev1.RecordFormat_RECORD_FORMAT_STORED,
-	}, fetchCall, grpc.MaxCallRecvMsgSize(fetchRecvLimit(c.cfg.fetchMaxBytes)))
-	return resp, fromStatus(err)
+	}, reply, fetchCall, grpc.MaxCallRecvMsgSize(fetchRecvLimit(c.cfg.fetchMaxBytes)))
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return reply, nil
 }
 
 // fetchRecvLimit bounds a fetch response: grpc's default (4 MiB) is below the default
@@ -473,10 +480,10 @@ func fetchRecvLimit(maxBytes int32) int {
 
 // take turns a fetch response into records and advances positions, unless the partition
 // was sought meanwhile.
-func (c *Consumer) take(ctx context.Context, j *fetchJob, resp *sluicev1.FetchResponse) ([]*Record, []error) {
+func (c *Consumer) take(ctx context.Context, j *fetchJob, reply *fetchReply) ([]*Record, []error) {
 	var recs []*Record
 	var errs []error
-	for _, fp := range resp.GetPartitions() {
+	for _, fp := range reply.resp.GetPartitions() {
 		tp := topicPartition{j.topic, fp.GetPartition()}
 		c.mu.Lock()
 		cp := c.mu.parts[tp]
@@ -514,17 +521,21 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, resp *sluicev1.FetchRe
 				continue
 			}
 			rs, err := batch.Records(rb)
+			if err == nil && slices.Contains(reply.badCRC, rb) {
+				err = fmt.Errorf("crc %08x does not match the records", rb.GetCrc())
+			}
 			if err != nil {
 				perr = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_CORRUPT_BATCH, Message: err.Error(),
 					Metadata: map[string]string{"offset": strconv.FormatInt(rb.GetBaseOffset(), 10)}}
 				break
 			}
+			slab := make([]Record, len(rs)) // one allocation for the batch's records
 			for i, r := range rs {
 				off := rb.GetBaseOffset() + int64(i)
 				if off < next {
 					continue
 				}
-				prs = append(prs, fromProtoRecord(tp.topic, tp.partition, off, rb.GetLeaderEpoch(), r))
+				prs = append(prs, fillProtoRecord(&slab[i], tp.topic, tp.partition, off, rb.GetLeaderEpoch(), r))
 				next = off + 1
 			}
 		}

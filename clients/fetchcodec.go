@@ -9,17 +9,18 @@ import (
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
-// Reading fast: a fetched byte is copied from the socket into a frame buffer, gathered
-// into one buffer for decoding, and copied once more into the record it belongs to. grpc's
-// default buffer pool zeroes every buffer it hands out, a pass over every byte fetched
-// before each of the first two copies; the consumer's connections and fetch responses
-// use dirtyPool instead, whose buffers are always overwritten before they are read.
+// Reading fast: a fetched byte is copied from the socket into a frame buffer and gathered
+// into one buffer that the records of the response alias (decodeFetchResponse). grpc's
+// default buffer pool zeroes every buffer it hands out; the consumer's connections read
+// frames into dirtyPool buffers instead, whose contents are always overwritten before
+// they are read. The gathered buffer is never pooled: the records it returns own it.
 
-// fetchCodec is grpc's proto codec, except that a large response is gathered into a
-// dirtyPool buffer. Decoding copies what it keeps, so the buffer goes back at once.
+// fetchCodec is grpc's proto codec, except that it decodes a *fetchReply with
+// decodeFetchResponse.
 type fetchCodec struct{ encoding.CodecV2 }
 
 // fetchCall makes a call decode its response with fetchCodec.
@@ -28,18 +29,32 @@ var fetchCall = grpc.ForceCodecV2(fetchCodec{encoding.GetCodecV2("proto")})
 // readPool makes a connection read frames into dirtyPool buffers.
 var readPool = experimental.WithBufferPool(dirtyPool)
 
+// fetchReply is a Fetch response as fetchCodec decodes it: its records alias one buffer
+// of their own, and badCRC lists the batches whose records fail their CRC.
+type fetchReply struct {
+	resp   sluicev1.FetchResponse
+	badCRC []*sluicev1.RecordBatch
+}
+
 func (c fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	n := data.Len()
-	m, ok := v.(proto.Message)
-	if !ok || n < 64<<10 {
+	r, ok := v.(*fetchReply)
+	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	bp := dirtyPool.Get(n)
-	defer dirtyPool.Put(bp)
-	if got := data.CopyTo(*bp); got != n {
-		return fmt.Errorf("sluice: response of %d bytes copied as %d", n, got)
+	var b []byte
+	if len(data) == 1 {
+		// grpc frees data after Unmarshal returns: even a single buffer is copied.
+		b = append([]byte(nil), data[0].ReadOnlyData()...)
+	} else {
+		n := data.Len()
+		b = make([]byte, n)
+		if got := data.CopyTo(b); got != n {
+			return fmt.Errorf("sluice: response of %d bytes copied as %d", n, got)
+		}
 	}
-	return proto.Unmarshal(*bp, m)
+	bad, err := decodeFetchResponse(b, &r.resp)
+	r.badCRC = bad
+	return err
 }
 
 const (

@@ -41,7 +41,12 @@ func (r *Record) toProto() *sluicev1.Record {
 }
 
 func fromProtoRecord(topic string, partition int32, offset, leaderEpoch int64, pr *sluicev1.Record) *Record {
-	r := &Record{
+	return fillProtoRecord(new(Record), topic, partition, offset, leaderEpoch, pr)
+}
+
+// fillProtoRecord sets r from a consumed record; Key and Value alias pr's.
+func fillProtoRecord(r *Record, topic string, partition int32, offset, leaderEpoch int64, pr *sluicev1.Record) *Record {
+	*r = Record{
 		Topic: topic, Partition: partition, Offset: offset, LeaderEpoch: leaderEpoch,
 		Key: pr.GetKey(), Value: pr.GetValue(), Timestamp: time.UnixMilli(pr.GetTimestampMs()),
 	}
