@@ -14,18 +14,20 @@ import (
 	"github.com/sluicehq/sluice/storage"
 )
 
-// Serving reads without allocating. A read is served with two copies:
-// from the file into a read buffer (replication's ReadInto), and from the
-// read buffer into the marshalled message, whose buffer the transport
-// writes to the socket. Both buffers come from servePool and go back to it
-// once used, so a fetch of 16 MiB neither allocates 32 MiB nor has the
-// runtime zero them first (grpc's default pool zeroes buffers larger than
+// Serving reads without allocating. A Fetch is served with one copy: from
+// the file into a read buffer (replication's ReadInto); the response is
+// encoded around the stored batches, which it references in the read
+// buffers (fetchencode.go), and the transport copies them to the socket.
+// Read buffers come from servePool and go back to it once grpc has freed
+// every reference, so a fetch of 16 MiB neither allocates nor has the
+// runtime zero its buffers (grpc's default pool zeroes buffers larger than
 // its largest tier on every Get).
 //
-// A unary Fetch response is marshalled after the handler returns, so its
+// A unary Fetch response is encoded after the handler returns, so its
 // read buffers are leased to the response (leaseResponse) and the codec
-// hands them back right after marshalling it. A Consume stream marshals in
-// Send, so it keeps its read buffer for the life of the stream.
+// hands them to the encoded message. A Consume stream marshals (copies) in
+// Send into a servePool buffer, so it keeps one read buffer for the life
+// of the stream.
 
 const (
 	minPooledShift = 16 // 64 KiB: smaller messages use grpc's own pools
@@ -119,8 +121,9 @@ func leaseResponse(resp *sluicev1.FetchResponse, l *readLease) {
 	runtime.AddCleanup(resp, func(wp weak.Pointer[sluicev1.FetchResponse]) { leases.Delete(wp) }, wp)
 }
 
-// servingCodec is grpc's proto codec, with large messages marshalled into
-// servePool buffers and leased read buffers handed back once marshalled.
+// servingCodec is grpc's proto codec, with Fetch responses encoded around
+// their read buffers and other large messages marshalled into servePool
+// buffers.
 type servingCodec struct{ encoding.CodecV2 }
 
 func newServingCodec() servingCodec {
@@ -129,9 +132,11 @@ func newServingCodec() servingCodec {
 
 func (c servingCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*sluicev1.FetchResponse); ok {
+		var lease *readLease
 		if l, ok := leases.LoadAndDelete(weak.Make(r)); ok {
-			defer l.(*readLease).release()
+			lease = l.(*readLease)
 		}
+		return encodeFetchResponse(r, lease) // fetchencode.go
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
