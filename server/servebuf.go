@@ -39,9 +39,25 @@ const (
 
 // servePool is a mem.BufferPool of power-of-two classes that never zeroes
 // a buffer: every user overwrites what it reads back.
+//
+// Buffers of 1 MiB and more are kept first in a free list of at most
+// keptPoolBytes, which the garbage collector does not empty: a sync.Pool
+// loses its contents within two collections, and serving a fetch of 16 MiB
+// from a freshly allocated (and so zeroed) buffer costs as much as reading
+// it. The free list is what a node holds on to between fetches.
 type sizedPool struct {
 	classes [maxPooledShift - minPooledShift + 1]sync.Pool
+	mu      struct {
+		sync.Mutex
+		free  [maxPooledShift - minPooledShift + 1][]*[]byte
+		bytes int
+	}
 }
+
+const (
+	keptPoolShift = 20       // classes of 1 MiB and more use the free list
+	keptPoolBytes = 96 << 20 // at most this much sits in the free list
+)
 
 var servePool = &sizedPool{}
 
@@ -65,6 +81,12 @@ func (sp *sizedPool) Get(n int) *[]byte {
 		b := make([]byte, n)
 		return &b
 	}
+	if c+minPooledShift >= keptPoolShift {
+		if b := sp.takeKept(c); b != nil {
+			*b = (*b)[:n]
+			return b
+		}
+	}
 	if v := sp.classes[c].Get(); v != nil {
 		b := v.(*[]byte)
 		*b = (*b)[:n]
@@ -80,7 +102,37 @@ func (sp *sizedPool) Put(b *[]byte) {
 	if !ok || cap(*b) != 1<<(c+minPooledShift) {
 		return
 	}
+	if c+minPooledShift >= keptPoolShift && sp.keep(c, b) {
+		return
+	}
 	sp.classes[c].Put(b)
+}
+
+// takeKept takes a buffer of class c from the free list (locks sp.mu).
+func (sp *sizedPool) takeKept(c int) *[]byte {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	f := sp.mu.free[c]
+	if len(f) == 0 {
+		return nil
+	}
+	b := f[len(f)-1]
+	f[len(f)-1] = nil
+	sp.mu.free[c] = f[:len(f)-1]
+	sp.mu.bytes -= cap(*b)
+	return b
+}
+
+// keep puts b in the free list if there is room (locks sp.mu).
+func (sp *sizedPool) keep(c int, b *[]byte) bool {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.mu.bytes+cap(*b) > keptPoolBytes {
+		return false
+	}
+	sp.mu.free[c] = append(sp.mu.free[c], b)
+	sp.mu.bytes += cap(*b)
+	return true
 }
 
 // readLease is the memory a response's batches alias: read buffers and
