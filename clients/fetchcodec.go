@@ -1,7 +1,6 @@
 package clients
 
 import (
-	"fmt"
 	"math/bits"
 	"sync"
 
@@ -13,11 +12,12 @@ import (
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
-// Reading fast: a fetched byte is copied from the socket into a frame buffer and gathered
-// into one buffer that the records of the response alias (decodeFetchResponse). grpc's
+// Reading fast: a fetched byte is copied from the socket into a frame buffer, and the
+// records of a Fetch response alias the frame buffers (decodeFetchResponse). grpc's
 // default buffer pool zeroes every buffer it hands out; the consumer's connections read
 // frames into dirtyPool buffers instead, whose contents are always overwritten before
-// they are read. The gathered buffer is never pooled: the records it returns own it.
+// they are read. The frames of a Fetch response never go back to the pool: its records
+// own them, and the garbage collector frees them with the last record.
 
 // fetchCodec is grpc's proto codec, except that it decodes a *fetchReply with
 // decodeFetchResponse.
@@ -29,8 +29,8 @@ var fetchCall = grpc.ForceCodecV2(fetchCodec{encoding.GetCodecV2("proto")})
 // readPool makes a connection read frames into dirtyPool buffers.
 var readPool = experimental.WithBufferPool(dirtyPool)
 
-// fetchReply is a Fetch response as fetchCodec decodes it: its records alias one buffer
-// of their own, and badCRC lists the batches whose records fail their CRC.
+// fetchReply is a Fetch response as fetchCodec decodes it: its records alias the
+// response's frames, and badCRC lists the batches whose records fail their CRC.
 type fetchReply struct {
 	resp   sluicev1.FetchResponse
 	badCRC []*sluicev1.RecordBatch
@@ -41,18 +41,14 @@ func (c fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.CodecV2.Unmarshal(data, v)
 	}
-	var b []byte
-	if len(data) == 1 {
-		// grpc frees data after Unmarshal returns: even a single buffer is copied.
-		b = append([]byte(nil), data[0].ReadOnlyData()...)
-	} else {
-		n := data.Len()
-		b = make([]byte, n)
-		if got := data.CopyTo(b); got != n {
-			return fmt.Errorf("sluice: response of %d bytes copied as %d", n, got)
-		}
+	segs := make([][]byte, len(data))
+	for i, b := range data {
+		// grpc frees data once Unmarshal returns; this reference is never freed, so
+		// the frame never goes back to its pool and lives as long as its records.
+		b.Ref()
+		segs[i] = b.ReadOnlyData()
 	}
-	bad, err := decodeFetchResponse(b, &r.resp)
+	bad, err := decodeFetchResponse(segs, &r.resp)
 	r.badCRC = bad
 	return err
 }

@@ -41,6 +41,13 @@ func TestFetchCodecDecodesLikeProto(t *testing.T) {
 		if !proto.Equal(&got, resp) {
 			t.Fatalf("%d records: decoded response differs", n)
 		}
+		var reply fetchReply
+		if err := codec.Unmarshal(data, &reply); err != nil || len(reply.badCRC) != 0 {
+			t.Fatalf("%d records: fetchReply: %v, %d crc failures", n, err, len(reply.badCRC))
+		}
+		if !proto.Equal(&reply.resp, resp) {
+			t.Fatalf("%d records: fetchReply decoded differently", n)
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package clients
 
 import (
+	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"unicode/utf8"
@@ -14,18 +15,20 @@ import (
 // decodeFetchResponse decodes a FetchResponse as proto.Unmarshal does (unknown fields
 // kept, a known field of the wrong wire type kept as unknown, the last of a repeated
 // scalar wins, strings checked for UTF-8), except that record keys and values, header
-// values and records_data alias b instead of being copied, and the records of a response
-// share a few allocations.
+// values and records_data alias segs instead of being copied (a value split between two
+// segments is copied), and the records of a response share a few allocations. segs
+// are the message's bytes in order, as the transport received them.
 //
-// Aliasing is safe only because b belongs to the response alone: b must never be reused
-// or changed while any record decoded from it is reachable, so it cannot come from a
-// pool. A record keeps all of b alive.
+// Aliasing is safe only because segs belong to the response alone: they must never be
+// reused or changed while any record decoded from them is reachable, so they cannot go
+// back to a pool. A record keeps its segment alive.
 //
 // m must be empty. The batches whose plain records fail the batch CRC are returned,
 // they are decoded as proto.Unmarshal decodes them all the same.
-func decodeFetchResponse(b []byte, m *sluicev1.FetchResponse) (badCRC []*sluicev1.RecordBatch, err error) {
-	d := fetchDecoder{}
-	err = d.response(b, m)
+func decodeFetchResponse(segs [][]byte, m *sluicev1.FetchResponse) (badCRC []*sluicev1.RecordBatch, err error) {
+	d := fetchDecoder{segs: segs}
+	r := newWireReader(segs)
+	err = d.response(&r, m)
 	return d.badCRC, err
 }
 
@@ -35,6 +38,7 @@ var (
 )
 
 type fetchDecoder struct {
+	segs   [][]byte
 	slab   []sluicev1.Record // records handed out one by one, allocated in chunks
 	badCRC []*sluicev1.RecordBatch
 }
@@ -50,49 +54,172 @@ func (d *fetchDecoder) record() *sluicev1.Record {
 	return r
 }
 
-// tag consumes a field's tag, rejecting what the protobuf runtime rejects.
-func tag(b []byte) (protowire.Number, protowire.Type, int, error) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || num > protowire.MaxValidNumber {
-		return 0, 0, 0, errWire
+// crc extends c over the message bytes [from, to).
+func (d *fetchDecoder) crc(c uint32, from, to int) uint32 {
+	for _, s := range d.segs {
+		if to <= 0 {
+			break
+		}
+		if from < len(s) {
+			c = crc32.Update(c, castagnoli, s[max(from, 0):min(to, len(s))])
+		}
+		from -= len(s)
+		to -= len(s)
 	}
-	return num, typ, n, nil
+	return c
 }
 
-// unknown appends the field at b (after its tag of n bytes) to u as the runtime keeps
-// an unknown field: the tag re-encoded, then the value's bytes. It returns the bytes of
-// b the field took.
-func unknown(u []byte, num protowire.Number, typ protowire.Type, b []byte, n int) ([]byte, int, error) {
-	m := protowire.ConsumeFieldValue(num, typ, b[n:])
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// wireReader reads a message that may be split into several segments, within a limit.
+type wireReader struct {
+	cur  []byte   // the rest of the current segment, within the limit
+	segs [][]byte // the segments after it
+	left int      // bytes within the limit after cur
+	pos  int      // offset of cur[0] in the whole message
+}
+
+func newWireReader(segs [][]byte) wireReader {
+	r := wireReader{segs: segs}
+	for _, s := range segs {
+		r.left += len(s)
+	}
+	return r
+}
+
+func (r *wireReader) remaining() int { return len(r.cur) + r.left }
+
+// fill makes cur non-empty if anything is left.
+func (r *wireReader) fill() {
+	for len(r.cur) == 0 && r.left > 0 {
+		s := r.segs[0]
+		r.segs = r.segs[1:]
+		r.cur = s[:min(len(s), r.left)]
+		r.left -= len(r.cur)
+	}
+}
+
+func (r *wireReader) skip(n int) {
+	for n > 0 {
+		r.fill()
+		k := min(n, len(r.cur))
+		r.cur = r.cur[k:]
+		r.pos += k
+		n -= k
+	}
+}
+
+// peek returns the next min(n, remaining) bytes without consuming them, copied when
+// they span segments.
+func (r *wireReader) peek(n int) []byte {
+	r.fill()
+	n = min(n, r.remaining())
+	if len(r.cur) >= n {
+		return r.cur[:n]
+	}
+	out := make([]byte, 0, n)
+	out = append(out, r.cur...)
+	for _, s := range r.segs {
+		if len(out) == n {
+			break
+		}
+		out = append(out, s[:min(len(s), n-len(out))]...)
+	}
+	return out
+}
+
+// take consumes n bytes (n <= remaining): an alias when they lie in one segment.
+func (r *wireReader) take(n int) []byte {
+	v := r.peek(n)
+	r.skip(n)
+	return v
+}
+
+// sub returns a reader of the next n bytes (n <= remaining); the caller skips them.
+func (r *wireReader) sub(n int) wireReader {
+	r.fill()
+	k := min(n, len(r.cur))
+	return wireReader{cur: r.cur[:k], segs: r.segs, left: n - k, pos: r.pos}
+}
+
+func (r *wireReader) varint() (uint64, error) {
+	v, n := protowire.ConsumeVarint(r.peek(binary.MaxVarintLen64))
+	if n < 0 {
+		return 0, errWire
+	}
+	r.skip(n)
+	return v, nil
+}
+
+// tag consumes a field's tag, rejecting what the protobuf runtime rejects.
+func (r *wireReader) tag() (protowire.Number, protowire.Type, error) {
+	v, err := r.varint()
+	if err != nil {
+		return 0, 0, err
+	}
+	num, typ := protowire.DecodeTag(v)
+	if num < protowire.MinValidNumber || num > protowire.MaxValidNumber {
+		return 0, 0, errWire
+	}
+	return num, typ, nil
+}
+
+// length consumes the length of a length-delimited value and checks it is there.
+func (r *wireReader) length() (int, error) {
+	n, err := r.varint()
+	if err != nil {
+		return 0, err
+	}
+	if n > uint64(r.remaining()) {
+		return 0, errWire
+	}
+	return int(n), nil
+}
+
+func (r *wireReader) bytes() ([]byte, error) {
+	n, err := r.length()
+	if err != nil {
+		return nil, err
+	}
+	return r.take(n), nil
+}
+
+// message decodes the next length-delimited value with f.
+func (r *wireReader) message(f func(*wireReader) error) error {
+	n, err := r.length()
+	if err != nil {
+		return err
+	}
+	sr := r.sub(n)
+	if err := f(&sr); err != nil {
+		return err
+	}
+	r.skip(n)
+	return nil
+}
+
+// unknown consumes a field's value (its tag read) and appends the field to u as the
+// runtime keeps an unknown field: the tag re-encoded, then the value's bytes as sent.
+func (r *wireReader) unknown(u []byte, num protowire.Number, typ protowire.Type) ([]byte, error) {
+	var m int
+	switch typ {
+	case protowire.BytesType:
+		p := r.peek(binary.MaxVarintLen64)
+		n, k := protowire.ConsumeVarint(p)
+		if k < 0 || n > uint64(r.remaining()-k) {
+			return u, errWire
+		}
+		m = k + int(n)
+	case protowire.StartGroupType:
+		m = protowire.ConsumeFieldValue(num, typ, r.peek(r.remaining()))
+	default:
+		m = protowire.ConsumeFieldValue(num, typ, r.peek(binary.MaxVarintLen64))
+	}
 	if m < 0 {
-		return u, 0, errWire
+		return u, errWire
 	}
 	u = protowire.AppendTag(u, num, typ)
-	return append(u, b[n:n+m]...), n + m, nil
-}
-
-// field consumes a field of the expected wire type after its tag: varint value, or
-// bytes value, or fixed32 value. ok is false when the wire type is another.
-func varint(b []byte, typ protowire.Type) (uint64, int, bool, error) {
-	if typ != protowire.VarintType {
-		return 0, 0, false, nil
-	}
-	v, n := protowire.ConsumeVarint(b)
-	if n < 0 {
-		return 0, 0, true, errWire
-	}
-	return v, n, true, nil
-}
-
-func lenDelim(b []byte, typ protowire.Type) ([]byte, int, bool, error) {
-	if typ != protowire.BytesType {
-		return nil, 0, false, nil
-	}
-	v, n := protowire.ConsumeBytes(b)
-	if n < 0 {
-		return nil, 0, true, errWire
-	}
-	return v, n, true, nil
+	return append(u, r.take(m)...), nil
 }
 
 // alias returns v as a proto3 bytes field holds it: nil when empty, capped so an append
@@ -104,44 +231,34 @@ func alias(v []byte) []byte {
 	return v[:len(v):len(v)]
 }
 
-func (d *fetchDecoder) response(b []byte, m *sluicev1.FetchResponse) error {
+func (d *fetchDecoder) response(r *wireReader, m *sluicev1.FetchResponse) error {
 	var unk []byte
-	for len(b) > 0 {
-		num, typ, n, err := tag(b)
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
 		if err != nil {
 			return err
 		}
-		var v []byte
-		var k int
-		var ok bool
-		switch num {
-		case 1, 2:
-			v, k, ok, err = lenDelim(b[n:], typ)
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if unk, k, err = unknown(unk, num, typ, b, n); err != nil {
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
 				return err
 			}
-			b = b[k:]
-			continue
-		}
-		switch num {
-		case 1:
 			if !utf8.Valid(v) {
 				return errUTF8
 			}
 			m.Topic = string(v)
-		case 2:
+		case num == 2 && typ == protowire.BytesType:
 			fp := new(sluicev1.FetchedPartition)
-			if err := d.partition(v, fp); err != nil {
+			if err := r.message(func(r *wireReader) error { return d.partition(r, fp) }); err != nil {
 				return err
 			}
 			m.Partitions = append(m.Partitions, fp)
+		default:
+			if unk, err = r.unknown(unk, num, typ); err != nil {
+				return err
+			}
 		}
-		b = b[n+k:]
 	}
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)
@@ -149,49 +266,40 @@ func (d *fetchDecoder) response(b []byte, m *sluicev1.FetchResponse) error {
 	return nil
 }
 
-func (d *fetchDecoder) partition(b []byte, m *sluicev1.FetchedPartition) error {
+func (d *fetchDecoder) partition(r *wireReader, m *sluicev1.FetchedPartition) error {
 	var unk []byte
-	for len(b) > 0 {
-		num, typ, n, err := tag(b)
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
 		if err != nil {
 			return err
 		}
-		var x uint64
-		var v []byte
-		var k int
-		var ok bool
-		switch num {
-		case 1, 3, 4, 5:
-			x, k, ok, err = varint(b[n:], typ)
-		case 2, 6:
-			v, k, ok, err = lenDelim(b[n:], typ)
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if unk, k, err = unknown(unk, num, typ, b, n); err != nil {
+		switch {
+		case (num == 1 || num == 3 || num == 4 || num == 5) && typ == protowire.VarintType:
+			x, err := r.varint()
+			if err != nil {
 				return err
 			}
-			b = b[k:]
-			continue
-		}
-		switch num {
-		case 1:
-			m.Partition = int32(x)
-		case 2:
+			switch num {
+			case 1:
+				m.Partition = int32(x)
+			case 3:
+				m.HighWatermark = int64(x)
+			case 4:
+				m.LastStableOffset = int64(x)
+			case 5:
+				m.LogStartOffset = int64(x)
+			}
+		case num == 2 && typ == protowire.BytesType:
 			rb := new(sluicev1.RecordBatch)
-			if err := d.batch(v, rb); err != nil {
+			if err := r.message(func(r *wireReader) error { return d.batch(r, rb) }); err != nil {
 				return err
 			}
 			m.Batches = append(m.Batches, rb)
-		case 3:
-			m.HighWatermark = int64(x)
-		case 4:
-			m.LastStableOffset = int64(x)
-		case 5:
-			m.LogStartOffset = int64(x)
-		case 6:
+		case num == 6 && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
+				return err
+			}
 			// Rare and small: the runtime decodes it, merging as it would.
 			if m.Error == nil {
 				m.Error = new(sluicev1.Error)
@@ -199,8 +307,11 @@ func (d *fetchDecoder) partition(b []byte, m *sluicev1.FetchedPartition) error {
 			if err := (proto.UnmarshalOptions{Merge: true}).Unmarshal(v, m.Error); err != nil {
 				return err
 			}
+		default:
+			if unk, err = r.unknown(unk, num, typ); err != nil {
+				return err
+			}
 		}
-		b = b[n+k:]
 	}
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)
@@ -208,145 +319,129 @@ func (d *fetchDecoder) partition(b []byte, m *sluicev1.FetchedPartition) error {
 	return nil
 }
 
-func (d *fetchDecoder) batch(b []byte, m *sluicev1.RecordBatch) error {
+func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 	var unk []byte
 	// The CRC of the plain records: over their entries as they are on the wire (tag,
 	// length, record), gathered in contiguous runs.
 	var crc uint32
 	runStart, runEnd := 0, 0
-	whole := b
-	for len(b) > 0 {
-		num, typ, n, err := tag(b)
+	for r.remaining() > 0 {
+		start := r.pos
+		num, typ, err := r.tag()
 		if err != nil {
 			return err
 		}
-		var x uint64
-		var v []byte
-		var k int
-		var ok bool
-		switch num {
-		case 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12:
-			x, k, ok, err = varint(b[n:], typ)
-		case 11:
-			if typ == protowire.Fixed32Type {
-				var c uint32
-				c, k = protowire.ConsumeFixed32(b[n:])
-				ok = true
-				if k < 0 {
-					err = errWire
-				}
-				x = uint64(c)
-			}
-		case 15, 16:
-			v, k, ok, err = lenDelim(b[n:], typ)
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if unk, k, err = unknown(unk, num, typ, b, n); err != nil {
+		switch {
+		case num <= 12 && num != 11 && typ == protowire.VarintType:
+			x, err := r.varint()
+			if err != nil {
 				return err
 			}
-			b = b[k:]
-			continue
-		}
-		switch num {
-		case 1:
-			m.BaseOffset = int64(x)
-		case 2:
-			m.RecordCount = int32(x)
-		case 3:
-			m.Compression = sluicev1.Compression(int32(x))
-		case 4:
-			m.TimestampType = sluicev1.TimestampType(int32(x))
-		case 5:
-			m.MaxTimestampMs = int64(x)
-		case 6:
-			m.ProducerId = int64(x)
-		case 7:
-			m.ProducerEpoch = int32(x)
-		case 8:
-			m.BaseSequence = int32(x)
-		case 9:
-			m.Transactional = protowire.DecodeBool(x)
-		case 10:
-			m.Control = protowire.DecodeBool(x)
-		case 11:
-			m.Crc = uint32(x)
-		case 12:
-			m.LeaderEpoch = int64(x)
-		case 15:
-			r := d.record()
-			if err := d.recordInto(v, r); err != nil {
+			switch num {
+			case 1:
+				m.BaseOffset = int64(x)
+			case 2:
+				m.RecordCount = int32(x)
+			case 3:
+				m.Compression = sluicev1.Compression(int32(x))
+			case 4:
+				m.TimestampType = sluicev1.TimestampType(int32(x))
+			case 5:
+				m.MaxTimestampMs = int64(x)
+			case 6:
+				m.ProducerId = int64(x)
+			case 7:
+				m.ProducerEpoch = int32(x)
+			case 8:
+				m.BaseSequence = int32(x)
+			case 9:
+				m.Transactional = protowire.DecodeBool(x)
+			case 10:
+				m.Control = protowire.DecodeBool(x)
+			case 12:
+				m.LeaderEpoch = int64(x)
+			}
+		case num == 11 && typ == protowire.Fixed32Type:
+			p := r.peek(4)
+			c, n := protowire.ConsumeFixed32(p)
+			if n < 0 {
+				return errWire
+			}
+			r.skip(n)
+			m.Crc = c
+		case num == 15 && typ == protowire.BytesType:
+			rec := d.record()
+			n, err := r.length()
+			if err != nil {
 				return err
 			}
-			m.Records = append(m.Records, r)
-			start := len(whole) - len(b)
+			sr := r.sub(n)
+			if err := recordInto(&sr, rec); err != nil {
+				return err
+			}
+			r.skip(n)
+			m.Records = append(m.Records, rec)
 			if start != runEnd {
-				crc = crc32.Update(crc, castagnoli, whole[runStart:runEnd])
+				crc = d.crc(crc, runStart, runEnd)
 				runStart = start
 			}
-			runEnd = start + n + k
-		case 16:
+			runEnd = r.pos
+		case num == 16 && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
+				return err
+			}
 			m.RecordsData = alias(v)
+		default:
+			if unk, err = r.unknown(unk, num, typ); err != nil {
+				return err
+			}
 		}
-		b = b[n+k:]
 	}
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)
 	}
-	if m.Crc != 0 && len(m.Records) > 0 {
-		if crc32.Update(crc, castagnoli, whole[runStart:runEnd]) != m.Crc {
-			d.badCRC = append(d.badCRC, m)
-		}
+	if m.Crc != 0 && len(m.Records) > 0 && d.crc(crc, runStart, runEnd) != m.Crc {
+		d.badCRC = append(d.badCRC, m)
 	}
 	return nil
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-func (d *fetchDecoder) recordInto(b []byte, m *sluicev1.Record) error {
+func recordInto(r *wireReader, m *sluicev1.Record) error {
 	var unk []byte
-	for len(b) > 0 {
-		num, typ, n, err := tag(b)
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
 		if err != nil {
 			return err
 		}
-		var x uint64
-		var v []byte
-		var k int
-		var ok bool
-		switch num {
-		case 1, 2, 3:
-			v, k, ok, err = lenDelim(b[n:], typ)
-		case 4:
-			x, k, ok, err = varint(b[n:], typ)
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if unk, k, err = unknown(unk, num, typ, b, n); err != nil {
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
 				return err
 			}
-			b = b[k:]
-			continue
-		}
-		switch num {
-		case 1:
-			m.Key = alias(v)
-		case 2:
-			m.Value = alias(v)
-		case 3:
+			if num == 1 {
+				m.Key = alias(v)
+			} else {
+				m.Value = alias(v)
+			}
+		case num == 3 && typ == protowire.BytesType:
 			h := new(sluicev1.RecordHeader)
-			if err := header(v, h); err != nil {
+			if err := r.message(func(r *wireReader) error { return header(r, h) }); err != nil {
 				return err
 			}
 			m.Headers = append(m.Headers, h)
-		case 4:
+		case num == 4 && typ == protowire.VarintType:
+			x, err := r.varint()
+			if err != nil {
+				return err
+			}
 			m.TimestampMs = int64(x)
+		default:
+			if unk, err = r.unknown(unk, num, typ); err != nil {
+				return err
+			}
 		}
-		b = b[n+k:]
 	}
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)
@@ -354,40 +449,32 @@ func (d *fetchDecoder) recordInto(b []byte, m *sluicev1.Record) error {
 	return nil
 }
 
-func header(b []byte, m *sluicev1.RecordHeader) error {
+func header(r *wireReader, m *sluicev1.RecordHeader) error {
 	var unk []byte
-	for len(b) > 0 {
-		num, typ, n, err := tag(b)
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
 		if err != nil {
 			return err
 		}
-		var v []byte
-		var k int
-		var ok bool
-		switch num {
-		case 1, 2:
-			v, k, ok, err = lenDelim(b[n:], typ)
-		}
-		if err != nil {
-			return err
-		}
-		if !ok {
-			if unk, k, err = unknown(unk, num, typ, b, n); err != nil {
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
 				return err
 			}
-			b = b[k:]
-			continue
-		}
-		switch num {
-		case 1:
-			if !utf8.Valid(v) {
-				return errUTF8
+			if num == 1 {
+				if !utf8.Valid(v) {
+					return errUTF8
+				}
+				m.Key = string(v)
+			} else {
+				m.Value = alias(v)
 			}
-			m.Key = string(v)
-		case 2:
-			m.Value = alias(v)
+		default:
+			if unk, err = r.unknown(unk, num, typ); err != nil {
+				return err
+			}
 		}
-		b = b[n+k:]
 	}
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)

@@ -53,19 +53,39 @@ func servedResponse(t testing.TB, c sluicev1.Compression, batches, records int) 
 
 // checkLikeProto decodes b with decodeFetchResponse and with proto.Unmarshal: both fail,
 // or both succeed with equal messages.
+// The bytes are decoded whole and split into segments of several sizes, as frames
+// split them.
 func checkLikeProto(t *testing.T, b []byte) []*sluicev1.RecordBatch {
 	t.Helper()
 	var want sluicev1.FetchResponse
 	werr := proto.Unmarshal(b, &want)
-	var got sluicev1.FetchResponse
-	bad, gerr := decodeFetchResponse(b, &got)
-	if (werr == nil) != (gerr == nil) {
-		t.Fatalf("proto.Unmarshal: %v, decodeFetchResponse: %v", werr, gerr)
-	}
-	if werr == nil && !proto.Equal(&got, &want) {
-		t.Fatalf("decoded differently:\n got %v\nwant %v", &got, &want)
+	var bad []*sluicev1.RecordBatch
+	for _, size := range []int{len(b), 1, 3, 7, 64} {
+		var got sluicev1.FetchResponse
+		gotBad, gerr := decodeFetchResponse(split(b, size), &got)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("segments of %d: proto.Unmarshal: %v, decodeFetchResponse: %v", size, werr, gerr)
+		}
+		if werr == nil && !proto.Equal(&got, &want) {
+			t.Fatalf("segments of %d: decoded differently:\n got %v\nwant %v", size, &got, &want)
+		}
+		if size != len(b) && len(gotBad) != len(bad) {
+			t.Fatalf("segments of %d: %d crc failures, whole %d", size, len(gotBad), len(bad))
+		}
+		bad = gotBad
 	}
 	return bad
+}
+
+// split cuts b into segments of size bytes (the last one shorter).
+func split(b []byte, size int) [][]byte {
+	var segs [][]byte
+	for size > 0 && len(b) > 0 {
+		k := min(size, len(b))
+		segs = append(segs, b[:k:k])
+		b = b[k:]
+	}
+	return segs
 }
 
 func fetchSeeds(t testing.TB) [][]byte {
@@ -132,7 +152,7 @@ func TestDecodeFetchResponseLikeProto(t *testing.T) {
 func TestDecodeFetchResponseCRCAndAliasing(t *testing.T) {
 	b := servedResponse(t, sluicev1.Compression_COMPRESSION_NONE, 2, 5)
 	var resp sluicev1.FetchResponse
-	bad, err := decodeFetchResponse(b, &resp)
+	bad, err := decodeFetchResponse([][]byte{b}, &resp)
 	if err != nil || len(bad) != 0 {
 		t.Fatalf("decode: %v, %d bad", err, len(bad))
 	}
@@ -146,7 +166,7 @@ func TestDecodeFetchResponseCRCAndAliasing(t *testing.T) {
 	}
 	b[i] ^= 0xff
 	var again sluicev1.FetchResponse
-	bad, err = decodeFetchResponse(b, &again)
+	bad, err = decodeFetchResponse(split(b, 100), &again)
 	if err != nil {
 		t.Fatal(err)
 	}
