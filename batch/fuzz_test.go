@@ -46,6 +46,10 @@ func FuzzNormalize(f *testing.F) {
 		if err != nil || ph != h {
 			t.Fatalf("ParseHeader = %+v, %v; Normalize said %+v", ph, err, h)
 		}
+		framed, fh, err := NormalizeFramed(b, Limits{MaxBytes: 1 << 20, MaxDecompressedBytes: 1 << 20, NowMs: 10}, 62)
+		if err != nil || fh != h || !bytes.Equal(framed[62:], stored) || !bytes.Equal(framed[:62], make([]byte, 62)) {
+			t.Fatalf("NormalizeFramed differs from Normalize: %v", err)
+		}
 		for _, f := range []sluicev1.RecordFormat{sluicev1.RecordFormat_RECORD_FORMAT_STORED, sluicev1.RecordFormat_RECORD_FORMAT_DECOMPRESSED} {
 			got := fetched(t, stored, 3, f)
 			recs, err := Records(got)
