@@ -72,7 +72,10 @@
 // sluicev1.Record (unknown fields, wrong wire types, header keys that are not UTF-8) or
 // whose timestamp is negative; and (*TooLargeError) a stored size over Limits.MaxBytes.
 // Records are walked with protowire without allocating: Normalize of the records_data
-// shape allocates only the stored bytes, whatever the number of records.
+// shape allocates only the stored bytes, whatever the number of records, and does not
+// zero them before copying the records in. NormalizeFramed leaves room in front of the
+// stored bytes, in the same allocation, for a header of the caller's (the server puts
+// the replication entry header there, so the entry is not a second copy).
 //
 // # Partitioning
 //
