@@ -49,6 +49,13 @@
 // idempotent producer only, UNKNOWN_OUTCOME and broken streams. Every other error reaches
 // the promise as an *Error.
 //
+// A node that stops answering (a paused process, a half-open connection) cannot hold
+// batches forever: a produce request with no answer within RequestTimeout (Kafka's
+// request.timeout.ms, default 30 s) fails its stream, its batches count as outcome unknown
+// and are retried after a metadata refresh (safely: their sequence numbers are kept), and
+// connections ping after 10 s of silence and close when a ping gets no answer in 5 s.
+// Brokers that just timed out are tried last for metadata.
+//
 // Idempotence (the default): the producer obtains a producer id with InitProducer and
 // numbers each partition's records; a retried batch keeps its sequence, so the partition
 // writes it once. A batch the server refuses leaves no gap: later batches of the
