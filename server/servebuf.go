@@ -182,6 +182,15 @@ func newServingCodec() servingCodec {
 	return servingCodec{encoding.GetCodecV2("proto")}
 }
 
+// Unmarshal decodes produce requests with their records aliasing the
+// received bytes (producedecode.go), other messages as grpc's codec does.
+func (c servingCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if ok, err := unmarshalProduceMessage(data, v); ok {
+		return err
+	}
+	return c.CodecV2.Unmarshal(data, v)
+}
+
 func (c servingCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if r, ok := v.(*sluicev1.FetchResponse); ok {
 		var lease *readLease

@@ -1,0 +1,149 @@
+package server
+
+import (
+	"sync"
+
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// Decoding a produce request without copying its records.
+//
+// proto.Unmarshal copies every bytes field, so a produced batch's
+// records_data used to be copied twice after grpc gathered the message:
+// into the RecordBatch, then into the stored form. unmarshalProduce gathers
+// the message into a buffer of its own and leaves records_data aliasing it:
+// the rest of the message (a few dozen bytes: topic, batch header) is
+// decoded by proto.Unmarshal from a copy without the records_data field,
+// and records_data is set to the bytes in the gathered buffer afterwards.
+// The result equals proto.Unmarshal's, error or not: the path to
+// records_data is only taken when each field on it occurs once with the
+// bytes wire type and the wire form walks cleanly; anything else is
+// decoded by proto.Unmarshal as before.
+
+// Field numbers on the path to RecordBatch.records_data.
+const (
+	streamRequestField = 1  // ProduceStreamRequest.request
+	requestBatchField  = 4  // ProduceRequest.batch
+	batchRecordsData   = 16 // RecordBatch.records_data
+)
+
+// unmarshalProduceMessage decodes data into m when m is a produce request,
+// aliasing records_data; ok is false for any other message.
+func unmarshalProduceMessage(data mem.BufferSlice, v any) (ok bool, err error) {
+	switch m := v.(type) {
+	case *sluicev1.ProduceStreamRequest:
+		return true, unmarshalProduceStream(data.Materialize(), m)
+	case *sluicev1.ProduceRequest:
+		return true, unmarshalProduceRequest(data.Materialize(), m)
+	}
+	return false, nil
+}
+
+// unmarshalProduceStream is proto.Unmarshal(b, m), with m's batch's
+// records_data aliasing b.
+func unmarshalProduceStream(b []byte, m *sluicev1.ProduceStreamRequest) error {
+	return unmarshalAliased(b, m, []protowire.Number{streamRequestField, requestBatchField, batchRecordsData},
+		func() *sluicev1.RecordBatch { return m.GetRequest().GetBatch() })
+}
+
+// unmarshalProduceRequest is proto.Unmarshal(b, m), with m's batch's
+// records_data aliasing b.
+func unmarshalProduceRequest(b []byte, m *sluicev1.ProduceRequest) error {
+	return unmarshalAliased(b, m, []protowire.Number{requestBatchField, batchRecordsData},
+		func() *sluicev1.RecordBatch { return m.GetBatch() })
+}
+
+// strippedPool holds the buffers a message without its records_data is
+// built in; proto.Unmarshal copies what it keeps, so they are reused.
+var strippedPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func unmarshalAliased(b []byte, m proto.Message, path []protowire.Number, batchOf func() *sluicev1.RecordBatch) error {
+	bp := strippedPool.Get().(*[]byte)
+	stripped, data, ok := stripPath((*bp)[:0], b, path)
+	if !ok {
+		strippedPool.Put(bp)
+		return proto.Unmarshal(b, m)
+	}
+	err := proto.Unmarshal(stripped, m)
+	*bp = stripped[:0]
+	strippedPool.Put(bp)
+	if err != nil {
+		// Not reached for a message that walked cleanly, but the
+		// error must be proto.Unmarshal's own on the whole message.
+		return proto.Unmarshal(b, m)
+	}
+	rb := batchOf()
+	if rb == nil {
+		return proto.Unmarshal(b, m)
+	}
+	rb.RecordsData = data
+	return nil
+}
+
+// stripPath appends to dst the message b without the field at path (each
+// number a field of the message the previous one holds) and returns that
+// field's bytes. ok is false unless every field on the path occurs exactly
+// once in its message, with the bytes wire type, the last one is not
+// empty, and every message on the path walks as valid wire form.
+func stripPath(dst, b []byte, path []protowire.Number) (out, field []byte, ok bool) {
+	start, end, vstart, ok := findOnce(b, path[0])
+	if !ok {
+		return dst, nil, false
+	}
+	value := b[vstart:end]
+	if len(path) == 1 {
+		if len(value) == 0 {
+			return dst, nil, false
+		}
+		dst = append(dst, b[:start]...)
+		return append(dst, b[end:]...), value, true
+	}
+	// Build the inner message first, after a gap, then move it behind
+	// its new tag and length.
+	dst = append(dst, b[:start]...)
+	mark := len(dst)
+	inner, field, ok := stripPath(dst, value, path[1:])
+	if !ok {
+		return dst[:mark], nil, false
+	}
+	innerLen := len(inner) - mark
+	var head [2 * binaryMaxVarint]byte
+	h := protowire.AppendTag(head[:0], path[0], protowire.BytesType)
+	h = protowire.AppendVarint(h, uint64(innerLen))
+	inner = append(inner, h...) // room
+	copy(inner[mark+len(h):], inner[mark:mark+innerLen])
+	copy(inner[mark:], h)
+	return append(inner, b[end:]...), field, true
+}
+
+const binaryMaxVarint = 10
+
+// findOnce walks the fields of b and returns where the only field numbered
+// num starts (its tag), ends, and where its value starts; ok is false when
+// b is not valid wire form, or num occurs other than once or not as bytes.
+func findOnce(b []byte, num protowire.Number) (start, end, vstart int, ok bool) {
+	found := false
+	for off := 0; off < len(b); {
+		n, typ, tl := protowire.ConsumeTag(b[off:])
+		if tl < 0 {
+			return 0, 0, 0, false
+		}
+		vl := protowire.ConsumeFieldValue(n, typ, b[off+tl:])
+		if vl < 0 {
+			return 0, 0, 0, false
+		}
+		if n == num {
+			if found || typ != protowire.BytesType {
+				return 0, 0, 0, false
+			}
+			_, ll := protowire.ConsumeVarint(b[off+tl:])
+			found, start, vstart, end = true, off, off+tl+ll, off+tl+vl
+		}
+		off += tl + vl
+	}
+	return start, end, vstart, found
+}
