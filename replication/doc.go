@@ -49,8 +49,9 @@
 //     learner first) learns the configuration from the log or a snapshot;
 //     TransferLeadership moves leadership for balancing.
 //   - Transport (transport.go) carries batched messages of all groups per
-//     destination node (the outbox merges what all groups produce while a
-//     send is in progress); MemNetwork is the in-process network for tests
+//     destination node (a pass hands each destination's messages to the
+//     transport at once, on its own goroutine; the transport merges what
+//     all groups queued while it wrote the previous frame); MemNetwork is the in-process network for tests
 //     and can cut, delay and drop links; subpackage grpctransport is the
 //     network implementation (one gRPC stream per destination node).
 //
@@ -98,11 +99,12 @@
 // # Goroutines
 //
 // Host starts and owns: the scheduler workers, the sync workers, the
-// ticker (which also sends liveness messages) and the outbox sender.
+// ticker (which also sends liveness messages). The outbox has no
+// goroutine: passes call Transport.Send, which only queues.
 // ProposeInline borrows its caller's goroutine for a pass and a sync; it
 // returns when they are done. Close
-// stops the ticker, then the scheduler, drains the sync workers, stops the
-// outbox and closes the partitions (saving their HardState), waiting for
+// stops the ticker, then the scheduler, drains the sync workers, closes the
+// outbox (no Send after that) and closes the partitions (saving their HardState), waiting for
 // each; MemNetwork owns one delivery goroutine per directed link until its
 // Close. No goroutine is started per partition or per request.
 package replication

@@ -6,96 +6,68 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// outbox batches messages for other nodes across groups: groups add their
-// messages, one goroutine hands each destination's batch to the transport.
-// While a Send is in progress further messages accumulate, so the batch
-// size grows with load.
+// outbox hands a pass's messages for other nodes to the transport, one
+// Send per destination, on the caller's goroutine: Send only queues (the
+// gRPC transport's sender per destination batches whatever accumulated
+// while it wrote the previous frame), so a separate goroutine here would
+// only add a wake-up to every message's path. Order per destination is
+// kept because a group's passes never overlap (raftMu) and each pass
+// sends its messages in order.
 type outbox struct {
-	t    Transport
-	wake chan struct{}
-	mu   struct {
-		sync.Mutex
-		pending map[uint64][]GroupMessage
-		closed  bool
+	t  Transport
+	mu struct {
+		// RWMutex: senders share it, close excludes them, so no Send
+		// starts after close returns.
+		sync.RWMutex
+		closed bool
 	}
-	wg sync.WaitGroup
 }
 
 func newOutbox(t Transport) *outbox {
-	o := &outbox{t: t, wake: make(chan struct{}, 1)}
-	o.mu.pending = make(map[uint64][]GroupMessage)
-	if t != nil {
-		o.wg.Add(1)
-		go o.run()
-	}
-	return o
+	return &outbox{t: t}
 }
 
 func (o *outbox) add(group uint64, msgs []*raftpb.Message) {
-	if o.t == nil {
+	if o.t == nil || len(msgs) == 0 {
 		return // single node: no peers to reach
 	}
-	o.mu.Lock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	if o.mu.closed {
-		o.mu.Unlock()
 		return
 	}
-	for _, m := range msgs {
-		to := m.GetTo()
-		o.mu.pending[to] = append(o.mu.pending[to], GroupMessage{GroupID: group, Message: m})
-	}
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
+	// Most passes address one or two nodes: split without a map.
+	for len(msgs) > 0 {
+		to := msgs[0].GetTo()
+		batch := make([]GroupMessage, 0, len(msgs))
+		rest := msgs[:0:0]
+		for _, m := range msgs {
+			if m.GetTo() == to {
+				batch = append(batch, GroupMessage{GroupID: group, Message: m})
+			} else {
+				rest = append(rest, m)
+			}
+		}
+		o.t.Send(to, batch)
+		msgs = rest
 	}
 }
 
-// addGroupMessages queues ready-made messages for node to.
+// addGroupMessages sends ready-made messages to node to.
 func (o *outbox) addGroupMessages(to uint64, msgs []GroupMessage) {
 	if o.t == nil {
 		return
 	}
-	o.mu.Lock()
+	o.mu.RLock()
+	defer o.mu.RUnlock()
 	if o.mu.closed {
-		o.mu.Unlock()
 		return
 	}
-	o.mu.pending[to] = append(o.mu.pending[to], msgs...)
-	o.mu.Unlock()
-	select {
-	case o.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (o *outbox) run() {
-	defer o.wg.Done()
-	for range o.wake {
-		o.mu.Lock()
-		var batch map[uint64][]GroupMessage
-		closed := o.mu.closed
-		if len(o.mu.pending) > 0 {
-			batch = o.mu.pending
-			o.mu.pending = make(map[uint64][]GroupMessage, len(batch))
-		}
-		o.mu.Unlock()
-		for to, msgs := range batch {
-			o.t.Send(to, msgs)
-		}
-		if closed {
-			return
-		}
-	}
+	o.t.Send(to, msgs)
 }
 
 func (o *outbox) close() {
-	if o.t == nil {
-		return
-	}
 	o.mu.Lock()
 	o.mu.closed = true
 	o.mu.Unlock()
-	close(o.wake) // run drains what is left and returns
-	o.wg.Wait()
 }

@@ -33,29 +33,62 @@ const (
 
 var errBadFrame = errors.New("grpctransport: malformed frame")
 
-// encodeFrame appends the frame of msgs from node to buf.
+// encodeFrame appends the frame of msgs from node to buf. Each message is
+// marshalled once, straight into buf: its size is computed first (and
+// cached in the message for the marshal that follows), so the envelope's
+// length prefix can be written ahead of it without a temporary buffer.
 func encodeFrame(buf []byte, from uint64, msgs []replication.GroupMessage) ([]byte, error) {
 	buf = protowire.AppendTag(buf, frameFrom, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, from)
-	var env []byte
 	for _, m := range msgs {
-		raw, err := proto.Marshal(m.Message)
-		if err != nil {
+		var err error
+		if buf, err = appendEnvelope(buf, m, proto.Size(m.Message)); err != nil {
 			return nil, err
 		}
-		env = env[:0]
-		env = protowire.AppendTag(env, envGroup, protowire.VarintType)
-		env = protowire.AppendVarint(env, m.GroupID)
-		env = protowire.AppendTag(env, envMessage, protowire.BytesType)
-		env = protowire.AppendBytes(env, raw)
-		if m.Quiesce {
-			env = protowire.AppendTag(env, envQuiesce, protowire.VarintType)
-			env = protowire.AppendVarint(env, 1)
-		}
-		buf = protowire.AppendTag(buf, frameMessages, protowire.BytesType)
-		buf = protowire.AppendBytes(buf, env)
 	}
 	return buf, nil
+}
+
+// cachedSize marshals with the size proto.Size just stored in the message.
+var cachedSize = proto.MarshalOptions{UseCachedSize: true}
+
+// appendEnvelope appends one envelope of m, whose marshalled size is size.
+func appendEnvelope(buf []byte, m replication.GroupMessage, size int) ([]byte, error) {
+	buf = protowire.AppendTag(buf, frameMessages, protowire.BytesType)
+	buf = protowire.AppendVarint(buf, uint64(envelopeSize(m, size)))
+	buf = protowire.AppendTag(buf, envGroup, protowire.VarintType)
+	buf = protowire.AppendVarint(buf, m.GroupID)
+	buf = protowire.AppendTag(buf, envMessage, protowire.BytesType)
+	buf = protowire.AppendVarint(buf, uint64(size))
+	start := len(buf)
+	buf, err := cachedSize.MarshalAppend(buf, m.Message)
+	if err != nil {
+		return nil, err
+	}
+	if len(buf)-start != size {
+		return nil, fmt.Errorf("grpctransport: message changed while marshalled (%d bytes, sized %d)", len(buf)-start, size)
+	}
+	if m.Quiesce {
+		buf = protowire.AppendTag(buf, envQuiesce, protowire.VarintType)
+		buf = protowire.AppendVarint(buf, 1)
+	}
+	return buf, nil
+}
+
+// envelopeSize is the encoded size of m's envelope (without its own tag
+// and length) when its message marshals to size bytes.
+func envelopeSize(m replication.GroupMessage, size int) int {
+	n := protowire.SizeTag(envGroup) + protowire.SizeVarint(m.GroupID) +
+		protowire.SizeTag(envMessage) + protowire.SizeBytes(size)
+	if m.Quiesce {
+		n += protowire.SizeTag(envQuiesce) + protowire.SizeVarint(1)
+	}
+	return n
+}
+
+// frameEntrySize is the encoded size of m's envelope inside a frame.
+func frameEntrySize(m replication.GroupMessage, size int) int {
+	return protowire.SizeTag(frameMessages) + protowire.SizeBytes(envelopeSize(m, size))
 }
 
 // decodeFrame decodes a frame. Unknown fields are skipped.

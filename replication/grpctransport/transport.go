@@ -12,6 +12,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/replication"
@@ -144,17 +146,14 @@ func (t *Transport) Close() error {
 // serve receives frames from one peer's stream.
 func (t *Transport) serve(stream grpc.ServerStream) error {
 	for {
-		var f frameBytes
+		var f receivedFrame
 		if err := stream.RecvMsg(&f); err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
-		from, msgs, err := decodeFrame(f)
-		if err != nil {
-			return err
-		}
+		from, msgs := f.from, f.msgs
 		t.mu.Lock()
 		h := t.mu.handler
 		t.mu.Unlock()
@@ -250,10 +249,9 @@ func (p *peer) run() {
 			stream = s
 		}
 		for len(msgs) > 0 && stream != nil {
-			n := frameCut(msgs)
 			// A fresh buffer per frame: gRPC may still hold the previous
 			// one after SendMsg returns.
-			buf, err := encodeFrame(make([]byte, 0, 4096), p.t.cfg.NodeID, msgs[:n])
+			buf, n, err := nextFrame(p.t.cfg.NodeID, msgs)
 			msgs = msgs[n:]
 			if err != nil {
 				p.t.cfg.Logger.Error("raft transport encode", "node", p.id, "err", err)
@@ -274,16 +272,31 @@ func (p *peer) run() {
 // messages of the largest batch plus a little.
 const frameTarget = 2 << 20
 
-// frameCut is how many of msgs (at least one) fit in one frame.
-func frameCut(msgs []replication.GroupMessage) int {
-	size := 0
+// nextFrame encodes the first n messages of msgs (at least one) that fit
+// in one frame into a buffer of exactly the frame's size. Every message
+// is sized once and marshalled once, directly into that buffer.
+func nextFrame(from uint64, msgs []replication.GroupMessage) (buf []byte, n int, err error) {
+	sizes := make([]int, 0, min(len(msgs), 64))
+	total := protowire.SizeTag(frameFrom) + protowire.SizeVarint(from)
 	for i, m := range msgs {
-		size += proto.Size(m.Message) + 24
-		if size > frameTarget && i > 0 {
-			return i
+		s := proto.Size(m.Message)
+		e := frameEntrySize(m, s)
+		if total+e > frameTarget && i > 0 {
+			break
+		}
+		total += e
+		sizes = append(sizes, s)
+	}
+	n = len(sizes)
+	buf = make([]byte, 0, total)
+	buf = protowire.AppendTag(buf, frameFrom, protowire.VarintType)
+	buf = protowire.AppendVarint(buf, from)
+	for i, m := range msgs[:n] {
+		if buf, err = appendEnvelope(buf, m, sizes[i]); err != nil {
+			return nil, n, err
 		}
 	}
-	return len(msgs)
+	return buf, n, nil
 }
 
 func (p *peer) backoff() {
@@ -302,27 +315,51 @@ func (p *peer) backoff() {
 // frameBytes is an encoded frame; the codec passes it through.
 type frameBytes []byte
 
+// receivedFrame is a frame decoded by the codec straight from gRPC's
+// receive buffers: the messages' bytes are copied once, by their
+// unmarshal, and the frame itself is never gathered into a copy of its
+// own unless it arrived split across several buffers.
+type receivedFrame struct {
+	from uint64
+	msgs []replication.GroupMessage
+}
+
 type frameCodec struct{}
+
+var _ encoding.CodecV2 = frameCodec{}
 
 func (frameCodec) Name() string { return codecName }
 
-func (frameCodec) Marshal(v any) ([]byte, error) {
+func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 	switch f := v.(type) {
 	case frameBytes:
-		return f, nil
+		return mem.BufferSlice{mem.SliceBuffer(f)}, nil
 	case *frameBytes:
-		return *f, nil
+		return mem.BufferSlice{mem.SliceBuffer(*f)}, nil
 	}
 	return nil, fmt.Errorf("grpctransport: cannot marshal %T", v)
 }
 
-func (frameCodec) Unmarshal(data []byte, v any) error {
-	f, ok := v.(*frameBytes)
-	if !ok {
-		return fmt.Errorf("grpctransport: cannot unmarshal into %T", v)
+func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	var b []byte
+	if len(data) == 1 {
+		b = data[0].ReadOnlyData() // valid until we return; decodeFrame copies what it keeps
+	} else {
+		b = data.Materialize()
 	}
-	*f = append((*f)[:0], data...)
-	return nil
+	switch f := v.(type) {
+	case *receivedFrame:
+		from, msgs, err := decodeFrame(b)
+		if err != nil {
+			return err
+		}
+		f.from, f.msgs = from, msgs
+		return nil
+	case *frameBytes:
+		*f = append((*f)[:0], b...)
+		return nil
+	}
+	return fmt.Errorf("grpctransport: cannot unmarshal into %T", v)
 }
 
-func init() { encoding.RegisterCodec(frameCodec{}) }
+func init() { encoding.RegisterCodecV2(frameCodec{}) }
