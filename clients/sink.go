@@ -213,7 +213,7 @@ func (s *sink) send(b *pbatch) {
 		go func() {
 			defer p.wg.Done()
 			ctx, cancel := context.WithTimeout(p.ctx, p.cfg.produceRequestTimeout())
-			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(ctx, req)
+			resp, err := sluicev1.NewProducerServiceClient(cc).Produce(ctx, req, produceCall)
 			cancel()
 			if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && p.ctx.Err() == nil {
 				err = requestTimedOut(s.addr)
@@ -260,7 +260,7 @@ func (s *sink) streamFor() (*pstream, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
-	stream, err := sluicev1.NewProducerServiceClient(cc).ProduceStream(ctx)
+	stream, err := sluicev1.NewProducerServiceClient(cc).ProduceStream(ctx, produceCall)
 	if err != nil {
 		cancel()
 		return nil, err
