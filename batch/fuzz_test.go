@@ -35,6 +35,7 @@ func FuzzNormalize(f *testing.F) {
 		b := &sluicev1.RecordBatch{RecordsData: data, RecordCount: count, Compression: sluicev1.Compression(codec),
 			Crc: CRC(data), ProducerId: pid, ProducerEpoch: 1, BaseSequence: 2}
 		stored, h, err := Normalize(b, Limits{MaxBytes: 1 << 20, MaxDecompressedBytes: 1 << 20, NowMs: 10})
+		checkNormalizeIn(t, b, stored, h, err)
 		if err != nil {
 			var tl *TooLargeError
 			if !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrInvalid) && !errors.As(err, &tl) {
@@ -140,4 +141,34 @@ func FuzzDecompress(f *testing.F) {
 			t.Fatalf("%v: round trip failed: %v", c, err)
 		}
 	})
+}
+
+// checkNormalizeIn checks that NormalizeFramedIn, with room of several sizes in front of
+// the records, accepts and rejects what Normalize does and builds the same bytes, without
+// changing the records.
+func checkNormalizeIn(t *testing.T, b *sluicev1.RecordBatch, stored []byte, h Header, nerr error) {
+	t.Helper()
+	const reserve = 62
+	for _, roomLen := range []int{0, 1, reserve + 20, reserve + 80} {
+		buf := make([]byte, roomLen+len(b.RecordsData))
+		copy(buf[roomLen:], b.RecordsData)
+		in := &sluicev1.RecordBatch{RecordsData: buf[roomLen:], RecordCount: b.RecordCount, Compression: b.Compression,
+			Crc: b.Crc, ProducerId: b.ProducerId, ProducerEpoch: b.ProducerEpoch, BaseSequence: b.BaseSequence}
+		framed, fh, err := NormalizeFramedIn(in, Limits{MaxBytes: 1 << 20, MaxDecompressedBytes: 1 << 20, NowMs: 10}, reserve, buf[:roomLen])
+		if (err == nil) != (nerr == nil) || (err != nil && err.Error() != nerr.Error()) {
+			t.Fatalf("room %d: NormalizeFramedIn: %v, Normalize: %v", roomLen, err, nerr)
+		}
+		if !bytes.Equal(buf[roomLen:], b.RecordsData) {
+			t.Fatalf("room %d: the records were changed", roomLen)
+		}
+		if err != nil {
+			continue
+		}
+		if fh != h || !bytes.Equal(framed[reserve:], stored) || !bytes.Equal(framed[:reserve], make([]byte, reserve)) {
+			t.Fatalf("room %d: NormalizeFramedIn differs from Normalize", roomLen)
+		}
+		if inPlace := len(b.RecordsData) > 0 && &framed[len(framed)-1] == &buf[len(buf)-1]; inPlace != (roomLen >= reserve+len(stored)-len(b.RecordsData)) {
+			t.Fatalf("room %d: built in place %v, stored header %d bytes", roomLen, inPlace, len(stored)-len(b.RecordsData))
+		}
+	}
 }

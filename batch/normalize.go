@@ -66,6 +66,12 @@ func Normalize(b *sluicev1.RecordBatch, l Limits) (stored []byte, h Header, err 
 // framed[:reserve] (zeros) is for the caller's own header, so a caller that stores
 // the batch behind a header of its own builds it without copying the batch.
 func NormalizeFramed(b *sluicev1.RecordBatch, l Limits, reserve int) (framed []byte, h Header, err error) {
+	return normalize(b, l, reserve, nil)
+}
+
+// normalize is NormalizeFramed, building an uncompressed batch in room when
+// it is not nil (see NormalizeFramedIn).
+func normalize(b *sluicev1.RecordBatch, l Limits, reserve int, room []byte) (framed []byte, h Header, err error) {
 	if reserve < 0 {
 		reserve = 0
 	}
@@ -105,7 +111,7 @@ func NormalizeFramed(b *sluicev1.RecordBatch, l Limits, reserve int) (framed []b
 	case hasRecords && hasData:
 		return nil, h, invalid("records_data", "set together with records")
 	case hasData:
-		framed, err = normalizeData(b, l, &h, now, reserve)
+		framed, err = normalizeData(b, l, &h, now, reserve, room)
 	case hasRecords:
 		framed, err = normalizeRecords(b, l, &h, now, reserve)
 	default:
@@ -117,7 +123,7 @@ func NormalizeFramed(b *sluicev1.RecordBatch, l Limits, reserve int) (framed []b
 	return framed, h, nil
 }
 
-func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, reserve int) ([]byte, error) {
+func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, reserve int, room []byte) ([]byte, error) {
 	if b.RecordCount <= 0 {
 		return nil, invalid("record_count", "must be positive with records_data, got %d", b.RecordCount)
 	}
@@ -167,10 +173,13 @@ func normalizeData(b *sluicev1.RecordBatch, l Limits, h *Header, now int64, rese
 		head = protowire.AppendTag(head, fieldRecordsData, protowire.BytesType)
 		head = protowire.AppendVarint(head, uint64(len(data)))
 	}
-	// Appending the records to the head (full: the append must allocate)
-	// allocates the result without zeroing it first; make would clear the
-	// whole batch, then copy over it.
-	out := append(head[:len(head):len(head)], data...)
+	out := inRoom(room, head, data)
+	if out == nil {
+		// Appending the records to the head (full: the append must allocate)
+		// allocates the result without zeroing it first; make would clear the
+		// whole batch, then copy over it.
+		out = append(head[:len(head):len(head)], data...)
+	}
 	*hp = head[:0]
 	headPool.Put(hp)
 	return out, nil
