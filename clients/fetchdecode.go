@@ -375,9 +375,12 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 			if err != nil {
 				return err
 			}
-			sr := r.sub(n)
-			if err := recordInto(&sr, rec); err != nil {
-				return err
+			r.fill()
+			if len(r.cur) < n || !recordFlat(r.cur[:n], rec) {
+				sr := r.sub(n)
+				if err := recordInto(&sr, rec); err != nil {
+					return err
+				}
 			}
 			r.skip(n)
 			m.Records = append(m.Records, rec)
@@ -405,6 +408,40 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 		d.badCRC = append(d.badCRC, m)
 	}
 	return nil
+}
+
+// recordFlat decodes a record that lies in one segment and has nothing but canonical
+// tags of key, value and timestamp, the usual record. For anything else (headers,
+// unknown fields, an odd tag, malformed bytes) it leaves m empty and reports false:
+// recordInto then decodes it, and decides what is malformed.
+func recordFlat(b []byte, m *sluicev1.Record) bool {
+	for len(b) > 0 {
+		switch t := b[0]; t {
+		case 0x0a, 0x12: // key, value: field 1 and 2, bytes
+			v, n := protowire.ConsumeBytes(b[1:])
+			if n < 0 {
+				break
+			}
+			if t == 0x0a {
+				m.Key = alias(v)
+			} else {
+				m.Value = alias(v)
+			}
+			b = b[1+n:]
+			continue
+		case 0x20: // timestamp_ms: field 4, varint
+			x, n := protowire.ConsumeVarint(b[1:])
+			if n < 0 {
+				break
+			}
+			m.TimestampMs = int64(x)
+			b = b[1+n:]
+			continue
+		}
+		m.Key, m.Value, m.TimestampMs = nil, nil, 0
+		return false
+	}
+	return true
 }
 
 func recordInto(r *wireReader, m *sluicev1.Record) error {
