@@ -150,6 +150,7 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 		defer g.Close()
 	}
 	opts := Options{FS: fs, SegmentBytes: segBytes, IndexIntervalBytes: 1 + rng.IntN(200), CacheBytes: int64(rng.IntN(3000)) - 500, Syncer: g}
+	opts.PreallocateBytes = [...]int64{-1, 700, 64 << 10}[seed%3] // none, less than a frame or two, many frames
 	l := mustOpen(t, "/m", opts)
 	defer func() { l.Close() }()
 	var peer *Log // syncShared: another log of the filesystem, syncing with l

@@ -28,7 +28,7 @@ func testSyncGroupSharesFlushes(t *testing.T, mode SyncMode) {
 	const n = 51
 	logs := make([]*Log, n)
 	for i := range logs {
-		logs[i] = mustOpen(t, name("/g/%d", i), Options{FS: fs, Syncer: g})
+		logs[i] = mustOpen(t, name("/g/%d", i), Options{FS: fs, Syncer: g, PreallocateBytes: 4 << 10})
 		defer logs[i].Close()
 		mustAppend(t, logs[i], batchEntry(1, 1, 1, 1, 10))
 	}

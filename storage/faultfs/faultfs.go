@@ -48,6 +48,19 @@ var ErrInjected = errors.New("faultfs: injected I/O error")
 type inode struct {
 	data   []byte // what reads see
 	synced []byte // what survives a crash
+	// clean: data[:clean] equals synced[:clean] (nothing below it was
+	// changed since the last sync), so a sync copies only data[clean:].
+	clean int
+}
+
+// dirty records a change of data at or after off.
+func (in *inode) dirty(off int64) { in.clean = int(min(int64(in.clean), off)) }
+
+// sync makes the contents durable.
+func (in *inode) sync() {
+	c := min(in.clean, len(in.synced), len(in.data))
+	in.synced = append(in.synced[:c], in.data[c:]...)
+	in.clean = len(in.data)
 }
 
 // FS is an in-memory filesystem with crash semantics.
@@ -134,7 +147,7 @@ func (h *filesystem) Sync() error {
 		return &fs.PathError{Op: "syncfs", Path: h.dir, Err: err}
 	}
 	for _, in := range h.fs.files {
-		in.synced = append(in.synced[:0:0], in.data...)
+		in.sync()
 	}
 	h.fs.syncfs++
 	return nil
@@ -200,6 +213,7 @@ func (f *FS) Crash() *FS {
 	for name, in := range f.durable {
 		n := &inode{data: append([]byte(nil), in.synced...)}
 		n.synced = append([]byte(nil), n.data...)
+		n.clean = len(n.data)
 		c.files[name] = n
 		c.durable[name] = n
 	}
@@ -231,6 +245,7 @@ func (f *FS) WriteFile(name string, b []byte) {
 	}
 	in.data = append([]byte(nil), b...)
 	in.synced = append([]byte(nil), b...)
+	in.clean = len(b)
 }
 
 // OpenFile implements vfs.FS. Supported flags: O_RDONLY, O_RDWR, O_WRONLY,
@@ -260,6 +275,7 @@ func (f *FS) OpenFile(name string, flag int, _ os.FileMode) (vfs.File, error) {
 			f.space += int64(len(in.data))
 		}
 		in.data = in.data[:0:0]
+		in.dirty(0)
 	}
 	return &file{fs: f, in: in, name: name, write: flag&(os.O_RDWR|os.O_WRONLY) != 0}, nil
 }
@@ -403,6 +419,7 @@ func (h *file) WriteAt(p []byte, off int64) (int, error) {
 			err = syscall.ENOSPC
 		}
 	}
+	h.in.dirty(min(off, int64(len(h.in.data)))) // a gap past the end changes too
 	if end := off + int64(n); end > int64(len(h.in.data)) {
 		if h.fs.space >= 0 {
 			h.fs.space -= end - int64(len(h.in.data))
@@ -432,6 +449,7 @@ func (h *file) Truncate(size int64) error {
 	if h.fs.space >= 0 {
 		h.fs.space += cur - size
 	}
+	h.in.dirty(min(cur, size))
 	if size <= cur {
 		h.in.data = h.in.data[:size:size]
 	} else {
@@ -449,7 +467,7 @@ func (h *file) Sync() error {
 	if _, err := h.fs.check(OpSync, h.name, 0); err != nil {
 		return &fs.PathError{Op: "fsync", Path: h.name, Err: err}
 	}
-	h.in.synced = append(h.in.synced[:0:0], h.in.data...)
+	h.in.sync()
 	h.fs.syncCount++
 	return nil
 }
@@ -500,6 +518,7 @@ func (h *file) Preallocate(off, n int64, keepSize bool) error {
 		}
 		h.fs.space -= end - cur
 	}
+	h.in.dirty(cur)
 	h.in.data = append(h.in.data, make([]byte, end-cur)...)
 	return nil
 }
