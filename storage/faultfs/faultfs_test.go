@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/sluicehq/sluice/storage/vfs"
 )
 
 func TestCrashKeepsOnlyDurableState(t *testing.T) {
@@ -81,5 +83,44 @@ func TestFaults(t *testing.T) {
 	fs.Remove("/d/a")
 	if _, err := f.ReadAt(make([]byte, 5), 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestSyncCopiesEveryChange: a sync copies only what changed since the
+// last one; overwrites below the end, truncations, writes past the end and
+// preallocation must all reach what a crash keeps.
+func TestSyncCopiesEveryChange(t *testing.T) {
+	fs := New()
+	fs.MkdirAll("/d", 0o755)
+	f, _ := fs.OpenFile("/d/a", os.O_RDWR|os.O_CREATE, 0o644)
+	fs.SyncDir("/d")
+	p := f.(vfs.Preallocator)
+	steps := []struct {
+		do   func()
+		want string
+	}{
+		{func() { f.WriteAt([]byte("abcdef"), 0) }, "abcdef"},
+		{func() { f.WriteAt([]byte("XY"), 1) }, "aXYdef"},
+		{func() { f.Truncate(3) }, "aXY"},
+		{func() { f.WriteAt([]byte("z"), 5) }, "aXY\x00\x00z"},
+		{func() { p.Preallocate(4, 4, false) }, "aXY\x00\x00z\x00\x00"},
+		{func() { p.Preallocate(0, 20, true) }, "aXY\x00\x00z\x00\x00"},
+		{func() { f.Truncate(2); f.Truncate(4) }, "aX\x00\x00"},
+		{func() { f.Truncate(2); f.WriteAt([]byte("Q"), 1) }, "aQ"},
+	}
+	for i, s := range steps {
+		s.do()
+		before := fs.Crash()
+		if err := f.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := fs.Crash().ReadFile("/d/a"); string(b) != s.want {
+			t.Fatalf("step %d: after sync a crash keeps %q, want %q", i, b, s.want)
+		}
+		if i > 0 {
+			if b, _ := before.ReadFile("/d/a"); string(b) != steps[i-1].want {
+				t.Fatalf("step %d: before sync a crash keeps %q, want %q", i, b, steps[i-1].want)
+			}
+		}
 	}
 }
