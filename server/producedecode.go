@@ -1,7 +1,9 @@
 package server
 
 import (
+	"runtime"
 	"sync"
+	"weak"
 
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -23,6 +25,12 @@ import (
 // records_data is only taken when each field on it occurs once with the
 // bytes wire type and the wire form walks cleanly; anything else is
 // decoded by proto.Unmarshal as before.
+//
+// The gathered buffer starts with produceHeadroom spare bytes, and the bytes
+// in front of records_data (the spare ones and the request's own encoding,
+// already decoded) are remembered for the batch (keepRoom): prepareProduce
+// builds the replication entry there (batch.NormalizeFramedIn), so the
+// records reach the log without another copy.
 
 // Field numbers on the path to RecordBatch.records_data.
 const (
@@ -34,13 +42,67 @@ const (
 // unmarshalProduceMessage decodes data into m when m is a produce request,
 // aliasing records_data; ok is false for any other message.
 func unmarshalProduceMessage(data mem.BufferSlice, v any) (ok bool, err error) {
+	var rb *sluicev1.RecordBatch
+	var buf []byte
 	switch m := v.(type) {
 	case *sluicev1.ProduceStreamRequest:
-		return true, unmarshalProduceStream(data.Materialize(), m)
+		buf = gather(data)
+		err, rb = unmarshalProduceStream(buf[produceHeadroom:], m), m.GetRequest().GetBatch()
 	case *sluicev1.ProduceRequest:
-		return true, unmarshalProduceRequest(data.Materialize(), m)
+		buf = gather(data)
+		err, rb = unmarshalProduceRequest(buf[produceHeadroom:], m), m.GetBatch()
+	default:
+		return false, nil
 	}
-	return false, nil
+	if err == nil && len(rb.GetRecordsData()) >= minRoomRecords {
+		keepRoom(rb, buf)
+	}
+	return true, err
+}
+
+const (
+	// produceHeadroom is room in front of a gathered produce request
+	// for the replication entry's header and the stored batch header.
+	produceHeadroom = 96
+	// minRoomRecords is the smallest records_data built in place.
+	minRoomRecords = 4 << 10
+)
+
+// gather copies data into one buffer, behind produceHeadroom spare bytes.
+func gather(data mem.BufferSlice) []byte {
+	buf := make([]byte, produceHeadroom+data.Len())
+	data.CopyTo(buf[produceHeadroom:])
+	return buf
+}
+
+// rooms maps a decoded batch to the bytes in front of its records_data.
+var rooms sync.Map // weak.Pointer[sluicev1.RecordBatch] -> []byte
+
+// keepRoom remembers the bytes of buf in front of rb's records_data, which
+// aliases buf, until takeRoom takes them or rb is collected. Nothing reads
+// them again: the request was decoded from a copy without records_data.
+func keepRoom(rb *sluicev1.RecordBatch, buf []byte) {
+	d := rb.GetRecordsData()
+	start := cap(buf) - cap(d) // d runs to the end of buf
+	if start < 0 || start >= len(buf) || len(d) == 0 || &buf[:start+1][start] != &d[0] {
+		return
+	}
+	wp := weak.Make(rb)
+	rooms.Store(wp, buf[:start])
+	runtime.AddCleanup(rb, func(wp weak.Pointer[sluicev1.RecordBatch]) { rooms.Delete(wp) }, wp)
+}
+
+// takeRoom returns the free bytes in front of rb's records_data, once; nil
+// when there are none (or they were taken).
+func takeRoom(rb *sluicev1.RecordBatch) []byte {
+	if rb == nil {
+		return nil
+	}
+	v, ok := rooms.LoadAndDelete(weak.Make(rb))
+	if !ok {
+		return nil
+	}
+	return v.([]byte)
 }
 
 // unmarshalProduceStream is proto.Unmarshal(b, m), with m's batch's

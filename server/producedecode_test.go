@@ -96,3 +96,46 @@ func TestUnmarshalProduceAliases(t *testing.T) {
 		t.Fatalf("codec decoded %v, want %v", &viaCodec, in)
 	}
 }
+
+// TestProduceRoomBuildsInPlace checks that a large batch decoded by the codec
+// is normalized in the received bytes, once.
+func TestProduceRoomBuildsInPlace(t *testing.T) {
+	recs := make([]*sluicev1.Record, 8)
+	for i := range recs {
+		recs[i] = &sluicev1.Record{Value: bytes.Repeat([]byte{byte(i)}, 1024)}
+	}
+	enc, err := batch.Encode(recs, sluicev1.Compression_COMPRESSION_NONE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := batch.Normalize(enc, batch.Limits{NowMs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := proto.Marshal(&sluicev1.ProduceStreamRequest{Request: &sluicev1.ProduceRequest{Topic: "some-topic", Batch: enc}, CorrelationId: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m sluicev1.ProduceStreamRequest
+	if err := newServingCodec().Unmarshal(mem.BufferSlice{mem.SliceBuffer(b[:100]), mem.SliceBuffer(b[100:])}, &m); err != nil {
+		t.Fatal(err)
+	}
+	rb := m.GetRequest().GetBatch()
+	room := takeRoom(rb)
+	if room == nil {
+		t.Fatal("no room kept for a large batch")
+	}
+	if takeRoom(rb) != nil {
+		t.Fatal("room taken twice")
+	}
+	framed, _, err := batch.NormalizeFramedIn(rb, batch.Limits{NowMs: 1}, 62, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(framed[62:], want) || &framed[len(framed)-1] != &rb.RecordsData[len(rb.RecordsData)-1] {
+		t.Fatal("not built in place, or built wrong")
+	}
+	if !bytes.Equal(rb.RecordsData, enc.RecordsData) || m.GetRequest().GetTopic() != "some-topic" || m.GetCorrelationId() != 1<<40 {
+		t.Fatal("building in place changed the request")
+	}
+}

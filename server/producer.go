@@ -113,7 +113,9 @@ func (s *Server) prepareProduce(req *sluicev1.ProduceRequest, t *cluster.Topic, 
 	}
 	// The stored form is built behind room for the replication entry's
 	// header, so the entry is not a second copy of the batch.
-	framed, h, err := batch.NormalizeFramed(req.GetBatch(), lim, replication.CommandHeaderLen)
+	// A batch the codec decoded in place is built in the received bytes
+	// (producedecode.go), without copying it.
+	framed, h, err := batch.NormalizeFramedIn(req.GetBatch(), lim, replication.CommandHeaderLen, takeRoom(req.GetBatch()))
 	if err != nil {
 		return nil, err
 	}
