@@ -52,6 +52,7 @@
 // the active segment too. After a crash Open ends the active segment at
 // the first zero header (or torn frame) and truncates the file there,
 // releasing the preallocated blocks, which the next append reserves again.
+// A log thus holds up to PreallocateBytes of disk beyond its data.
 //
 // Index files hold 24-byte entries and no header; each entry ends with the
 // CRC32C of its first 20 bytes. Entries are taken at frame boundaries, at
@@ -223,6 +224,10 @@
 // that cycles flush both with one (simulated) syncfs; odd steps read
 // through ReadInto with a reused buffer. faultfs models syncfs: every
 // file's contents become durable, directory entries do not.
+// Crash tests cut the active segment at every byte, with and without a
+// zero tail (preallocated space), and lose index entries of either file
+// (TestCrashRebuildsIndexTail); the model test runs without, with little
+// and with much preallocation.
 // Each fuzz target runs alone: go test -run '^$' -fuzz FuzzFrame
 // -fuzztime 10s ./storage/ (also FuzzSegmentHeader, FuzzIndexEntry,
 // FuzzState, FuzzRecover, FuzzRecoveryPoint).

@@ -1,6 +1,8 @@
 // Package faultfs is an in-memory vfs.FS for tests that injects faults:
 // short writes, fsync errors, ENOSPC, and crashes that drop every byte and
-// directory change not yet made durable.
+// directory change not yet made durable. It emulates syncfs
+// (vfs.FilesystemSyncer) and fallocate (vfs.Preallocator: zeros past the
+// end, durable with the next sync).
 //
 // LOCKING: FS.mu guards the whole filesystem (directory maps, file
 // contents, the fault rule and the space budget). Files lock it too.
