@@ -33,11 +33,49 @@ import (
 // Invariant: an entry is never acknowledged to raft (and so never counted
 // toward a commit or an acks=all answer) before Sync covering it returned.
 // At most one sync per partition is in flight, so responses are delivered
-// in the order raft produced them.
+// in the order raft produced them. The responses of an append that wrote
+// no entries skip the pipeline only while it is empty and the whole log
+// durable (deliverDurableRaftMuLocked), so both hold for them too.
 
 type syncItem struct {
 	resps []*raftpb.Message
 	acks1 []*proposal
+}
+
+// deliverDurableRaftMuLocked delivers at once the responses of a storage
+// append that wrote no entries (a new commit index, or a term or vote
+// already saved durably by the pass), when they vouch for nothing that is
+// not durable yet: no sync is queued or running (so no earlier response
+// waits, and order is kept) and every appended entry is durable. Remote
+// responses leave with the pass's messages, local ones are stepped after
+// its Ready. Otherwise it reports false and they take the pipeline like
+// any other item. This saves a pipeline round (and often a handoff to a
+// sync worker) for the commit-only append that follows every proposal on
+// every replica.
+func (p *Partition) deliverDurableRaftMuLocked(resps []*raftpb.Message) bool {
+	if len(resps) == 0 {
+		return true
+	}
+	p.syncMu.Lock()
+	ok := !p.syncMu.syncing && len(p.syncMu.queued) == 0 && p.syncMu.durable >= p.syncMu.appended
+	p.syncMu.Unlock()
+	if !ok {
+		return false
+	}
+	p.mu.Lock()
+	failed := p.mu.failed != nil
+	p.mu.Unlock()
+	if failed {
+		return false // a failed log acknowledges nothing more
+	}
+	for _, m := range resps {
+		if m.GetTo() == p.h.cfg.NodeID {
+			p.raftMu.local = append(p.raftMu.local, m)
+		} else {
+			p.raftMu.out = append(p.raftMu.out, m)
+		}
+	}
+	return true
 }
 
 // noteAppended records entries [first, last] appended; an append that

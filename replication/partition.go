@@ -49,6 +49,10 @@ type Partition struct {
 		idleTicks int    // leader ticks with nothing in flight
 		term      uint64
 		out       []*raftpb.Message // remote messages of this pass
+		// local: responses to this node's raft from an append that wrote
+		// nothing, already durable (deliverDurableRaftMuLocked); stepped
+		// right after the Ready that produced them.
+		local []*raftpb.Message
 		// startSync: this pass queued the first sync of an idle
 		// durability pipeline (handle's caller starts it).
 		startSync bool

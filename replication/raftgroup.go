@@ -91,6 +91,14 @@ func (p *Partition) passRaftMuLocked(f workFlags) {
 			break
 		}
 		p.handleReadyRaftMuLocked(rn.Ready())
+		if local := p.raftMu.local; len(local) > 0 && p.raftMu.rn != nil {
+			p.raftMu.local = nil
+			for _, m := range local {
+				if err := rn.Step(m); err != nil {
+					p.h.logger.Debug("raft step", "group", p.id, "type", m.GetType(), "err", err)
+				}
+			}
+		}
 	}
 	if qFrom != 0 && p.raftMu.rn != nil {
 		p.maybeQuiesceFollowerRaftMuLocked(qFrom, qTerm)
@@ -296,6 +304,9 @@ func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
 		}
 	}
 	item.resps = m.GetResponses()
+	if len(m.GetEntries()) == 0 && raft.IsEmptySnap(m.GetSnapshot()) && p.deliverDurableRaftMuLocked(item.resps) {
+		return // a commit index or a vote only: nothing to make durable
+	}
 	if len(item.resps) > 0 || len(item.acks1) > 0 {
 		p.queueSyncRaftMuLocked(item)
 	}
