@@ -50,9 +50,10 @@ type consumeStream struct {
 	// sentSinceGrant is false after a grant until a batch is sent.
 	sentSinceGrant bool
 	group          *streamGroup // set once the stream joined a group (group_consume.go)
-	// rbuf and rbatches are reused by every read of the stream: a batch
-	// is marshalled in Send, before the next read overwrites them.
-	rbuf     *[]byte
+	// rrefs counts the references to the buffer of the last read: the
+	// stream's own until the next read, and one per message sent from it
+	// until grpc frees it (servebuf.go). rbatches is reused by every read.
+	rrefs    *leaseRefs
 	rbatches []storage.Batch
 }
 
@@ -276,7 +277,7 @@ func (st *consumeStream) push(ctx context.Context) error {
 					}
 					break
 				}
-				if err := st.send(msg); err != nil {
+				if err := st.sendBatch(msg); err != nil {
 					return err
 				}
 				st.credit -= size
@@ -311,21 +312,30 @@ func (st *consumeStream) push(ctx context.Context) error {
 
 // read reads sub from its offset into the stream's buffer.
 func (st *consumeStream) read(sub *subscription, budget int) ([]storage.Batch, error) {
-	if st.rbuf == nil {
-		st.rbuf = servePool.Get(consumeReadBytes + readSlack)
-	}
-	bs, err := sub.p.ReadInto(st.rbatches, *st.rbuf, sub.offset, budget)
+	st.releaseBuffer()
+	l := &readLease{}
+	buf := l.buf(consumeReadBytes)
+	st.rrefs = newLeaseRefs(l)
+	bs, err := sub.p.ReadInto(st.rbatches, buf, sub.offset, budget)
 	if err == nil {
 		st.rbatches = bs
 	}
 	return bs, err
 }
 
+// releaseBuffer drops the stream's reference to its last read buffer.
 func (st *consumeStream) releaseBuffer() {
-	if st.rbuf != nil {
-		servePool.Put(st.rbuf)
-		st.rbuf = nil
+	if st.rrefs != nil {
+		st.rrefs.Put(nil)
+		st.rrefs = nil
 	}
+}
+
+// sendBatch sends a message whose batch aliases the last read buffer.
+func (st *consumeStream) sendBatch(m *sluicev1.ConsumeResponse) error {
+	consumeRefs.Store(m, st.rrefs)
+	defer consumeRefs.Delete(m)
+	return st.stream.Send(m)
 }
 
 func (st *consumeStream) partitionError(k subKey, e *apiError) error {

@@ -52,12 +52,66 @@ type piece struct {
 // encodeFetchResponse returns resp encoded as a list of buffers; l (nil: none) is
 // released when grpc frees the last of them.
 func encodeFetchResponse(resp *sluicev1.FetchResponse, l *readLease) (mem.BufferSlice, error) {
-	e := &fetchEncoder{refs: &leaseRefs{lease: l}}
-	e.refs.n.Store(1) // the encoder's own, dropped below
-	defer e.refs.Put(nil)
+	refs := newLeaseRefs(l) // the encoder's own reference, dropped below
+	defer refs.Put(nil)
+	e := &fetchEncoder{refs: refs}
 	if err := e.response(resp); err != nil {
 		return nil, err
 	}
+	return e.finish(), nil
+}
+
+// newLeaseRefs returns the references to l, one held by the caller.
+func newLeaseRefs(l *readLease) *leaseRefs {
+	r := &leaseRefs{lease: l}
+	r.n.Store(1)
+	return r
+}
+
+// encodeConsumeBatch returns a ConsumeResponse carrying a batch encoded as a list of
+// buffers, referencing the stored bytes through refs, on which the caller holds a
+// reference until the message is encoded.
+func encodeConsumeBatch(m *sluicev1.ConsumeResponse, refs *leaseRefs) (mem.BufferSlice, error) {
+	cb := m.GetBatch()
+	e := &fetchEncoder{refs: refs}
+	e.env = protowire.AppendTag(e.env, 1, protowire.BytesType)
+	e.env = protowire.AppendVarint(e.env, uint64(consumedBatchSize(cb)))
+	if !utf8.ValidString(cb.Topic) {
+		return nil, errTopicUTF8
+	}
+	if cb.Topic != "" {
+		e.env = protowire.AppendTag(e.env, 1, protowire.BytesType)
+		e.env = protowire.AppendString(e.env, cb.Topic)
+	}
+	e.env = appendVarintField(e.env, 2, uint64(int64(cb.Partition)))
+	if cb.Batch != nil {
+		e.env = protowire.AppendTag(e.env, 3, protowire.BytesType)
+		e.env = protowire.AppendVarint(e.env, uint64(batchSize(cb.Batch)))
+		if err := e.batch(cb.Batch); err != nil {
+			return nil, err
+		}
+	}
+	e.env = appendVarintField(e.env, 4, uint64(cb.HighWatermark))
+	e.raw(cb.ProtoReflect().GetUnknown())
+	e.raw(m.ProtoReflect().GetUnknown())
+	return e.finish(), nil
+}
+
+func consumedBatchSize(m *sluicev1.ConsumedBatch) int {
+	n := 0
+	if m.Topic != "" {
+		n += lenFieldSize(1, len(m.Topic))
+	}
+	n += varintFieldSize(2, uint64(int64(m.Partition)))
+	if m.Batch != nil {
+		n += lenFieldSize(3, batchSize(m.Batch))
+	}
+	n += varintFieldSize(4, uint64(m.HighWatermark))
+	return n + len(m.ProtoReflect().GetUnknown())
+}
+
+// finish returns the envelope and the referenced pieces as grpc sends them.
+func (e *fetchEncoder) finish() mem.BufferSlice {
 	start := 0
 	if n := len(e.pieces); n > 0 {
 		start = e.pieces[n-1].end
@@ -74,7 +128,7 @@ func encodeFetchResponse(resp *sluicev1.FetchResponse, l *readLease) (mem.Buffer
 			out = append(out, mem.NewBuffer(&a, e.refs))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // raw adds b to the message: copied when small (grpc would not count a reference to

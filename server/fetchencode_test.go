@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -149,4 +150,68 @@ func TestEncodeFetchResponseRejectsBadTopic(t *testing.T) {
 	if _, err := encodeFetchResponse(resp, nil); err == nil {
 		t.Fatal("encodeFetchResponse accepted invalid UTF-8")
 	}
+}
+
+// A Consume stream's batch message is byte for byte what proto.Marshal gives, and the
+// read buffer goes back only when the stream has dropped it and grpc has freed every
+// message referencing it.
+func TestEncodeConsumeBatchLikeProto(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 9))
+	for i := range 200 {
+		lease := &readLease{}
+		refs := newLeaseRefs(lease)
+		var sent []mem.BufferSlice
+		for range 1 + r.IntN(4) {
+			comp := sluicev1.Compression_COMPRESSION_NONE
+			if r.IntN(3) == 0 {
+				comp = sluicev1.Compression_COMPRESSION_ZSTD
+			}
+			stored := storedBatchCompressed(t, 1+r.IntN(20), r.IntN(3000), comp)
+			buf := lease.buf(len(stored))
+			n := copy(buf, stored)
+			rb, err := batch.Splice(buf[:n], int64(r.IntN(1<<30)), int64(r.IntN(4)), sluicev1.RecordFormat_RECORD_FORMAT_STORED)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cb := &sluicev1.ConsumedBatch{Partition: int32(r.IntN(6)) - 1, Batch: rb, HighWatermark: int64(r.IntN(1 << 20))}
+			if r.IntN(5) > 0 {
+				cb.Topic = "t"
+			}
+			m := &sluicev1.ConsumeResponse{Response: &sluicev1.ConsumeResponse_Batch{Batch: cb}}
+			want, err := proto.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := encodeConsumeBatch(m, refs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Materialize(), want) {
+				t.Fatalf("message %d: bytes differ from proto.Marshal", i)
+			}
+			sent = append(sent, got)
+		}
+		refs.Put(nil) // the stream reads again
+		for j, m := range sent {
+			for _, later := range sent[j:] {
+				if referencesOthers(later) && len(lease.bufs) == 0 {
+					t.Fatalf("message %d: read buffer handed back while a message still references it", i)
+				}
+			}
+			m.Free()
+		}
+		if len(lease.bufs) != 0 {
+			t.Fatalf("message %d: read buffer not handed back", i)
+		}
+	}
+}
+
+// referencesOthers reports whether s holds a counted reference (not a plain slice).
+func referencesOthers(s mem.BufferSlice) bool {
+	for _, b := range s {
+		if _, plain := b.(mem.SliceBuffer); !plain {
+			return true
+		}
+	}
+	return false
 }

@@ -25,9 +25,10 @@ import (
 //
 // A unary Fetch response is encoded after the handler returns, so its
 // read buffers are leased to the response (leaseResponse) and the codec
-// hands them to the encoded message. A Consume stream marshals (copies) in
-// Send into a servePool buffer, so it keeps one read buffer for the life
-// of the stream.
+// hands them to the encoded message. A Consume stream reads into a fresh
+// read buffer each time; the batches it sends from it reference it
+// (consumeRefs), and it goes back once the stream has read again and grpc
+// has freed the messages.
 
 const (
 	minPooledShift = 16 // 64 KiB: smaller messages use grpc's own pools
@@ -173,6 +174,11 @@ func leaseResponse(resp *sluicev1.FetchResponse, l *readLease) {
 	runtime.AddCleanup(resp, func(wp weak.Pointer[sluicev1.FetchResponse]) { leases.Delete(wp) }, wp)
 }
 
+// consumeRefs maps a ConsumeResponse being sent to the references to the
+// read buffer its batch aliases; the stream sets it around Send, which
+// encodes the message before it returns.
+var consumeRefs sync.Map // *sluicev1.ConsumeResponse -> *leaseRefs
+
 // servingCodec is grpc's proto codec, with Fetch responses encoded around
 // their read buffers and other large messages marshalled into servePool
 // buffers.
@@ -198,6 +204,11 @@ func (c servingCodec) Marshal(v any) (mem.BufferSlice, error) {
 			lease = l.(*readLease)
 		}
 		return encodeFetchResponse(r, lease) // fetchencode.go
+	}
+	if r, ok := v.(*sluicev1.ConsumeResponse); ok {
+		if refs, ok := consumeRefs.Load(r); ok && r.GetBatch() != nil {
+			return encodeConsumeBatch(r, refs.(*leaseRefs)) // fetchencode.go
+		}
 	}
 	m, ok := v.(proto.Message)
 	if !ok {
