@@ -94,7 +94,10 @@
 // Order: raftMu before mu, raftMu before syncMu; mu and syncMu are never
 // held together. Host.mu (an RWMutex over the partition map) may be held
 // while taking a partition's mu (receive), never the reverse. The
-// scheduler's and sync queue's own mutexes are leaves.
+// scheduler's and sync queue's own mutexes are leaves. The outbox's
+// RWMutex is held shared across Transport.Send (from a pass, under
+// raftMu) and exclusively by Host.Close; Send only queues and never calls
+// back into the host, so it is a leaf too.
 //
 // # Goroutines
 //
