@@ -58,6 +58,18 @@ func (b *Builder) Grow(n int) {
 	}
 }
 
+// Adopt makes buf (its capacity; the contents do not matter) the buffer of an empty
+// builder, so a producer reuses the buffer of a batch it is done with instead of
+// allocating (and zeroing) a new one. It reports false, keeping its own buffer, when
+// the builder is not empty or buf has less room than the builder has.
+func (b *Builder) Adopt(buf []byte) bool {
+	if b.count != 0 || len(b.buf) != 0 || cap(buf) <= cap(b.buf) {
+		return false
+	}
+	b.buf = buf[:0]
+	return true
+}
+
 // Count is the number of records so far.
 func (b *Builder) Count() int { return int(b.count) }
 

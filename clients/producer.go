@@ -271,7 +271,7 @@ func (p *Producer) openBatchLocked(pb *partBuf, size int) *pbatch {
 	b := &pbatch{part: pb, order: p.mu.order, created: time.Now()}
 	// A batch tends to grow as large as the one before it: reserve that much (and a
 	// little more) at once rather than reallocating all the way up.
-	b.b.Grow(min(pb.lastBytes+pb.lastBytes/8, p.cfg.maxBatchBytes+size))
+	growBatch(&b.b, min(pb.lastBytes+pb.lastBytes/8, p.cfg.maxBatchBytes+size)) // batchbuf.go
 	pb.batches = append(pb.batches, b)
 	if p.cfg.linger > 0 {
 		time.AfterFunc(p.cfg.linger, func() {

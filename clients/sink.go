@@ -341,6 +341,9 @@ func (s *sink) receive(st *pstream) {
 			rerr = &Error{Code: codes.Internal, Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_OUTCOME, Message: "empty produce response"}
 		}
 		p.complete(b, resp.GetResponse(), rerr)
+		if rerr == nil {
+			recycleBatch(b) // batchbuf.go
+		}
 	}
 }
 
