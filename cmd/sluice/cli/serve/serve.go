@@ -29,7 +29,7 @@ func NewCommand(stderr io.Writer, getenv func(string) string) *cobra.Command {
 client gRPC API on 127.0.0.1:9700 and HTTP (/metrics, /healthz, /readyz) on
 127.0.0.1:9702, node-to-node traffic on 127.0.0.1:9701. A node of a cluster names the
 controller voters with --controller-quorum (or joins a running cluster with --join) and
-needs its own --node-id; see "Run a 3-node cluster" in the README.
+needs its own --node-id; see "Clusters of several nodes" in the README.
 
 The Go garbage collector runs with GOGC=200 unless the GOGC environment variable says
 otherwise: the node trades some heap for less collection work on the produce path.
