@@ -18,11 +18,15 @@
 //
 // Batches are served as stored: Fetch and Consume splice stored bytes into
 // responses (batch.Splice) without decoding records, read with
-// Partition.ReadInto into pooled buffers that are never zeroed; a Fetch
-// response's buffers go back to the pool once the codec has marshalled it
-// (servebuf.go). Produce validates and
-// stamps a batch once (batch.Normalize) and appends it through the
-// partition's Raft group with the requested acks. Retention is applied per
+// Partition.ReadInto into pooled buffers that are never zeroed; a Fetch or
+// Consume response is encoded by hand around the stored bytes, which it
+// references in the read buffers instead of copying them, and the buffers
+// go back to the pool when grpc has written the message (fetchencode.go,
+// servebuf.go). A produce request's records_data is decoded in place into
+// a buffer with room in front (producedecode.go), where Produce validates
+// and stamps the batch once (batch.NormalizeFramedIn) and builds the
+// replication entry without copying the records, then appends it through
+// the partition's Raft group with the requested acks. Retention is applied per
 // partition by the replication host from each topic's retention.ms and
 // retention.bytes, which the cluster metadata pushes to the replicas.
 //
@@ -50,10 +54,11 @@
 // the controller registers it and adds it to the metadata group as a
 // learner, and it is placed replicas like any node.
 //
-// A ProduceStream pipelines the batches of one partition: they are
-// proposed in stream order (replication.Partition.Propose) and a waiter
-// per partition answers them as they become durable, so many are in flight
-// at once (partitionPipeline).
+// A ProduceStream pipelines the batches of one partition: its receiver
+// validates and proposes them in stream order (replication.Partition.Propose)
+// and its sender answers them in order as they become durable, so many are
+// in flight at once; a request that is the stream's only unanswered one is
+// proposed inline (Partition.ProposeInline) and answered by the receiver.
 //
 // Only a partition's leader knows its followers' lag, and only replicas
 // know the leader: GetMetadata, DescribeTopic, DescribeCluster and the
@@ -74,13 +79,15 @@
 // flight (one at a time; others wait for it); joinedPeers.mu the addresses
 // a join answered; remoteFeed.mu the batches a Consume feed buffered (its
 // goroutine fills, the stream's handler takes; the stream stops its feeds
-// before it returns). The serving buffer pool is sync.Pools, and the
-// leases of Fetch responses waiting to be marshalled a sync.Map keyed
-// weakly by the response. Handlers hold no locks of their own: the cluster
+// before it returns). sizedPool.mu guards the large read buffers kept out
+// of the collector's reach (servebuf.go); the rest of the serving pool is
+// sync.Pools, and the leases of Fetch responses waiting to be written a
+// sync.Map keyed weakly by the response. Handlers hold no locks of their own: the cluster
 // State they read is immutable, and partitions synchronize internally.
 // Each Consume call owns its stream state in its handler goroutine; one
 // helper goroutine per Consume call only receives. Each ProduceStream
-// call runs one sender goroutine and one goroutine per partition it
-// writes to; all end before the handler returns. Every goroutine of the
+// call runs one receiver and one sender goroutine, and a goroutine per
+// partition for requests too large to propose on the receiver or queued
+// behind others of their partition; all end before the handler returns. Every goroutine of the
 // server ends in Shutdown.
 package server
