@@ -54,13 +54,24 @@ func records(n int, prefix string) []*sluicev1.Record {
 
 func produce(t *testing.T, n *servertest.Node, topic string, part int32, recs []*sluicev1.Record) *sluicev1.ProduceResponse {
 	t.Helper()
-	resp, err := n.Producer.Produce(ctxT(t), &sluicev1.ProduceRequest{
-		Topic: topic, Partition: proto.Int32(part), Batch: &sluicev1.RecordBatch{Records: recs},
-	})
-	if err != nil {
+	ctx := ctxT(t)
+	for {
+		resp, err := n.Producer.Produce(ctx, &sluicev1.ProduceRequest{
+			Topic: topic, Partition: proto.Int32(part), Batch: &sluicev1.RecordBatch{Records: recs},
+		})
+		if err == nil {
+			return resp
+		}
+		// A partition of a topic just created may still be opening or
+		// electing: the answer says nothing was written, so send again, as
+		// a client would.
+		if code, ei := errorInfo(t, err); code == codes.Unavailable && ctx.Err() == nil &&
+			(ei.GetReason() == "LEADER_NOT_AVAILABLE" || ei.GetReason() == "NOT_LEADER") {
+			time.Sleep(20 * time.Millisecond)
+			continue
+		}
 		t.Fatalf("produce: %v", err)
 	}
-	return resp
 }
 
 // fetchAll reads a partition from offset to its high watermark.
