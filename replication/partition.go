@@ -379,39 +379,9 @@ func (p *Partition) wait(ctx context.Context, pr *proposal, own bool) (ProduceRe
 // watermark returns nothing; past it, *storage.OffsetOutOfRangeError.
 // Batch.Data is the stored batch bytes.
 func (p *Partition) Read(offset uint64, maxBytes int) ([]storage.Batch, error) {
-	p.mu.Lock()
-	hw, start, closed := p.mu.hw, p.mu.start, p.mu.closed
-	p.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if offset > hw || offset < start {
-		return nil, &storage.OffsetOutOfRangeError{Offset: offset, Start: start, End: hw}
-	}
-	if offset == hw {
-		return nil, nil
-	}
-	bs, err := p.log.Read(offset, hw, maxBytes)
-	if err != nil {
-		var oor *storage.OffsetOutOfRangeError
-		if errors.As(err, &oor) && oor.End > hw {
-			oor.End = hw
-		}
-		return nil, err
-	}
-	out := bs[:0]
-	for _, b := range bs {
-		if b.BaseOffset >= hw {
-			break
-		}
-		c, ok, err := decodeCommand(b.Data)
-		if err != nil || !ok || c.Type != cmdRecords {
-			return nil, fmt.Errorf("replication: partition %d offset %d: %w", p.id, b.BaseOffset, errBadCommand)
-		}
-		b.Data = c.Batch
-		out = append(out, b)
-	}
-	return out, nil
+	return p.readCommitted(offset, nil, func(hw uint64) ([]storage.Batch, error) {
+		return p.log.Read(offset, hw, maxBytes)
+	})
 }
 
 // HighWatermark is the offset after the last committed and applied record.

@@ -14,6 +14,18 @@ import (
 // (the command header stripped): the caller must not reuse buf while it
 // uses the batches. Bounds and errors are those of Read.
 func (p *Partition) ReadInto(dst []storage.Batch, buf []byte, offset uint64, maxBytes int) ([]storage.Batch, error) {
+	return p.readCommitted(offset, dst[:0], func(hw uint64) ([]storage.Batch, error) {
+		if r, ok := p.log.(intoReader); ok {
+			return r.ReadInto(dst, buf, offset, hw, maxBytes)
+		}
+		return p.log.Read(offset, hw, maxBytes) // a test's log substitute
+	})
+}
+
+// readCommitted reads batches from offset up to the high watermark with
+// read (given the high watermark) and strips their command headers; empty
+// is what a read at the high watermark returns.
+func (p *Partition) readCommitted(offset uint64, empty []storage.Batch, read func(hw uint64) ([]storage.Batch, error)) ([]storage.Batch, error) {
 	p.mu.Lock()
 	hw, start, closed := p.mu.hw, p.mu.start, p.mu.closed
 	p.mu.Unlock()
@@ -24,15 +36,9 @@ func (p *Partition) ReadInto(dst []storage.Batch, buf []byte, offset uint64, max
 		return nil, &storage.OffsetOutOfRangeError{Offset: offset, Start: start, End: hw}
 	}
 	if offset == hw {
-		return dst[:0], nil
+		return empty, nil
 	}
-	var bs []storage.Batch
-	var err error
-	if r, ok := p.log.(intoReader); ok {
-		bs, err = r.ReadInto(dst, buf, offset, hw, maxBytes)
-	} else { // a test's log substitute
-		bs, err = p.log.Read(offset, hw, maxBytes)
-	}
+	bs, err := read(hw)
 	if err != nil {
 		var oor *storage.OffsetOutOfRangeError
 		if errors.As(err, &oor) && oor.End > hw {
