@@ -58,7 +58,9 @@
 // validates and proposes them in stream order (replication.Partition.Propose)
 // and its sender answers them in order as they become durable, so many are
 // in flight at once; a request that is the stream's only unanswered one is
-// proposed inline (Partition.ProposeInline) and answered by the receiver.
+// answered by the receiver when its outcome is known by then. The receiver
+// never waits for an fsync: a pipelining client's next requests would wait
+// unread behind it.
 //
 // Only a partition's leader knows its followers' lag, and only replicas
 // know the leader: GetMetadata, DescribeTopic, DescribeCluster and the
