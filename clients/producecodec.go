@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+
+	"github.com/sluicehq/sluice/batch"
 )
 
 // Sending a batch without copying it. grpc's codec marshals a produce request into one
@@ -97,7 +99,7 @@ func around(s []byte, path []protowire.Number, n int) (enc []byte, split int, ok
 		enc = protowire.AppendVarint(enc, uint64(n))
 		return enc, len(enc), true
 	}
-	start, end, vstart, ok := findOnce(s, path[0])
+	start, end, vstart, ok := batch.FindOnce(s, path[0])
 	if !ok {
 		return nil, 0, false
 	}
@@ -113,30 +115,4 @@ func around(s []byte, path []protowire.Number, n int) (enc []byte, split int, ok
 	enc = append(enc, inner...)
 	enc = append(enc, s[end:]...)
 	return enc, split, true
-}
-
-// findOnce walks the fields of b and returns where the only field numbered num starts
-// (its tag), ends, and where its value starts; ok is false when b is not valid wire
-// form, or num occurs other than once or not as bytes.
-func findOnce(b []byte, num protowire.Number) (start, end, vstart int, ok bool) {
-	found := false
-	for off := 0; off < len(b); {
-		n, typ, tl := protowire.ConsumeTag(b[off:])
-		if tl < 0 {
-			return 0, 0, 0, false
-		}
-		vl := protowire.ConsumeFieldValue(n, typ, b[off+tl:])
-		if vl < 0 {
-			return 0, 0, 0, false
-		}
-		if n == num {
-			if found || typ != protowire.BytesType {
-				return 0, 0, 0, false
-			}
-			_, ll := protowire.ConsumeVarint(b[off+tl:])
-			found, start, vstart, end = true, off, off+tl+ll, off+tl+vl
-		}
-		off += tl + vl
-	}
-	return start, end, vstart, found
 }

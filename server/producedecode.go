@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/binary"
 	"runtime"
 	"sync"
 	"weak"
@@ -10,6 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+
+	"github.com/sluicehq/sluice/batch"
 )
 
 // Decoding a produce request without copying its records.
@@ -152,7 +155,7 @@ func unmarshalAliased(b []byte, m proto.Message, path []protowire.Number, batchO
 // once in its message, with the bytes wire type, the last one is not
 // empty, and every message on the path walks as valid wire form.
 func stripPath(dst, b []byte, path []protowire.Number) (out, field []byte, ok bool) {
-	start, end, vstart, ok := findOnce(b, path[0])
+	start, end, vstart, ok := batch.FindOnce(b, path[0])
 	if !ok {
 		return dst, nil, false
 	}
@@ -173,39 +176,11 @@ func stripPath(dst, b []byte, path []protowire.Number) (out, field []byte, ok bo
 		return dst[:mark], nil, false
 	}
 	innerLen := len(inner) - mark
-	var head [2 * binaryMaxVarint]byte
+	var head [2 * binary.MaxVarintLen64]byte
 	h := protowire.AppendTag(head[:0], path[0], protowire.BytesType)
 	h = protowire.AppendVarint(h, uint64(innerLen))
 	inner = append(inner, h...) // room
 	copy(inner[mark+len(h):], inner[mark:mark+innerLen])
 	copy(inner[mark:], h)
 	return append(inner, b[end:]...), field, true
-}
-
-const binaryMaxVarint = 10
-
-// findOnce walks the fields of b and returns where the only field numbered
-// num starts (its tag), ends, and where its value starts; ok is false when
-// b is not valid wire form, or num occurs other than once or not as bytes.
-func findOnce(b []byte, num protowire.Number) (start, end, vstart int, ok bool) {
-	found := false
-	for off := 0; off < len(b); {
-		n, typ, tl := protowire.ConsumeTag(b[off:])
-		if tl < 0 {
-			return 0, 0, 0, false
-		}
-		vl := protowire.ConsumeFieldValue(n, typ, b[off+tl:])
-		if vl < 0 {
-			return 0, 0, 0, false
-		}
-		if n == num {
-			if found || typ != protowire.BytesType {
-				return 0, 0, 0, false
-			}
-			_, ll := protowire.ConsumeVarint(b[off+tl:])
-			found, start, vstart, end = true, off, off+tl+ll, off+tl+vl
-		}
-		off += tl + vl
-	}
-	return start, end, vstart, found
 }
