@@ -115,11 +115,7 @@ func TestRequestsReachNodesWithoutReplicas(t *testing.T) {
 			if int32(i+1) == home {
 				continue // ask the nodes that do not hold it
 			}
-			pr, err := n.Producer.Produce(ctx, &sluicev1.ProduceRequest{Topic: "single", Partition: proto.Int32(p.GetPartition()),
-				Batch: &sluicev1.RecordBatch{Records: records(1, "x")}})
-			if err != nil {
-				t.Fatalf("produce to partition %d (on node %d) through node %d: %v", p.GetPartition(), home, i+1, err)
-			}
+			pr := produce(t, n, "single", p.GetPartition(), records(1, "x")) // retries while the partition opens
 			bs := fetchAll(t, n, "single", p.GetPartition(), pr.GetBaseOffset(), 0)
 			if len(bs) != 1 {
 				t.Fatalf("fetch through node %d: %v", i+1, bs)
