@@ -158,28 +158,25 @@ func (n *node) up() bool {
 }
 
 // kill sends SIGKILL and waits for the process to end.
-func (n *node) kill() {
-	n.mu.Lock()
-	cmd, exited := n.mu.cmd, n.mu.exited
-	n.mu.cmd, n.mu.paused = nil, false
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-exited
-}
+func (n *node) kill() { n.end(syscall.SIGKILL) }
 
 // stop sends SIGTERM (a graceful shutdown) and waits for the process to end.
-func (n *node) stop() {
+func (n *node) stop() { n.end(syscall.SIGTERM) }
+
+// end signals the process and waits for it to end; a paused one is
+// resumed first, or a SIGTERM would wait for a SIGCONT.
+func (n *node) end(sig syscall.Signal) {
 	n.mu.Lock()
-	cmd, exited := n.mu.cmd, n.mu.exited
+	cmd, exited, paused := n.mu.cmd, n.mu.exited, n.mu.paused
 	n.mu.cmd, n.mu.paused = nil, false
 	n.mu.Unlock()
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(sig)
+	if paused {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
+	}
 	<-exited
 }
 
