@@ -1,9 +1,7 @@
 package cluster
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,63 +14,11 @@ import (
 func threeNodes(t *testing.T, opts ...func(*Config)) (map[uint64]*node, *replication.MemNetwork) {
 	t.Helper()
 	net := replication.NewMemNetwork()
-	var (
-		mu    sync.Mutex
-		nodes = map[uint64]*node{}
-	)
-	forward := func(ctx context.Context, to NodeInfo, cmd []byte) (uint64, error) {
-		mu.Lock()
-		n := nodes[to.ID]
-		mu.Unlock()
-		if n == nil || n.md == nil {
-			return 0, &NotControllerError{} // not up yet: the caller retries
-		}
-		return n.md.HandleForwarded(ctx, cmd)
-	}
-	hosts := map[uint64]*replication.Host{}
-	for id := uint64(1); id <= 3; id++ {
-		h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: t.TempDir(), Transport: net.Transport(id),
-			TickInterval: 10 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hosts[id] = h
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for id, h := range hosts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cfg := Config{NodeID: id, Host: h, Addr: fmt.Sprintf("127.0.0.%d:9700", id),
-				Voters: []uint64{1, 2, 3}, Forward: forward, Rack: fmt.Sprintf("r%d", id%2)}
-			for _, o := range opts {
-				o(&cfg)
-			}
-			md, err := Open(ctx, cfg)
-			if err != nil {
-				errs <- fmt.Errorf("node %d: %w", id, err)
-				return
-			}
-			mu.Lock()
-			nodes[id] = &node{host: h, md: md}
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	dirs := map[uint64]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	rack := func(c *Config) { c.Rack = fmt.Sprintf("r%d", c.NodeID%2) }
+	nodes, stop := startThreeIn(t, net, dirs, nil, append([]func(*Config){rack}, opts...)...)
 	t.Cleanup(func() {
-		for _, n := range nodes {
-			_ = n.md.Close()
-		}
-		for _, h := range hosts {
-			_ = h.Close()
-		}
+		stop()
 		net.Close()
 	})
 	return nodes, net
