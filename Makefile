@@ -15,7 +15,7 @@ GRPCURL   := $(GO) tool -modfile=tools/go.mod grpcurl
 PKGS      := ./...
 BENCHTIME ?= 2s
 
-.PHONY: all build run test generate gen-check lint vet proto-lint proto-breaking unit bench soak chaos failover-time fuzz cluster cluster-stop cluster-status tools clean
+.PHONY: all build run test generate gen-check lint vet proto-lint proto-breaking unit bench soak chaos failover-time idle-cpu fuzz cluster cluster-stop cluster-status tools clean
 
 all: build
 
@@ -76,6 +76,10 @@ chaos: build
 # Time from SIGKILL of a partition leader to the first produce accepted by its successor.
 failover-time:
 	$(GO) test -count=1 -timeout 20m -v -run TestFailoverTime ./test/chaos/
+
+# CPU and memory of three idle nodes holding 1,000 partitions x RF3.
+idle-cpu: build
+	./scripts/idle-cpu.sh
 
 # Each fuzz target for a short while (FUZZTIME per target).
 FUZZTIME ?= 10s
