@@ -5,14 +5,14 @@
 # every partition has a leader and has settled (SETTLE seconds, default 45:
 # idle Raft groups stop ticking once quiesced), then samples the
 # CPU time (utime+stime from /proc) and resident memory of the three node
-# processes over SECONDS (default 30) with no client traffic.
+# processes over WINDOW seconds (default 30) with no client traffic.
 #
 # Usage: scripts/idle-cpu.sh            (make idle-cpu)
-#        PARTITIONS=300 SECONDS_=10 scripts/idle-cpu.sh
+#        PARTITIONS=300 WINDOW=10 scripts/idle-cpu.sh
 set -euo pipefail
 
 PARTITIONS=${PARTITIONS:-1000}
-WINDOW=${SECONDS_:-30}
+WINDOW=${WINDOW:-30}
 SETTLE=${SETTLE:-45}
 export DATA=${DATA:-$(mktemp -d /tmp/sluice-idle.XXXXXX)}
 export SLUICE_BROKERS=127.0.0.1:9700,127.0.0.1:9710,127.0.0.1:9720
