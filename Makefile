@@ -7,6 +7,7 @@
 #   make bench     benchmarks
 #   make soak      long randomized storage runs (not part of make test)
 #   make chaos     long multi-process fault runs (not part of make test; root for iptables)
+#   make failover-time, make idle-cpu   failover and idle-cost measurements
 #   make cluster   build and start three local nodes (cluster-stop, cluster-status)
 
 GO        ?= go
