@@ -35,7 +35,10 @@ func (p *Producer) complete(b *pbatch, resp *sluicev1.ProduceResponse, err error
 		p.punchHoleLocked(b, err)
 		done = append(done, p.finishLocked(b, nil, err))
 	}
-	if pb.sink != nil {
+	// The sink has work only if the partition has a batch to send (a retried batch
+	// pokes it when its backoff ends); waking it for nothing costs a sleeping thread's
+	// wake-up on every acknowledgement.
+	if pb.sink != nil && p.readyLocked(pb) {
 		pb.sink.poke()
 	}
 	p.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -209,10 +210,18 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 	if st != nil {
 		st.batch = b
 	}
-	if p.readyLocked(pb) && pb.sink != nil {
-		pb.sink.poke()
+	var direct *sink
+	if s := pb.sink; s != nil && p.readyLocked(pb) {
+		if s.directLocked(pb) {
+			direct = s
+		} else {
+			s.poke()
+		}
 	}
 	p.mu.Unlock()
+	if direct != nil {
+		direct.sendNow() // sink.go
+	}
 }
 
 // stickyLocked returns the sticky partition for records without a key: it stays until
@@ -362,14 +371,26 @@ func (p *Producer) ProduceSync(ctx context.Context, records ...*Record) ProduceR
 			wg.Done()
 		})
 	}
+	var direct []*sink
 	p.mu.Lock()
 	p.mu.flushing++
 	for _, r := range records {
-		if pb := p.mu.parts[topicPartition{r.Topic, r.Partition}]; pb != nil && pb.sink != nil {
-			pb.sink.poke()
+		pb := p.mu.parts[topicPartition{r.Topic, r.Partition}]
+		if pb == nil || pb.sink == nil || !p.readyLocked(pb) {
+			continue
+		}
+		if s := pb.sink; s.directLocked(pb) {
+			if !slices.Contains(direct, s) {
+				direct = append(direct, s)
+			}
+		} else {
+			s.poke()
 		}
 	}
 	p.mu.Unlock()
+	for _, s := range direct {
+		s.sendNow()
+	}
 	wg.Wait()
 	p.mu.Lock()
 	p.mu.flushing--

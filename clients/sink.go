@@ -3,6 +3,7 @@ package clients
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,6 +21,12 @@ type sink struct {
 	p    *Producer
 	addr string
 	wake chan struct{} // cap 1
+
+	// sendMu is held by whoever takes and sends the sink's ready batches: its goroutine,
+	// or a producing caller sending its own batch at once (sendNow). Holding it from the
+	// take to the last Send keeps the stream's order the order batches were taken in.
+	// It is taken before Producer.mu, never while holding it.
+	sendMu sync.Mutex
 
 	// guarded by Producer.mu
 	parts  []*partBuf
@@ -88,18 +95,49 @@ func (s *sink) run() {
 			time.AfterFunc(p.cfg.backoff(2), s.poke)
 			continue
 		}
-		for {
-			p.mu.Lock()
-			bs := s.takeLocked(time.Now())
-			p.mu.Unlock()
-			if len(bs) == 0 {
-				break
-			}
-			for _, b := range bs {
-				s.send(b)
-			}
+		s.sendMu.Lock()
+		s.sendReady()
+		s.sendMu.Unlock()
+	}
+}
+
+// sendReady takes and sends ready batches until none is left. The caller holds sendMu.
+func (s *sink) sendReady() {
+	p := s.p
+	for {
+		p.mu.Lock()
+		bs := s.takeLocked(time.Now())
+		p.mu.Unlock()
+		if len(bs) == 0 {
+			return
+		}
+		for _, b := range bs {
+			s.send(b)
 		}
 	}
+}
+
+// directLocked reports whether a producing caller may send pb's ready batch itself
+// (sendNow) instead of handing it to the sink's goroutine: the partition has nothing
+// in flight or backing off, and the sink has an open stream and a producer id, so
+// sending blocks on nothing but the stream.
+func (s *sink) directLocked(pb *partBuf) bool {
+	p := s.p
+	return pb.inflight == 0 && !s.unary && s.stream != nil && !s.stream.broken &&
+		p.mu.idState != idUnknown && !p.mu.closed &&
+		(pb.backoffTill.IsZero() || !time.Now().Before(pb.backoffTill))
+}
+
+// sendNow sends the sink's ready batches on the caller's goroutine, saving the hand-off
+// to the sink's goroutine on the way to the wire: what a single synchronous produce
+// waits for. When the sink is sending already, it is poked instead and sends them next.
+func (s *sink) sendNow() {
+	if !s.sendMu.TryLock() {
+		s.poke()
+		return
+	}
+	s.sendReady()
+	s.sendMu.Unlock()
 }
 
 // takeLocked removes the batches that may be sent now, in partition order, and marks
