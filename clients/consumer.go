@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
-	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -520,23 +518,21 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, reply *fetchReply) ([]
 				next = max(next, rb.GetBaseOffset()+int64(rb.GetRecordCount()))
 				continue
 			}
-			rs, err := batch.Records(rb)
-			if err == nil && slices.Contains(reply.badCRC, rb) {
-				err = fmt.Errorf("crc %08x does not match the records", rb.GetCrc())
-			}
+			rs, err := reply.records(rb, tp.topic, tp.partition) // fetchrecords.go
 			if err != nil {
 				perr = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_CORRUPT_BATCH, Message: err.Error(),
 					Metadata: map[string]string{"offset": strconv.FormatInt(rb.GetBaseOffset(), 10)}}
 				break
 			}
-			slab := make([]Record, len(rs)) // one allocation for the batch's records
-			for i, r := range rs {
-				off := rb.GetBaseOffset() + int64(i)
-				if off < next {
+			if prs == nil {
+				prs = make([]*Record, 0, len(rs))
+			}
+			for i := range rs {
+				if rs[i].Offset < next {
 					continue
 				}
-				prs = append(prs, fillProtoRecord(&slab[i], tp.topic, tp.partition, off, rb.GetLeaderEpoch(), r))
-				next = off + 1
+				prs = append(prs, &rs[i])
+				next = rs[i].Offset + 1
 			}
 		}
 		c.mu.Lock()

@@ -29,10 +29,12 @@ var fetchCall = grpc.ForceCodecV2(fetchCodec{encoding.GetCodecV2("proto")})
 // readPool makes a connection read frames into dirtyPool buffers.
 var readPool = experimental.WithBufferPool(dirtyPool)
 
-// fetchReply is a Fetch response as fetchCodec decodes it: its records alias the
-// response's frames, and badCRC lists the batches whose records fail their CRC.
+// fetchReply is a Fetch response as fetchCodec decodes it (decodeFetchRecords): the
+// plain records of its batches are in plain, aliasing the response's frames, and badCRC
+// lists the batches whose records fail their CRC.
 type fetchReply struct {
 	resp   sluicev1.FetchResponse
+	plain  map[*sluicev1.RecordBatch][]Record
 	badCRC []*sluicev1.RecordBatch
 }
 
@@ -48,8 +50,8 @@ func (c fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		b.Ref()
 		segs[i] = b.ReadOnlyData()
 	}
-	bad, err := decodeFetchResponse(segs, &r.resp)
-	r.badCRC = bad
+	plain, bad, err := decodeFetchRecords(segs, &r.resp)
+	r.plain, r.badCRC = plain, bad
 	return err
 }
 

@@ -45,6 +45,17 @@ func TestFetchCodecDecodesLikeProto(t *testing.T) {
 		if err := codec.Unmarshal(data, &reply); err != nil || len(reply.badCRC) != 0 {
 			t.Fatalf("%d records: fetchReply: %v, %d crc failures", n, err, len(reply.badCRC))
 		}
+		rb := reply.resp.GetPartitions()[0].GetBatches()[0]
+		rs, err := reply.records(rb, "t", 3)
+		if err != nil || len(rs) != n {
+			t.Fatalf("%d records: fetchReply has %d: %v", n, len(rs), err)
+		}
+		for i, r := range rs {
+			if r.Offset != int64(7+i) || !bytes.Equal(r.Value, recs[i].Value) || !bytes.Equal(r.Key, recs[i].Key) {
+				t.Fatalf("%d records: record %d decoded as %+v", n, i, r)
+			}
+		}
+		rb.Records = resp.Partitions[0].Batches[0].Records
 		if !proto.Equal(&reply.resp, resp) {
 			t.Fatalf("%d records: fetchReply decoded differently", n)
 		}

@@ -32,6 +32,18 @@ func decodeFetchResponse(segs [][]byte, m *sluicev1.FetchResponse) (badCRC []*sl
 	return d.badCRC, err
 }
 
+// decodeFetchRecords decodes a FetchResponse as decodeFetchResponse does, except that
+// the plain records of a batch are decoded straight into Records (key, value, headers;
+// see batchRecords for the rest) instead of the batch's Records, which stays empty:
+// what the consumer hands out, without a sluicev1.Record for each on the way. plain maps
+// each batch that had plain records to them, in order.
+func decodeFetchRecords(segs [][]byte, m *sluicev1.FetchResponse) (plain map[*sluicev1.RecordBatch][]Record, badCRC []*sluicev1.RecordBatch, err error) {
+	d := fetchDecoder{segs: segs, direct: true}
+	r := newWireReader(segs)
+	err = d.response(&r, m)
+	return d.plain, d.badCRC, err
+}
+
 var (
 	errWire = errors.New("sluice: malformed fetch response")
 	errUTF8 = errors.New("sluice: fetch response string field is not valid UTF-8")
@@ -41,6 +53,11 @@ type fetchDecoder struct {
 	segs   [][]byte
 	slab   []sluicev1.Record // records handed out one by one, allocated in chunks
 	badCRC []*sluicev1.RecordBatch
+
+	// direct decodes plain records into plain instead of the batches' Records
+	// (decodeFetchRecords).
+	direct bool
+	plain  map[*sluicev1.RecordBatch][]Record
 }
 
 const recordSlab = 256
@@ -325,6 +342,7 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 	// length, record), gathered in contiguous runs.
 	var crc uint32
 	runStart, runEnd := 0, 0
+	var recs []Record // direct: the batch's records
 	for r.remaining() > 0 {
 		start := r.pos
 		num, typ, err := r.tag()
@@ -370,20 +388,36 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 			r.skip(n)
 			m.Crc = c
 		case num == 15 && typ == protowire.BytesType:
-			rec := d.record()
 			n, err := r.length()
 			if err != nil {
 				return err
 			}
 			r.fill()
-			if len(r.cur) < n || !recordFlat(r.cur[:n], rec) {
-				sr := r.sub(n)
-				if err := recordInto(&sr, rec); err != nil {
-					return err
+			if d.direct {
+				if recs == nil {
+					// One allocation for the batch's records when record_count comes
+					// first, as a node sends it; never more than the bytes could hold.
+					recs = make([]Record, 0, max(0, min(int(m.RecordCount), r.remaining()/2+1)))
 				}
+				recs = append(recs, Record{})
+				rec := &recs[len(recs)-1]
+				if len(r.cur) < n || !recordFlatDirect(r.cur[:n], rec) {
+					sr := r.sub(n)
+					if err := recordDirect(&sr, rec); err != nil {
+						return err
+					}
+				}
+			} else {
+				rec := d.record()
+				if len(r.cur) < n || !recordFlat(r.cur[:n], rec) {
+					sr := r.sub(n)
+					if err := recordInto(&sr, rec); err != nil {
+						return err
+					}
+				}
+				m.Records = append(m.Records, rec)
 			}
 			r.skip(n)
-			m.Records = append(m.Records, rec)
 			if start != runEnd {
 				crc = d.crc(crc, runStart, runEnd)
 				runStart = start
@@ -404,7 +438,13 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 	if unk != nil {
 		m.ProtoReflect().SetUnknown(unk)
 	}
-	if m.Crc != 0 && len(m.Records) > 0 && d.crc(crc, runStart, runEnd) != m.Crc {
+	if len(recs) > 0 {
+		if d.plain == nil {
+			d.plain = make(map[*sluicev1.RecordBatch][]Record)
+		}
+		d.plain[m] = recs
+	}
+	if m.Crc != 0 && len(m.Records)+len(recs) > 0 && d.crc(crc, runStart, runEnd) != m.Crc {
 		d.badCRC = append(d.badCRC, m)
 	}
 	return nil

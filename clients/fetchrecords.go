@@ -1,0 +1,176 @@
+package clients
+
+import (
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluicehq/sluice/batch"
+	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+)
+
+// Decoding plain records straight into Records (decodeFetchRecords). A record is
+// decoded as proto.Unmarshal decodes a sluicev1.Record — the last key, value and
+// timestamp win, unknown fields and known fields of another wire type are skipped,
+// header keys must be UTF-8 — and its key, value and header values alias the response.
+// Until batchRecords completes it, a decoded Record holds its timestamp_ms in Offset.
+
+// recordFlatDirect is recordFlat for a Record: a record in one segment with nothing but
+// canonical key, value and timestamp tags. Otherwise it leaves rec empty and reports
+// false, and recordDirect decodes it.
+func recordFlatDirect(b []byte, rec *Record) bool {
+	var ts int64
+	for len(b) > 0 {
+		switch t := b[0]; t {
+		case 0x0a, 0x12: // key, value: field 1 and 2, bytes
+			v, n := protowire.ConsumeBytes(b[1:])
+			if n < 0 {
+				break
+			}
+			if t == 0x0a {
+				rec.Key = alias(v)
+			} else {
+				rec.Value = alias(v)
+			}
+			b = b[1+n:]
+			continue
+		case 0x20: // timestamp_ms: field 4, varint
+			x, n := protowire.ConsumeVarint(b[1:])
+			if n < 0 {
+				break
+			}
+			ts = int64(x)
+			b = b[1+n:]
+			continue
+		}
+		*rec = Record{}
+		return false
+	}
+	rec.Offset = ts
+	return true
+}
+
+// recordDirect is recordInto for a Record.
+func recordDirect(r *wireReader, rec *Record) error {
+	var ts int64
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
+		if err != nil {
+			return err
+		}
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
+				return err
+			}
+			if num == 1 {
+				rec.Key = alias(v)
+			} else {
+				rec.Value = alias(v)
+			}
+		case num == 3 && typ == protowire.BytesType:
+			var h Header
+			if err := r.message(func(r *wireReader) error { return headerDirect(r, &h) }); err != nil {
+				return err
+			}
+			rec.Headers = append(rec.Headers, h)
+		case num == 4 && typ == protowire.VarintType:
+			x, err := r.varint()
+			if err != nil {
+				return err
+			}
+			ts = int64(x)
+		default:
+			if _, err := r.unknown(nil, num, typ); err != nil {
+				return err
+			}
+		}
+	}
+	rec.Offset = ts
+	return nil
+}
+
+// headerDirect is header for a Header.
+func headerDirect(r *wireReader, h *Header) error {
+	for r.remaining() > 0 {
+		num, typ, err := r.tag()
+		if err != nil {
+			return err
+		}
+		switch {
+		case (num == 1 || num == 2) && typ == protowire.BytesType:
+			v, err := r.bytes()
+			if err != nil {
+				return err
+			}
+			if num == 1 {
+				if !utf8.Valid(v) {
+					return errUTF8
+				}
+				h.Key = string(v)
+			} else {
+				h.Value = alias(v)
+			}
+		default:
+			if _, err := r.unknown(nil, num, typ); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// batchRecords returns the records of a fetched batch of topic/partition, complete:
+// offsets, leader epoch and effective timestamps (under LOG_APPEND_TIME every record
+// has the batch's max_timestamp_ms, under create time a record without one has it).
+// plain are the batch's records as decodeFetchRecords decoded them (nil when it had
+// none: then the batch's own records or records_data are decoded, decompressed and
+// checked with batch.Records); badCRC reports that their CRC did not match.
+func batchRecords(rb *sluicev1.RecordBatch, plain []Record, badCRC bool, topic string, partition int32) ([]Record, error) {
+	var recs []Record
+	if len(plain) == 0 {
+		rs, err := batch.Records(rb)
+		if err == nil && badCRC {
+			err = fmt.Errorf("crc %08x does not match the records", rb.GetCrc())
+		}
+		if err != nil {
+			return nil, err
+		}
+		recs = make([]Record, len(rs)) // one allocation for the batch's records
+		for i, r := range rs {
+			fillProtoRecord(&recs[i], topic, partition, 0, 0, r)
+			recs[i].Offset = r.GetTimestampMs() // stamped below like plain records
+		}
+	} else {
+		// The checks batch.Records makes of plain records.
+		switch {
+		case len(rb.GetRecordsData()) > 0:
+			return nil, &batch.InvalidError{Field: "records_data", Msg: "set together with records"}
+		case rb.GetRecordCount() != 0 && int(rb.GetRecordCount()) != len(plain):
+			return nil, fmt.Errorf("%w: record_count %d, found %d records", batch.ErrCorrupt, rb.GetRecordCount(), len(plain))
+		case badCRC:
+			return nil, fmt.Errorf("crc %08x does not match the records", rb.GetCrc())
+		}
+		recs = plain
+	}
+	lat := rb.GetTimestampType() == sluicev1.TimestampType_TIMESTAMP_TYPE_LOG_APPEND_TIME
+	base, epoch, maxTs := rb.GetBaseOffset(), rb.GetLeaderEpoch(), rb.GetMaxTimestampMs()
+	for i := range recs {
+		r := &recs[i]
+		ts := r.Offset
+		if lat || ts == 0 {
+			ts = maxTs
+		}
+		r.Topic, r.Partition, r.Offset, r.LeaderEpoch, r.Timestamp = topic, partition, base+int64(i), epoch, time.UnixMilli(ts)
+	}
+	return recs, nil
+}
+
+// records returns the records of a batch of the reply (batchRecords).
+func (r *fetchReply) records(rb *sluicev1.RecordBatch, topic string, partition int32) ([]Record, error) {
+	return batchRecords(rb, r.plain[rb], slices.Contains(r.badCRC, rb), topic, partition)
+}
