@@ -2,6 +2,7 @@ package clients
 
 import (
 	"bytes"
+	"hash/crc32"
 	"reflect"
 	"slices"
 	"testing"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -40,8 +42,8 @@ func checkRecordsLikeProto(t *testing.T, b []byte) {
 		if !proto.Equal(stripped, &got) {
 			t.Fatalf("segments of %d: decoded differently:\n got %v\nwant %v", size, &got, stripped)
 		}
-		if len(gotBad) != len(wantBad) {
-			t.Fatalf("segments of %d: %d crc failures, want %d", size, len(gotBad), len(wantBad))
+		if len(gotBad) != len(wantBad) || len(gotBad) != refBadCRC(b) {
+			t.Fatalf("segments of %d: %d crc failures, want %d (reference %d)", size, len(gotBad), len(wantBad), refBadCRC(b))
 		}
 		for i, fp := range want.GetPartitions() {
 			for j, wb := range fp.GetBatches() {
@@ -60,6 +62,53 @@ func checkRecordsLikeProto(t *testing.T, b []byte) {
 			}
 		}
 	}
+}
+
+// refBadCRC counts the batches of a valid FetchResponse encoding whose plain records
+// (their field-15 entries, as on the wire) do not match a non-zero crc: the CRC check
+// written plainly over contiguous bytes.
+func refBadCRC(resp []byte) int {
+	bad := 0
+	fields := func(b []byte, f func(num protowire.Number, typ protowire.Type, field, value []byte)) {
+		for len(b) > 0 {
+			num, typ, n := protowire.ConsumeTag(b)
+			m := protowire.ConsumeFieldValue(num, typ, b[n:])
+			if n < 0 || m < 0 {
+				return
+			}
+			v := b[n : n+m]
+			if typ == protowire.BytesType {
+				v, _ = protowire.ConsumeBytes(v)
+			}
+			f(num, typ, b[:n+m], v)
+			b = b[n+m:]
+		}
+	}
+	fields(resp, func(num protowire.Number, typ protowire.Type, _, fp []byte) {
+		if num != 2 || typ != protowire.BytesType {
+			return
+		}
+		fields(fp, func(num protowire.Number, typ protowire.Type, _, rb []byte) {
+			if num != 2 || typ != protowire.BytesType {
+				return
+			}
+			var crc, want uint32
+			records := 0
+			fields(rb, func(num protowire.Number, typ protowire.Type, field, v []byte) {
+				switch {
+				case num == 15 && typ == protowire.BytesType:
+					crc = crc32.Update(crc, castagnoli, field)
+					records++
+				case num == 11 && typ == protowire.Fixed32Type:
+					want, _ = protowire.ConsumeFixed32(field[1:])
+				}
+			})
+			if want != 0 && records > 0 && crc != want {
+				bad++
+			}
+		})
+	})
+	return bad
 }
 
 // recordsSeeds are responses with what batchRecords treats specially: log-append time,
@@ -156,5 +205,88 @@ func FuzzDecodeFetchRecords(f *testing.F) {
 	f.Add(protowire.AppendBytes(resp, fp))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkRecordsLikeProto(t, b)
+	})
+}
+
+// BenchmarkFetchRecords decodes a 16 MiB response of 1 KiB records, in 16 KiB segments as
+// the transport receives it, into the Records a Poll returns: "proto" through
+// sluicev1.Records (decodeFetchResponse), "direct" straight into Records
+// (decodeFetchRecords).
+func BenchmarkFetchRecords(b *testing.B) {
+	const records, batches = 1000, 16
+	resp := &sluicev1.FetchResponse{Topic: "t", Partitions: []*sluicev1.FetchedPartition{{Partition: 1}}}
+	value := bytes.Repeat([]byte("v"), 1024)
+	for i := range batches {
+		recs := make([]*sluicev1.Record, records)
+		for j := range recs {
+			recs[j] = &sluicev1.Record{Value: value, TimestampMs: 1700000000000}
+		}
+		rb, err := batch.Encode(recs, sluicev1.Compression_COMPRESSION_NONE)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored, _, err := batch.Normalize(rb, batch.Limits{MaxBytes: 4 << 20, NowMs: 5000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sb, err := batch.Splice(stored, int64(i*records), 3, sluicev1.RecordFormat_RECORD_FORMAT_STORED)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp.Partitions[0].Batches = append(resp.Partitions[0].Batches, sb)
+	}
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	segs := split(wire, 16<<10)
+	run := func(b *testing.B, decode func() int) {
+		b.SetBytes(int64(len(wire)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if n := decode(); n != records*batches {
+				b.Fatalf("%d records", n)
+			}
+		}
+	}
+	b.Run("proto", func(b *testing.B) {
+		run(b, func() int {
+			var m sluicev1.FetchResponse
+			bad, err := decodeFetchResponse(segs, &m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out []*Record
+			for _, rb := range m.Partitions[0].Batches {
+				rs, err := batchRecords(rb, nil, slices.Contains(bad, rb), "t", 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range rs {
+					out = append(out, &rs[i])
+				}
+			}
+			return len(out)
+		})
+	})
+	b.Run("direct", func(b *testing.B) {
+		run(b, func() int {
+			var m sluicev1.FetchResponse
+			plain, bad, err := decodeFetchRecords(segs, &m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out []*Record
+			for _, rb := range m.Partitions[0].Batches {
+				rs, err := batchRecords(rb, plain[rb], slices.Contains(bad, rb), "t", 1)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range rs {
+					out = append(out, &rs[i])
+				}
+			}
+			return len(out)
+		})
 	})
 }
