@@ -143,6 +143,12 @@ func NewProducer(opts ...ProducerOpt) (*Producer, error) {
 // MaxBufferedRecords records are buffered or the topic's metadata is loading; ctx bounds
 // that wait. A nil promise ignores the result.
 func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record, error)) {
+	p.produce(ctx, r, promise, false)
+}
+
+// produce is Produce; held leaves the record's batch for the caller to send
+// (ProduceSync).
+func (p *Producer) produce(ctx context.Context, r *Record, promise func(*Record, error), held bool) {
 	if promise == nil {
 		promise = func(*Record, error) {}
 	}
@@ -210,18 +216,10 @@ func (p *Producer) Produce(ctx context.Context, r *Record, promise func(*Record,
 	if st != nil {
 		st.batch = b
 	}
-	var direct *sink
-	if s := pb.sink; s != nil && p.readyLocked(pb) {
-		if s.directLocked(pb) {
-			direct = s
-		} else {
-			s.poke()
-		}
+	if !held && p.readyLocked(pb) && pb.sink != nil {
+		pb.sink.poke()
 	}
 	p.mu.Unlock()
-	if direct != nil {
-		direct.sendNow() // sink.go
-	}
 }
 
 // stickyLocked returns the sticky partition for records without a key: it stays until
@@ -365,12 +363,20 @@ func (p *Producer) ProduceSync(ctx context.Context, records ...*Record) ProduceR
 	results := make(ProduceResults, len(records))
 	var wg sync.WaitGroup
 	wg.Add(len(records))
+	// A single record's batch is left for this goroutine to send. With several, a
+	// record may wait for room (MaxBufferedRecords) that only sending earlier ones
+	// makes: their batches go to the sinks as Produce sends them.
+	held := len(records) == 1
 	for i, r := range records {
-		p.Produce(ctx, r, func(r *Record, err error) {
+		p.produce(ctx, r, func(r *Record, err error) {
 			results[i] = ProduceResult{r, err}
 			wg.Done()
-		})
+		}, held)
 	}
+	// The records' batches are sent from here when their partitions have nothing in
+	// flight (sink.sendNow), sparing a synchronous produce the hand-off to a sink's
+	// goroutine; the sinks send the others. The producer's WaitGroup counts this
+	// goroutine while it sends, so Close waits for it.
 	var direct []*sink
 	p.mu.Lock()
 	p.mu.flushing++
@@ -387,9 +393,15 @@ func (p *Producer) ProduceSync(ctx context.Context, records ...*Record) ProduceR
 			s.poke()
 		}
 	}
+	if len(direct) > 0 {
+		p.wg.Add(1)
+	}
 	p.mu.Unlock()
-	for _, s := range direct {
-		s.sendNow()
+	if len(direct) > 0 {
+		for _, s := range direct {
+			s.sendNow()
+		}
+		p.wg.Done()
 	}
 	wg.Wait()
 	p.mu.Lock()

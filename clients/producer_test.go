@@ -11,6 +11,8 @@ import (
 	"go.uber.org/goleak"
 	"google.golang.org/grpc/codes"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluicehq/sluice/batch"
 	"github.com/sluicehq/sluice/clients"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
@@ -431,5 +433,65 @@ func TestMetadataMaxAgePicksUpNewPartitions(t *testing.T) {
 	}
 	if want := batch.KeyPartition(key, 5); r.Partition != want {
 		t.Fatalf("partition %d, want %d of 5", r.Partition, want)
+	}
+}
+
+// Synchronous produces sent from their callers' goroutines and asynchronous ones sent by
+// the sink share a stream: each producer's records still land in the order produced,
+// one batch per send, and a ProduceSync of more records than may be buffered finishes.
+// Without idempotence, so that no sequence check on the server repairs the order.
+func TestProduceSyncFromCallersKeepsOrder(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 2)
+	p := newProducer(t, f, clients.Linger(0), clients.MaxBufferedRecords(8), clients.ManualPartitioning(), clients.DisableIdempotence())
+	ctx := guard(t)
+	const n = 200
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				r := &clients.Record{Topic: "t", Partition: int32(g % 2), Key: []byte{byte(g)}, Value: fmt.Appendf(nil, "%d", i)}
+				if g == 3 {
+					p.Produce(ctx, r, nil)
+					continue
+				}
+				if _, err := p.ProduceSync(ctx, r).First(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var many []*clients.Record
+	for i := range 20 {
+		many = append(many, &clients.Record{Topic: "t", Partition: 1, Key: []byte{9}, Value: fmt.Appendf(nil, "%d", i)})
+	}
+	if err := p.ProduceSync(ctx, many...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := map[byte]int{}
+	for part := range 2 {
+		for _, b := range f.log("t", part) {
+			var rb sluicev1.RecordBatch
+			if err := proto.Unmarshal(b.stored, &rb); err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range rb.GetRecords() {
+				k := r.GetKey()[0]
+				if got := string(r.GetValue()); got != fmt.Sprint(next[k]) {
+					t.Fatalf("producer %d: record %q after %d", k, got, next[k]-1)
+				}
+				next[k]++
+			}
+		}
+	}
+	if next[0] != n || next[1] != n || next[2] != n || next[3] != n || next[9] != 20 {
+		t.Fatalf("records per producer: %v", next)
 	}
 }

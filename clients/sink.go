@@ -117,10 +117,10 @@ func (s *sink) sendReady() {
 	}
 }
 
-// directLocked reports whether a producing caller may send pb's ready batch itself
-// (sendNow) instead of handing it to the sink's goroutine: the partition has nothing
-// in flight or backing off, and the sink has an open stream and a producer id, so
-// sending blocks on nothing but the stream.
+// directLocked reports whether ProduceSync may send pb's ready batch itself (sendNow)
+// instead of handing it to the sink's goroutine: the partition has nothing in flight
+// or backing off, and the sink has an open stream and a producer id, so sending waits
+// for nothing but the stream.
 func (s *sink) directLocked(pb *partBuf) bool {
 	p := s.p
 	return pb.inflight == 0 && !s.unary && s.stream != nil && !s.stream.broken &&
@@ -128,9 +128,10 @@ func (s *sink) directLocked(pb *partBuf) bool {
 		(pb.backoffTill.IsZero() || !time.Now().Before(pb.backoffTill))
 }
 
-// sendNow sends the sink's ready batches on the caller's goroutine, saving the hand-off
-// to the sink's goroutine on the way to the wire: what a single synchronous produce
-// waits for. When the sink is sending already, it is poked instead and sends them next.
+// sendNow sends the sink's ready batches on the caller's goroutine (ProduceSync), saving
+// the hand-off to the sink's goroutine on the way to the wire: what a single
+// synchronous produce waits for. When the sink is sending already, it is poked instead
+// and sends them next. The caller holds a count of Producer.wg (it may open a stream).
 func (s *sink) sendNow() {
 	if !s.sendMu.TryLock() {
 		s.poke()
