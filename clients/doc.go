@@ -67,8 +67,9 @@
 // A Consumer reads assigned partitions (Assign, AssignTopic, ConsumePartitions) from a
 // start Offset: AtStart, AtEnd, At(offset) or AfterTime(t), resolved with ListOffsets.
 // Poll long-polls Fetch at every leader at once (RECORD_FORMAT_STORED), returns when
-// records arrive, and decodes batches itself: compressed batches are decompressed here,
-// their CRC checked (batch.Records). A fetch that has not answered when Poll returns
+// records arrive, and decodes batches itself: plain records straight from the received
+// frames into Records whose keys and values alias the frames, each batch's CRC checked
+// once; compressed batches are decompressed and checked here (batch.Records). A fetch that has not answered when Poll returns
 // stays in flight and a later Poll takes its answer, so records from one leader do not
 // cut short the long polls at the others. Seek moves a partition. An offset out of range moves
 // to the nearest end of the log unless StrictOffsets. Partition failures come back as
@@ -106,10 +107,15 @@
 // refreshing metadata with backoff), one sink goroutine per leader node (takes ready
 // batches and writes them to the stream), one receiver goroutine per open stream
 // (matches responses to batches in flight), and, in unary mode, one goroutine per call in
-// flight. Close cancels them all and waits. Linger and backoff use time.AfterFunc timers
+// flight. A ProduceSync of one record whose partition has nothing in flight takes and
+// sends the ready batches itself instead of waking the sink's goroutine, counted in the
+// producer's WaitGroup meanwhile. Close cancels them all and waits. Linger and backoff use time.AfterFunc timers
 // that only poke a sink. Promises run on the receiver (or unary call) goroutine, in order
 // per partition; a promise must not call Flush, ProduceSync or Close.
 //
+// sink.sendMu is held from taking a sink's ready batches to the last Send of them, by
+// the sink's goroutine or a ProduceSync caller, so batches reach the stream in the
+// order they were taken; it is taken before Producer.mu, never while holding it.
 // Producer.mu guards all producer state: partitions (partBuf: batches, in-flight count,
 // sink, sequences), sinks' partition lists and streams, the buffered count and flush
 // waiters, and the producer id. Methods that need it held end in Locked. Records are
