@@ -74,3 +74,23 @@ func TestDirtyPoolSizes(t *testing.T) {
 		}
 	}
 }
+
+// Frames cut from a chunk have the length asked for and no room beyond it, so nothing
+// appended to one can reach the next; large buffers come from dirtyPool.
+func TestFramePoolCutsFrames(t *testing.T) {
+	var last *[]byte
+	for _, n := range []int{1, 16 << 10, 16 << 10, 100, maxChunkFrame, 16 << 10, maxChunkFrame + 1} {
+		b := framePool.Get(n)
+		if len(*b) != n || cap(*b) != n && n <= maxChunkFrame {
+			t.Fatalf("Get(%d): len %d cap %d", n, len(*b), cap(*b))
+		}
+		for i := range *b {
+			(*b)[i] = byte(n)
+		}
+		if last != nil && len(*last) > 0 && (*last)[0] != byte(len(*last)) {
+			t.Fatalf("Get(%d) overwrote the frame before it", n)
+		}
+		framePool.Put(b)
+		last = b
+	}
+}
