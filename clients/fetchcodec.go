@@ -13,11 +13,13 @@ import (
 )
 
 // Reading fast: a fetched byte is copied from the socket into a frame buffer, and the
-// records of a Fetch response alias the frame buffers (decodeFetchResponse). grpc's
-// default buffer pool zeroes every buffer it hands out; the consumer's connections read
-// frames into dirtyPool buffers instead, whose contents are always overwritten before
-// they are read. The frames of a Fetch response never go back to the pool: its records
-// own them, and the garbage collector frees them with the last record.
+// records of a Fetch response alias the frame buffers (decodeFetchRecords). grpc's
+// default buffer pool zeroes every buffer it hands out again; the consumer's
+// connections read frames into framePool buffers instead (cut from chunks, see below;
+// larger ones from dirtyPool, never zeroed again), whose contents are always
+// overwritten before they are read. The frames of a Fetch response never go back to a
+// pool: its records own them, and the garbage collector frees them with the last
+// record.
 
 // fetchCodec is grpc's proto codec, except that it decodes a *fetchReply with
 // decodeFetchResponse.
