@@ -40,6 +40,9 @@ import (
 type syncItem struct {
 	resps []*raftpb.Message
 	acks1 []*proposal
+	// received: when a follower received the entries this item makes
+	// durable (zero otherwise), for the follower append latency.
+	received time.Time
 }
 
 // deliverDurableRaftMuLocked delivers at once the responses of a storage
@@ -191,6 +194,12 @@ func (p *Partition) syncOnce() {
 	}
 	if len(remote) > 0 {
 		p.h.send(p.id, remote)
+		now := time.Now()
+		for _, it := range items {
+			if !it.received.IsZero() {
+				p.h.metrics.followerAppend.Observe(now.Sub(it.received).Seconds())
+			}
+		}
 	}
 	p.resolveAcks1(items)
 	if len(local) > 0 {
@@ -235,6 +244,9 @@ func (p *Partition) waitSyncIdle() {
 // run by syncRounds.
 func (p *Partition) deliverLocal(msgs []*raftpb.Message) {
 	p.mu.Lock()
+	if len(p.mu.inbox) == 0 {
+		p.mu.inboxAt = time.Now()
+	}
 	p.mu.inbox = append(p.mu.inbox, msgs...)
 	p.mu.Unlock()
 	if !p.h.sched.stopping.Load() && p.raftMu.TryLock() {

@@ -168,7 +168,8 @@ const maxInlineGroups = 4
 // messages behind it. A group with a pass running is left to the
 // scheduler (its flags merge into one more pass).
 func (h *Host) receive(from uint64, msgs []GroupMessage) {
-	h.live.heard(from, time.Now())
+	now := time.Now()
+	h.live.heard(from, now)
 	for _, m := range msgs {
 		if m.GroupID == livenessGroup {
 			h.onLiveness(from, m.Message)
@@ -188,6 +189,9 @@ func (h *Host) receive(from uint64, msgs []GroupMessage) {
 		}
 		if p := h.mu.parts[msgs[i].GroupID]; p != nil {
 			p.mu.Lock()
+			if len(p.mu.inbox) == 0 {
+				p.mu.inboxAt = now
+			}
 			for _, m := range msgs[i:j] {
 				if m.Message.GetType() == raftpb.MsgSnap {
 					inline = false // installing a snapshot is slow: a worker's job

@@ -11,6 +11,7 @@ type metrics struct {
 	applied         prometheus.Counter
 	proposalLatency prometheus.Histogram
 	syncLatency     prometheus.Histogram
+	followerAppend  prometheus.Histogram
 	snapshots       *prometheus.CounterVec
 
 	reg        prometheus.Registerer
@@ -73,6 +74,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time a partition waits for its log to become durable.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		followerAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "sluice", Subsystem: "replication", Name: "follower_append_duration_seconds",
+			Help:    "Time from a follower receiving the leader's entries to sending its acknowledgement (append and sync): its share of commit latency.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
 		snapshots: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sluice", Subsystem: "replication", Name: "snapshots_total",
 			Help: "Partition snapshots taken (op=create) and received from a leader (op=install).",
@@ -86,7 +92,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // whose replicas lag or are unreachable.
 func (h *Host) registerMetrics() {
 	m := h.metrics
-	err := m.register(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency, m.snapshots,
+	err := m.register(m.partitions, m.leaders, m.leaderChanges, m.applied, m.proposalLatency, m.syncLatency, m.followerAppend, m.snapshots,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Namespace: "sluice", Subsystem: "replication", Name: "leaderless_partitions",
 			Help: "Partition replicas on this node that know no leader.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -112,4 +113,45 @@ func TestStatusShowsReplicaLag(t *testing.T) {
 	c.net.HealAll()
 	fp, _ := c.host(f).Partition(1)
 	waitHW(t, fp, p.HighWatermark())
+}
+
+func TestFollowerAppendLatencyObserved(t *testing.T) {
+	var mu sync.Mutex
+	regs := map[uint64]*prometheus.Registry{}
+	c := newTestClusterWith(t, 3, false, func(cfg *HostConfig) {
+		r := prometheus.NewRegistry()
+		mu.Lock()
+		regs[cfg.NodeID] = r
+		mu.Unlock()
+		cfg.Registerer = r
+	})
+	c.open(1)
+	lh, p := c.leader(1)
+	for i := 0; i < 5; i++ {
+		if _, err := p.Produce(testCtx(t), testBatch(i), AcksAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// acks=all: a follower acknowledged every batch before it was answered,
+	// and observed its append latency before sending the acknowledgement.
+	var followers uint64
+	mu.Lock()
+	defer mu.Unlock()
+	for id, r := range regs {
+		mfs, err := r.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "sluice_replication_follower_append_duration_seconds" {
+				continue
+			}
+			if id != lh.NodeID() {
+				followers += mf.GetMetric()[0].GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	if followers == 0 {
+		t.Fatal("no follower observed its append latency")
+	}
 }

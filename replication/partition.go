@@ -57,6 +57,9 @@ type Partition struct {
 		// durability pipeline (handle's caller starts it).
 		startSync bool
 		cache     entryCache // appended entries not yet applied
+		// inboxAt: when the oldest message this pass steps arrived
+		// (zero when it steps none).
+		inboxAt time.Time
 	}
 
 	// mu guards what client goroutines read and the proposal queues.
@@ -74,8 +77,10 @@ type Partition struct {
 		start    uint64
 		changed  chan struct{}
 
-		inbox    []*raftpb.Message // stepped by the next pass
-		snapDone []uint64          // followers a snapshot was handed to
+		inbox []*raftpb.Message // stepped by the next pass
+		// inboxAt: when the oldest message of inbox arrived.
+		inboxAt  time.Time
+		snapDone []uint64 // followers a snapshot was handed to
 		ops      []func(rn *raft.RawNode)
 		members  []uint64 // voters and learners
 		// quiesceFrom/Term: a quiesce heartbeat arrived from that leader.

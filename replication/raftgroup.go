@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -58,6 +59,10 @@ func (p *Partition) passRaftMuLocked(f workFlags) {
 	}
 	p.mu.Lock()
 	inbox, props, snapDone, ops := p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops
+	p.raftMu.inboxAt = time.Time{}
+	if len(inbox) > 0 {
+		p.raftMu.inboxAt = p.mu.inboxAt
+	}
 	p.mu.inbox, p.mu.props, p.mu.snapDone, p.mu.ops = nil, nil, nil, nil
 	qFrom, qTerm := p.mu.quiesceFrom, p.mu.quiesceTerm
 	p.mu.quiesceFrom = 0
@@ -304,6 +309,9 @@ func (p *Partition) storageAppendRaftMuLocked(m *raftpb.Message) {
 		}
 	}
 	item.resps = m.GetResponses()
+	if len(m.GetEntries()) > 0 && !p.raftMu.isLeader {
+		item.received = p.raftMu.inboxAt // the leader's append, as a follower received it
+	}
 	if len(m.GetEntries()) == 0 && raft.IsEmptySnap(m.GetSnapshot()) && p.deliverDurableRaftMuLocked(item.resps) {
 		return // a commit index or a vote only: nothing to make durable
 	}
