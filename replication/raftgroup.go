@@ -174,6 +174,24 @@ func (p *Partition) handleReadyRaftMuLocked(rd raft.Ready) {
 	if rd.SoftState != nil {
 		p.onSoftStateRaftMuLocked(rd.SoftState)
 	}
+	// Messages to other nodes leave first: with asynchronous storage
+	// writes they do not depend on this node's append (a leader's
+	// entries travel to the followers while it writes and syncs them
+	// itself; responses that vouch for durable state are the storage
+	// messages' Responses, sent only after the sync).
+	local := 0
+	for _, m := range rd.Messages {
+		switch m.GetTo() {
+		case raft.LocalAppendThread, raft.LocalApplyThread:
+			local++
+		default:
+			p.raftMu.out = append(p.raftMu.out, m)
+		}
+	}
+	if out := p.raftMu.out; len(out) > 0 && local > 0 {
+		p.raftMu.out = nil
+		p.h.send(p.id, out)
+	}
 	for _, m := range rd.Messages {
 		if p.raftMu.rn == nil {
 			return // failed
@@ -183,8 +201,6 @@ func (p *Partition) handleReadyRaftMuLocked(rd raft.Ready) {
 			p.storageAppendRaftMuLocked(m)
 		case raft.LocalApplyThread:
 			p.storageApplyRaftMuLocked(m)
-		default:
-			p.raftMu.out = append(p.raftMu.out, m)
 		}
 	}
 }
