@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/experimental"
 
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -23,6 +24,10 @@ type Consumer struct {
 	cfg    config
 	cl     *cluster
 	pollMu sync.Mutex // one Poll at a time
+	// lent are the fetch replies taken since the last Poll began, whose records that
+	// Poll may have returned; with ReuseRecordMemory the next Poll releases them.
+	// Guarded by pollMu.
+	lent []*fetchReply
 
 	// Fetches in flight run on goroutines of the consumer: life ends them (Close),
 	// flights counts them, landed wakes a Poll when one is done.
@@ -78,7 +83,11 @@ func NewConsumer(opts ...ConsumerOpt) (*Consumer, error) {
 	if len(cfg.brokers) == 0 {
 		return nil, errors.New("sluice: no brokers configured")
 	}
-	cfg.dialOpts = append([]grpc.DialOption{readPool}, cfg.dialOpts...) // fetchcodec.go
+	pool := readPool // fetchcodec.go
+	if cfg.reuseRecords {
+		pool = experimental.WithBufferPool(newChunkPool(true)) // framepool.go
+	}
+	cfg.dialOpts = append([]grpc.DialOption{pool}, cfg.dialOpts...)
 	c := &Consumer{cfg: cfg, cl: newCluster(&cfg), landed: make(chan struct{}, 1)}
 	c.life, c.stopLife = context.WithCancel(context.Background())
 	c.mu.parts = make(map[topicPartition]*cpart)
@@ -167,6 +176,14 @@ func (c *Consumer) Position(topic string, partition int32) (int64, bool) {
 func (c *Consumer) Poll(ctx context.Context) ([]*Record, error) {
 	c.pollMu.Lock()
 	defer c.pollMu.Unlock()
+	if c.cfg.reuseRecords {
+		// The records of the last Poll are done with: their frames are read into again.
+		for _, r := range c.lent {
+			r.release()
+		}
+		clear(c.lent)
+		c.lent = c.lent[:0]
+	}
 	attempt := 0
 	for {
 		recs, err := c.pollOnce(ctx)
@@ -350,6 +367,9 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 			continue
 		}
 		rs, perrs := c.take(ctx, f.job, f.resp)
+		if c.cfg.reuseRecords {
+			c.lent = append(c.lent, f.resp) // pollOnce runs under pollMu
+		}
 		recs = append(recs, rs...)
 		errs = append(errs, perrs...)
 	}

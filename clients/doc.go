@@ -9,8 +9,8 @@
 // client; ProducerOpt (Linger, MaxBatchBytes, MaxInflightPerPartition, Compression, Acks,
 // DisableIdempotence, ManualPartitioning, MaxBufferedRecords, DeliveryTimeout,
 // ProduceTimeout, UnaryProduce) and ConsumerOpt (ConsumePartitions, FetchMaxWait,
-// FetchMinBytes, FetchMaxBytes, FetchMaxPartitionBytes, ReadCommitted, StrictOffsets)
-// only to theirs.
+// FetchMinBytes, FetchMaxBytes, FetchMaxPartitionBytes, ReadCommitted, StrictOffsets,
+// ReuseRecordMemory) only to theirs.
 //
 // # Producer
 //
@@ -69,7 +69,9 @@
 // Poll long-polls Fetch at every leader at once (RECORD_FORMAT_STORED), returns when
 // records arrive, and decodes batches itself: plain records straight from the received
 // frames into Records whose keys and values alias the frames, each batch's CRC checked
-// once; compressed batches are decompressed and checked here (batch.Records). A fetch that has not answered when Poll returns
+// once; compressed batches are decompressed and checked here (batch.Records). With
+// ReuseRecordMemory the frames of a Poll's records are read into again from the next
+// Poll on, saving the allocation (and zeroing) of every fetched byte. A fetch that has not answered when Poll returns
 // stays in flight and a later Poll takes its answer, so records from one leader do not
 // cut short the long polls at the others. Seek moves a partition. An offset out of range moves
 // to the nearest end of the log unless StrictOffsets. Partition failures come back as
@@ -122,10 +124,12 @@
 // encoded into their batch's Builder under it (Produce); a sealed batch is compressed
 // by the goroutine sending it, outside it (encode). Producer.idMu serializes InitProducer. cluster.mu guards
 // connections and cached metadata; the lock order is Producer.mu, then cluster.mu
-// (cluster never calls back). Consumer.pollMu serializes Poll; Consumer.mu guards
-// assignments, positions and the fetches in flight, and is never held across a call to
-// the server. Each fetch runs on a goroutine owned by the Consumer (not by the Poll that
-// started it); Close cancels them and waits. Admin holds no state besides its cluster.
+// (cluster never calls back). Consumer.pollMu serializes Poll and guards the replies a
+// Poll lent out (ReuseRecordMemory); Consumer.mu guards assignments, positions and the
+// fetches in flight, and is never held across a call to the server. A chunkPool's mu
+// guards its current chunk, free chunks and the frames out of each (framepool.go);
+// nothing is called with it held. Each fetch runs on a goroutine owned by the Consumer
+// (not by the Poll that started it); Close cancels them and waits. Admin holds no state besides its cluster.
 // A GroupConsumer owns one membership goroutine (the Membership stream, its reader
 // goroutine, heartbeats, automatic commits, callbacks), stopped by Close;
 // GroupConsumer.mu guards the member id, epoch, coordinator address and the owned,

@@ -28,7 +28,7 @@ type fetchCodec struct{ encoding.CodecV2 }
 // fetchCall makes a call decode its response with fetchCodec.
 var fetchCall = grpc.ForceCodecV2(fetchCodec{encoding.GetCodecV2("proto")})
 
-// readPool makes a connection read frames into framePool buffers.
+// readPool makes a connection read frames into framePool buffers (framepool.go).
 var readPool = experimental.WithBufferPool(framePool)
 
 // fetchReply is a Fetch response as fetchCodec decodes it (decodeFetchRecords): the
@@ -38,6 +38,15 @@ type fetchReply struct {
 	resp   sluicev1.FetchResponse
 	plain  map[*sluicev1.RecordBatch][]Record
 	badCRC []*sluicev1.RecordBatch
+	frames mem.BufferSlice // the response's frames, referenced until release
+}
+
+// release gives the response's frames back to their pool: nothing may read its records
+// afterwards. Only a consumer with ReuseRecordMemory releases a reply; otherwise the
+// records own their frames.
+func (r *fetchReply) release() {
+	r.frames.Free()
+	r.frames = nil
 }
 
 func (c fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -47,11 +56,13 @@ func (c fetchCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	segs := make([][]byte, len(data))
 	for i, b := range data {
-		// grpc frees data once Unmarshal returns; this reference is never freed, so
-		// the frame never goes back to its pool and lives as long as its records.
+		// grpc frees data once Unmarshal returns; this reference is freed only by
+		// release, so the frame lives as long as its records (or until the consumer
+		// says they are done with).
 		b.Ref()
 		segs[i] = b.ReadOnlyData()
 	}
+	r.frames = append(mem.BufferSlice(nil), data...)
 	plain, bad, err := decodeFetchRecords(segs, &r.resp)
 	r.plain, r.badCRC = plain, bad
 	return err
@@ -98,54 +109,5 @@ func (p *sizedDirtyPool) Get(n int) *[]byte {
 func (p *sizedDirtyPool) Put(b *[]byte) {
 	if c, ok := dirtyClass(cap(*b)); ok && cap(*b) == 1<<(c+minDirtyShift) {
 		p.classes[c].Put(b)
-	}
-}
-
-// Frames from chunks. The frames of a Fetch response never go back to a pool, so each
-// would be an allocation of its own: at 16 KiB (the frame size servers send) every one
-// takes a span of its own from the heap, which cost more than reading the frame.
-// framePool cuts frames one after another from chunks of frameChunk bytes instead. A
-// chunk lives as long as any frame cut from it: a record kept for long keeps its
-// chunk, not only its frame.
-const (
-	frameChunk    = 128 << 10
-	maxChunkFrame = 64 << 10 // larger buffers come from dirtyPool
-)
-
-type chunkPool struct {
-	mu    sync.Mutex
-	chunk []byte   // the rest of the current chunk
-	hdrs  [][]byte // slice headers handed out as *[]byte, allocated in groups
-}
-
-var framePool = &chunkPool{}
-
-var _ mem.BufferPool = framePool
-
-// Get returns a buffer of length n with arbitrary contents.
-func (p *chunkPool) Get(n int) *[]byte {
-	if n > maxChunkFrame {
-		return dirtyPool.Get(n)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.chunk) < n {
-		p.chunk = make([]byte, frameChunk)
-	}
-	if len(p.hdrs) == 0 {
-		p.hdrs = make([][]byte, 64)
-	}
-	h := &p.hdrs[0]
-	p.hdrs = p.hdrs[1:]
-	*h = p.chunk[:n:n]
-	p.chunk = p.chunk[n:]
-	return h
-}
-
-// Put takes back a buffer: one from dirtyPool goes back to it; a frame cut from a chunk
-// is left to the garbage collector with its chunk.
-func (p *chunkPool) Put(b *[]byte) {
-	if cap(*b) > maxChunkFrame {
-		dirtyPool.Put(b)
 	}
 }

@@ -94,3 +94,35 @@ func TestFramePoolCutsFrames(t *testing.T) {
 		last = b
 	}
 }
+
+// A recycling pool cuts a chunk again once every frame cut from it is back, and never
+// while one is out.
+func TestRecyclingPoolReusesChunks(t *testing.T) {
+	p := newChunkPool(true)
+	const n = 16 << 10
+	var first []*[]byte
+	for range frameChunk / n {
+		first = append(first, p.Get(n))
+	}
+	held := p.Get(n) // cuts a second chunk: the first is retired
+	if &(*held)[0] == &(*first[0])[0] {
+		t.Fatal("a full chunk was cut again")
+	}
+	for _, b := range first[1:] {
+		p.Put(b)
+	}
+	fill := func() { // cuts the rest of the current chunk
+		for range frameChunk/n - 1 {
+			p.Get(n)
+		}
+	}
+	fill()
+	if b := p.Get(n); &(*b)[0] == &(*first[0])[0] {
+		t.Fatal("a chunk was cut again with a frame still out")
+	}
+	p.Put(first[0])
+	fill()
+	if b := p.Get(n); &(*b)[0] != &(*first[0])[0] {
+		t.Fatal("a chunk with every frame back was not cut again")
+	}
+}

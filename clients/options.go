@@ -42,6 +42,7 @@ type config struct {
 	partMaxBytes  int32
 	readCommitted bool
 	strictOffsets bool
+	reuseRecords  bool
 }
 
 func defaults() config {
@@ -296,4 +297,14 @@ func ReadCommitted() ConsumerOpt {
 // watermark when past it.
 func StrictOffsets() ConsumerOpt {
 	return consumerOpt(func(c *config) { c.strictOffsets = true })
+}
+
+// ReuseRecordMemory lets a Consumer (or GroupConsumer) read new records into the memory
+// of the records its previous Poll returned: the Key, Value and header values of
+// records are valid only until the next Poll (or Close). Without it, every fetched byte
+// lands in memory allocated and zeroed for it and left to the garbage collector; a
+// consumer that is done with each Poll's records before the next one (copying what it
+// keeps) reads with less work with it.
+func ReuseRecordMemory() ConsumerOpt {
+	return consumerOpt(func(c *config) { c.reuseRecords = true })
 }
