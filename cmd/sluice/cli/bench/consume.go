@@ -21,6 +21,7 @@ type consumeOptions struct {
 	records   int64
 	maxBytes  int32
 	consumers int
+	reuse     bool
 }
 
 func newConsume(g *app.Globals) *cobra.Command {
@@ -33,7 +34,11 @@ have been read (default: everything up to the high watermarks at the start), wit
 of up to --max-bytes. Reads with --consumers client library Consumers (package clients)
 in parallel, the partitions dealt out among them, as Kafka's consumer-perf-test does with
 several threads. Reports records/s, MB/s (10^6 bytes of record keys and values per
-second) and the latency of each poll.`,
+second) and the latency of each poll.
+
+The bench looks at each Poll's records before it polls again, so its Consumers read
+with ReuseRecordMemory (each Poll's records are valid until the next one) unless
+--reuse-records=false.`,
 		Example: `  sluice bench produce --records 200000 && sluice bench consume`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,6 +50,7 @@ second) and the latency of each poll.`,
 	f.Int64Var(&o.records, "records", 0, "records to read (0 = up to the end at the start)")
 	f.Int32Var(&o.maxBytes, "max-bytes", 16<<20, "bytes per fetch and per partition")
 	f.IntVar(&o.consumers, "consumers", 1, "Consumers reading in parallel, each with its own connections and a share of the partitions")
+	f.BoolVar(&o.reuse, "reuse-records", true, "read each Poll into the memory of the previous Poll's records (clients.ReuseRecordMemory)")
 	return cmd
 }
 
@@ -107,8 +113,12 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 	}
 	var wg sync.WaitGroup
 	for _, assign := range assigns {
-		c, err := clients.NewConsumer(clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
-			clients.FetchMaxBytes(o.maxBytes), clients.FetchMaxPartitionBytes(o.maxBytes))
+		opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
+			clients.FetchMaxBytes(o.maxBytes), clients.FetchMaxPartitionBytes(o.maxBytes)}
+		if o.reuse {
+			opts = append(opts, clients.ReuseRecordMemory())
+		}
+		c, err := clients.NewConsumer(opts...)
 		if err != nil {
 			m.fail(err)
 			break
