@@ -37,6 +37,7 @@ type Producer struct {
 		flushing int // Flush calls waiting
 		waiters  []chan struct{}
 		order    uint64 // batch creation counter
+		scratch  recordScratch
 
 		idState    idState
 		producerID int64
@@ -180,15 +181,16 @@ func (p *Producer) produce(ctx context.Context, r *Record, promise func(*Record,
 			Metadata: map[string]string{"topic": r.Topic, "partition": itoa(int64(r.Partition))}})
 		return
 	}
-	pr := r.toProto()
-	size := batch.RecordSize(pr)
-
 	p.mu.Lock()
 	if p.mu.closed {
 		p.mu.Unlock()
 		fail(ErrClosed)
 		return
 	}
+	// The record is encoded into its batch under the lock, through a sluicev1.Record
+	// reused for every record rather than allocated for each (record.go).
+	pr := p.mu.scratch.of(r)
+	size := batch.RecordSize(pr)
 	var st *stickyState
 	switch {
 	case p.cfg.manualPartition:

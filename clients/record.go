@@ -29,15 +29,31 @@ type Record struct {
 	LeaderEpoch int64
 }
 
-func (r *Record) toProto() *sluicev1.Record {
-	pr := &sluicev1.Record{Key: r.Key, Value: r.Value, TimestampMs: r.Timestamp.UnixMilli()}
-	if len(r.Headers) > 0 {
-		pr.Headers = make([]*sluicev1.RecordHeader, len(r.Headers))
-		for i, h := range r.Headers {
-			pr.Headers[i] = &sluicev1.RecordHeader{Key: h.Key, Value: h.Value}
+// recordScratch is a sluicev1.Record (and its headers) reused to encode records one
+// after another: batch.Builder copies a record's bytes when it appends it.
+type recordScratch struct {
+	r  sluicev1.Record
+	hs []sluicev1.RecordHeader
+	hp []*sluicev1.RecordHeader
+}
+
+// of sets the scratch record to r and returns it; it is valid until the next call.
+func (s *recordScratch) of(r *Record) *sluicev1.Record {
+	s.r.Key, s.r.Value, s.r.TimestampMs, s.r.Headers = r.Key, r.Value, r.Timestamp.UnixMilli(), nil
+	if n := len(r.Headers); n > 0 {
+		if cap(s.hs) < n {
+			s.hs = make([]sluicev1.RecordHeader, n)
+			s.hp = make([]*sluicev1.RecordHeader, n)
+			for i := range s.hs {
+				s.hp[i] = &s.hs[i]
+			}
 		}
+		for i, h := range r.Headers {
+			s.hs[i].Key, s.hs[i].Value = h.Key, h.Value
+		}
+		s.r.Headers = s.hp[:n]
 	}
-	return pr
+	return &s.r
 }
 
 func fromProtoRecord(topic string, partition int32, offset, leaderEpoch int64, pr *sluicev1.Record) *Record {
