@@ -117,6 +117,7 @@ func benchAppendSync(b *testing.B, size, parts int, group bool) {
 		b.ReportMetric(float64(st.Fsyncs)/secs, "fsyncs/s")
 		b.ReportMetric(float64(st.Fsyncs)/float64(st.Cycles), "logs/flush")
 		b.ReportMetric(float64(st.Syncfs)/float64(st.Cycles), "syncfs/flush")
+		b.ReportMetric(100*(st.SyncfsTime-st0.SyncfsTime).Seconds()/secs, "%syncfs-busy")
 	}
 	b.ReportMetric(flushes/secs, "flushes/s")
 	b.ReportMetric(float64(b.N)/secs, "records/s")

@@ -99,7 +99,18 @@
 // parallel. A Sync that finds no cycle running runs one on its own
 // goroutine (leader); Syncs arriving meanwhile wait for the next cycle,
 // which the leader hands to the group's flusher goroutine, which runs
-// cycles until no Sync waits. A flush writes the active segment's index
+// cycles until no Sync waits. A flusher cycle that is one syncfs is
+// completed (outcomes recorded in the logs, waiters woken) by the group's
+// completer goroutine while the flusher starts the next syncfs: with many
+// busy logs the filesystem flushes back to back, each cycle taking the
+// logs that appended and synced during the previous one. While a
+// completion is under way the flusher keeps the lead even if no Sync
+// waits yet, and yields once before taking a batch of fewer than half
+// its last cycle's logs, so that woken waiters on their way back join it
+// (instead of a cycle of one log running in between). A cycle's waiters
+// share one channel, closed when it is complete; each reads its outcome
+// from its log (durable up to its write sequence, or the log's error).
+// A flush writes the active segment's index
 // entries only every 1 MiB: two more dirty files per log and cycle cost a
 // syncfs about as much as the segments themselves. Either way the directory is fsynced after a segment was
 // created (syncfs on ext4 commits directory entries too, but the log does
@@ -202,16 +213,19 @@
 // fsyncs of a roll and of the state file. Reads hold mu to locate data and
 // release it for the bulk read (Entries and the other raft.Storage methods
 // read under mu). SyncGroup.mu guards the group's pending
-// waiters, who runs cycles and its filesystem handles; it is never held
-// while a log's locks are taken. A syncfs flush holds the syncMu of every
-// log it covers across the syncfs. SyncGroup.mu.leader says
+// batch (and each Log.inPending), who runs cycles, the completions in
+// flight and its filesystem handles; it is never held while a log's
+// locks are taken. A syncfs flush holds the syncMu of every log it covers
+// from before the syncfs until its completion, which may run on the
+// completer goroutine while the flusher prepares the next cycle's logs
+// (a log in both waits on its syncMu; the completer waits on nothing). SyncGroup.mu.leader says
 // who runs cycles (nobody, a Sync caller, the flusher): one runner at a
 // time, handed from a caller to the flusher under SyncGroup.mu. A cycle
 // runs on its runner's goroutine: the goroutine that runs a syncfs flush
 // takes the syncMu of every log it covers, one after the other (the only
-// place that holds more than one). A SyncGroup owns one flusher goroutine
-// (and the short-lived fsync workers of a cycle of several fdatasyncs);
-// Close waits for it and closes the handles. A Log starts no goroutines.
+// place that holds more than one). A SyncGroup owns a flusher and a
+// completer goroutine (and the short-lived fsync workers of a cycle of
+// several fdatasyncs); Close waits for both and closes the handles. A Log starts no goroutines.
 //
 // # Testing
 //

@@ -10,15 +10,33 @@ func (l *Log) Sync() error {
 		l.mu.Unlock()
 		return err
 	}
-	done := l.mu.syncedSeq == l.mu.seq && !l.mu.dirDirty
+	seq := l.mu.seq
+	done := l.mu.syncedSeq == seq && !l.mu.dirDirty
 	l.mu.Unlock()
 	if done {
 		return nil
 	}
 	if l.syncer != nil {
-		return l.syncer.sync(l)
+		return l.syncer.sync(l, seq)
 	}
 	return l.flush()
+}
+
+// syncOutcome tells a Sync that waited for a group flush of the log,
+// having seen write sequence seq, whether it is over: with nil when seq is
+// durable, with the log's error when it refuses writes. It is not over
+// while the directory still needs an fsync (a sequence made durable
+// without it, or a later roll: another cycle settles both).
+func (l *Log) syncOutcome(seq uint64) (done bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.mu.syncedSeq >= seq && !l.mu.dirDirty {
+		return true, nil
+	}
+	if err := l.writableLocked(); err != nil {
+		return true, err
+	}
+	return false, nil
 }
 
 // flush fsyncs the active segment (and the directory after a roll) if
@@ -108,7 +126,8 @@ func (l *Log) flushFinish(p *flushPrep, err error) error {
 		l.mu.Unlock()
 		return err
 	}
-	l.mu.syncedSeq = p.seq
+	// ApplySnapshot may have moved it past p.seq meanwhile.
+	l.mu.syncedSeq = max(l.mu.syncedSeq, p.seq)
 	recf := l.recf
 	l.mu.Unlock()
 	if syncRP {

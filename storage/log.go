@@ -19,6 +19,10 @@ type Log struct {
 	syncer *SyncGroup // nil: Sync flushes inline
 	fsys   *fsHandle  // the syncer's handle on dir's filesystem; nil: fdatasync
 
+	// inPending: the log is in its SyncGroup's pending batch. Guarded by
+	// SyncGroup.mu.
+	inPending bool
+
 	// syncMu serializes flushes of this log; held across the fsync, never
 	// while waiting for mu... it is always taken before mu.
 	syncMu sync.Mutex

@@ -408,25 +408,37 @@ func isRange(err error) bool {
 // syncTogether queues syncs of logs in one flush cycle of g (as if they
 // called Sync at the same instant) and waits for them.
 func syncTogether(g *SyncGroup, logs ...*Log) []error {
-	chs := make([]chan error, len(logs))
-	g.mu.Lock()
+	seqs := make([]uint64, len(logs))
 	for i, l := range logs {
-		chs[i] = make(chan error, 1)
-		g.mu.pending[l] = append(g.mu.pending[l], chs[i])
+		l.mu.Lock()
+		seqs[i] = l.mu.seq
+		l.mu.Unlock()
+	}
+	g.mu.Lock()
+	var w *cycleWait
+	for _, l := range logs {
+		w = g.enqueueLocked(l)
 	}
 	// Hand the cycle to the flusher, unless a cycle runs: its runner
-	// hands the next one over.
-	kick := g.mu.leader == runnerNone
-	if kick {
+	// hands the next one over. A flusher that leads but idles waits for
+	// a kick.
+	kick := g.mu.leader == runnerNone || g.mu.idle
+	if g.mu.leader == runnerNone {
 		g.mu.leader = runnerFlusher
 	}
+	g.mu.idle = false
 	g.mu.Unlock()
 	if kick {
 		g.kickFlusher()
 	}
+	<-w.done
 	errs := make([]error, len(logs))
-	for i, ch := range chs {
-		errs[i] = <-ch
+	for i, l := range logs {
+		if done, err := l.syncOutcome(seqs[i]); !done {
+			errs[i] = l.Sync() // a directory fsync was still due
+		} else {
+			errs[i] = err
+		}
 	}
 	return errs
 }

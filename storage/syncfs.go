@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicehq/sluice/storage/vfs"
 )
@@ -79,8 +80,8 @@ func (g *SyncGroup) filesystem(fsys FS, dir string) *fsHandle {
 
 // split divides a cycle's logs into those flushed one by one and those
 // flushed by a syncfs of their filesystem (two or more per filesystem).
-func (g *SyncGroup) split(batch map[*Log][]chan error) (single []*Log, shared map[*fsHandle][]*Log) {
-	for l := range batch {
+func (g *SyncGroup) split(batch []*Log) (single []*Log, shared map[*fsHandle][]*Log) {
+	for _, l := range batch {
 		if h := l.fsys; h != nil && !h.failed.Load() {
 			if shared == nil {
 				shared = map[*fsHandle][]*Log{}
@@ -99,40 +100,82 @@ func (g *SyncGroup) split(batch map[*Log][]chan error) (single []*Log, shared ma
 	return single, shared
 }
 
-// flushFilesystem flushes logs of one filesystem with one syncfs. A syncfs
-// error fails every log of the call (the error may belong to any file of
-// the filesystem) and retires the handle; it is never retried.
-func (g *SyncGroup) flushFilesystem(h *fsHandle, logs []*Log, batch map[*Log][]chan error) {
-	preps := make([]*flushPrep, len(logs))
-	errs := make([]error, len(logs))
+// syncfsCycle is a syncfs of some logs of one filesystem, from the
+// preparation of their flushes to their completion.
+type syncfsCycle struct {
+	logs  []*Log
+	preps []*flushPrep // nil where nothing needed a flush or the log refused it
+	err   error        // of the syncfs
+	// Set when the syncfs is a whole flusher cycle, completed by the
+	// completer goroutine.
+	wait  *cycleWait
+	start time.Time
+}
+
+// syncfsTarget returns the filesystem of a batch that one syncfs can
+// flush whole (two or more logs, all of one filesystem whose handle
+// works), or nil.
+func syncfsTarget(batch []*Log) *fsHandle {
+	if len(batch) < 2 {
+		return nil
+	}
+	h := batch[0].fsys
+	if h == nil || h.failed.Load() {
+		return nil
+	}
+	for _, l := range batch[1:] {
+		if l.fsys != h {
+			return nil
+		}
+	}
+	return h
+}
+
+// runSyncfs prepares the flushes of logs of one filesystem and makes them
+// durable with one syncfs. It leaves the logs' syncMu held for
+// finishSyncfs. A syncfs error fails every log of the call (the error may
+// belong to any file of the filesystem) and retires the handle; it is
+// never retried.
+func (g *SyncGroup) runSyncfs(h *fsHandle, logs []*Log) *syncfsCycle {
+	c := &syncfsCycle{logs: logs, preps: make([]*flushPrep, len(logs))}
 	need := false
 	for i, l := range logs {
 		l.syncMu.Lock()
-		preps[i], errs[i] = l.flushPrepare()
-		need = need || preps[i] != nil
+		// An error here is kept by the log (failed or closed), where its
+		// waiters read it.
+		c.preps[i], _ = l.flushPrepare()
+		need = need || c.preps[i] != nil
 	}
-	var err error
 	if need {
 		// Every write captured by the preparations happened before this
 		// call, so syncfs covers it.
-		if err = h.fs.Sync(); err != nil {
+		t0 := time.Now()
+		c.err = h.fs.Sync()
+		g.syncfsNanos.Add(uint64(time.Since(t0)))
+		if c.err != nil {
 			h.failed.Store(true)
-			g.cfg.logger.Error("syncfs failed; failing the logs it flushed", "err", err, "logs", len(logs))
+			g.cfg.logger.Error("syncfs failed; failing the logs it flushed", "err", c.err, "logs", len(logs))
 		}
 		g.syncfs.Add(1)
 		if m := g.metrics; m != nil {
 			m.syncfs.Inc()
 		}
 	}
-	for i, l := range logs {
-		if preps[i] != nil {
-			errs[i] = l.flushFinish(preps[i], err)
+	return c
+}
+
+// finishSyncfs records the outcome of a syncfs in each of its logs and
+// releases them. The logs' waiters may be woken afterwards.
+func (g *SyncGroup) finishSyncfs(c *syncfsCycle) {
+	for i, l := range c.logs {
+		if p := c.preps[i]; p != nil {
+			l.flushFinish(p, c.err)
 		}
 		l.syncMu.Unlock()
 		g.fsyncs.Add(1)
-		for _, ch := range batch[l] {
-			ch <- errs[i]
-		}
+	}
+	if c.wait != nil {
+		g.observe(c.start, len(c.logs))
 	}
 }
 

@@ -179,3 +179,73 @@ func TestSyncGroupLeaderFlushesInline(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSyncGroupNextSyncfsDoesNotWaitForCompletion holds the completion of
+// a syncfs cycle (the directory fsync of logs that rolled) and checks that
+// the flusher runs the next cycle's syncfs meanwhile, and that the first
+// cycle's syncs return only once their completion is done.
+func TestSyncGroupNextSyncfsDoesNotWaitForCompletion(t *testing.T) {
+	fs := faultfs.New()
+	g := NewSyncGroup()
+	defer g.Close()
+	open := func(dir string) *Log {
+		l := mustOpen(t, dir, Options{FS: fs, Syncer: g, SegmentBytes: 256})
+		t.Cleanup(func() { l.Close() })
+		mustAppend(t, l, batchEntry(1, 1, 1, 1, 10))
+		return l
+	}
+	b1, b2, a1, a2 := open("/b/1"), open("/b/2"), open("/a/1"), open("/a/2")
+	for _, err := range syncTogether(g, b1, b2, a1, a2) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a1 and a2 roll to a new segment: their next flush fsyncs their
+	// directories too, in the completion.
+	mustAppend(t, a1, batchEntry(2, 1, 1, 2, 300))
+	mustAppend(t, a2, batchEntry(2, 1, 1, 2, 300))
+	release := make(chan struct{})
+	var held atomic.Int32
+	fs.SetRule(func(op faultfs.Op, path string, _ int) (int, error) {
+		if op == faultfs.OpSyncDir && strings.HasPrefix(path, "/a/") {
+			if held.Add(1) == 1 {
+				<-release
+			}
+		}
+		return 0, nil
+	})
+	syncfs0 := fs.Syncfs()
+	aDone := make(chan []error, 1)
+	go func() { aDone <- syncTogether(g, a1, a2) }()
+	deadline := time.Now().Add(30 * time.Second) // failure guard only
+	for held.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first cycle's completion never started")
+		}
+		runtime.Gosched()
+	}
+	mustAppend(t, b1, batchEntry(2, 1, 1, 2, 10))
+	mustAppend(t, b2, batchEntry(2, 1, 1, 2, 10))
+	bDone := make(chan []error, 1)
+	go func() { bDone <- syncTogether(g, b1, b2) }()
+	// Completions run in order: b's waits for a's, but its syncfs runs.
+	for fs.Syncfs()-syncfs0 < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the next cycle's syncfs waited for the held completion")
+		}
+		runtime.Gosched()
+	}
+	select {
+	case errs := <-aDone:
+		t.Fatalf("the first cycle's syncs returned before their completion: %v", errs)
+	default:
+	}
+	close(release)
+	for _, ch := range []chan []error{aDone, bDone} {
+		for _, err := range <-ch {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
