@@ -248,14 +248,17 @@
 //
 // # Performance
 //
-// go test -run '^$' -bench 'AppendSync|Raw|ReadSequential|Entries'
+// go test -run '^$' -bench 'AppendSync|Raw|FlushCeiling|ReadSequential|Entries'
 // ./storage/ measures append+fsync (1 KiB, 16 KiB, 1 MiB entries; 1
 // partition alone and through a SyncGroup, and 100 partitions sharing a
 // SyncGroup; STORAGE_SYNC_MODE=fdatasync forces per-file fsyncs,
 // STORAGE_PREALLOC=off|keep turns preallocation off or keeps the file
 // size), a raw write+fdatasync loop, the raw ceiling of a flush cycle
 // (BenchmarkRawSyncfs: 50 plain files appended, one syncfs),
-// sequential reads of 1 MiB entries from the page cache with Read and
+// BenchmarkFlushCeiling (100 partitions in phases interleaved with the
+// raw syncfs loop over as many files as a cycle flushed: flushes/s,
+// logs/flush, records/s, the raw cycles/s and their ratio, from one
+// run), sequential reads of 1 MiB entries from the page cache with Read and
 // ReadInto, and Entries allocations for small and large logs. Figures
 // from the development machine, next to its raw figures, are kept in
 // perf.md in this directory.
