@@ -80,8 +80,8 @@
 //   - Partition.raftMu guards the RawNode, the applied state machine and
 //     the entry cache (raftMu fields). It is held for a whole pass — by a
 //     scheduler worker, or (TryLock: never waiting for a running pass) by
-//     a pipeline owner after a sync, a ProposeInline caller or the
-//     transport's goroutine stepping a frame it received — and by close. Methods that need it end in RaftMuLocked.
+//     a pipeline owner after a sync or a ProposeInline caller — and by
+//     close. Methods that need it end in RaftMuLocked.
 //   - Partition.mu guards what client goroutines touch: leadership as seen
 //     by clients, high watermark, start offset, Changed channel, proposal
 //     queues and the leader's proposal-time producer view (mu fields).
@@ -105,9 +105,7 @@
 // ticker (which also sends liveness messages). The outbox has no
 // goroutine: passes call Transport.Send, which only queues.
 // ProposeInline borrows its caller's goroutine for a pass and a sync; it
-// returns when they are done. The transport's receiving goroutine runs
-// the passes of a frame that touches few groups (Host.receive), never a
-// sync. Close
+// returns when they are done. Close
 // stops the ticker, then the scheduler, drains the sync workers, closes the
 // outbox (no Send after that) and closes the partitions (saving their HardState), waiting for
 // each; MemNetwork owns one delivery goroutine per directed link until its

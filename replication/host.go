@@ -152,21 +152,7 @@ func (h *Host) process(id uint64, f workFlags) func(inline bool) {
 	return nil
 }
 
-// maxInlineGroups bounds the groups whose messages from one frame the
-// transport's goroutine steps itself; a larger frame (heartbeats of many
-// groups after a wake-up) goes to the scheduler's workers, which run
-// them in parallel.
-const maxInlineGroups = 4
-
-// receive is the transport's handler for messages to this node. The
-// messages of a frame that touches few groups are stepped right here,
-// on the transport's goroutine, for each group no pass is running for:
-// an append response commits, applies and answers the producers (and
-// wakes the readers) with no handoff to a scheduler worker, and a
-// follower appends at once — its sync goes to the sync workers, never
-// run here, so a slow fsync does not hold up the other groups'
-// messages behind it. A group with a pass running is left to the
-// scheduler (its flags merge into one more pass).
+// receive is the transport's handler for messages to this node.
 func (h *Host) receive(from uint64, msgs []GroupMessage) {
 	now := time.Now()
 	h.live.heard(from, now)
@@ -175,11 +161,9 @@ func (h *Host) receive(from uint64, msgs []GroupMessage) {
 			h.onLiveness(from, m.Message)
 		}
 	}
-	var touched [maxInlineGroups]*Partition
-	n, inline := 0, true
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	if h.mu.closed {
-		h.mu.RUnlock()
 		return
 	}
 	for i := 0; i < len(msgs); {
@@ -193,36 +177,15 @@ func (h *Host) receive(from uint64, msgs []GroupMessage) {
 				p.mu.inboxAt = now
 			}
 			for _, m := range msgs[i:j] {
-				if m.Message.GetType() == raftpb.MsgSnap {
-					inline = false // installing a snapshot is slow: a worker's job
-				}
 				p.mu.inbox = append(p.mu.inbox, m.Message)
 				if m.Quiesce {
 					p.mu.quiesceFrom, p.mu.quiesceTerm = from, m.Message.GetTerm()
 				}
 			}
 			p.mu.Unlock()
-			if inline && !slices.Contains(touched[:n], p) {
-				if n < len(touched) {
-					touched[n] = p
-					n++
-				} else {
-					inline = false
-				}
-			}
-			if !inline {
-				for _, q := range touched[:n] {
-					h.sched.enqueue(q.id, workMessages)
-				}
-				n = 0
-				h.sched.enqueue(p.id, workMessages)
-			}
+			h.sched.enqueue(p.id, workMessages)
 		}
 		i = j
-	}
-	h.mu.RUnlock()
-	for _, p := range touched[:n] {
-		p.stepInline()
 	}
 }
 

@@ -226,25 +226,6 @@ func (p *Partition) drive() {
 	}
 }
 
-// stepInline runs a pass for messages the transport queued, on the
-// transport's goroutine, when no pass of the group is running; else (or
-// while the host closes) the scheduler runs it. A sync the pass starts
-// goes to the sync workers: the transport's goroutine never waits for an
-// fsync.
-func (p *Partition) stepInline() {
-	p.h.drivers.RLock()
-	defer p.h.drivers.RUnlock()
-	if p.h.sched.stopping.Load() || !p.raftMu.TryLock() {
-		p.h.sched.enqueue(p.id, workMessages)
-		return
-	}
-	start := p.handleRaftMuLocked(workMessages)
-	p.raftMu.Unlock()
-	if start {
-		p.h.syncq.push(p)
-	}
-}
-
 // Wait blocks until the batch reaches the durability its acks ask for,
 // with Produce's results and errors. When ctx ends before the batch was
 // handed to Raft it is withdrawn (a bare context error: not written).
