@@ -112,7 +112,12 @@ func (a *adminService) ListOffsets(ctx context.Context, req *sluicev1.ListOffset
 			return resp, a.s.callError(ctx, err)
 		}
 	}
+	// Each partition is answered by its leader: a follower's high
+	// watermark trails the leader's, so its "latest" could leave out
+	// records already acknowledged with acks=all. Partitions led elsewhere
+	// go, grouped by leader, to their leaders.
 	resp := &sluicev1.ListOffsetsResponse{}
+	remote := map[uint64][]int{} // leader -> positions in resp.Offsets
 	for _, idx := range parts {
 		po := &sluicev1.PartitionOffset{Partition: idx, Offset: -1, TimestampMs: -1}
 		resp.Offsets = append(resp.Offsets, po)
@@ -121,28 +126,76 @@ func (a *adminService) ListOffsets(ctx context.Context, req *sluicev1.ListOffset
 			po.Error = a.s.toAPIError(ctx, err).proto()
 			continue
 		}
-		start, hw := p.StartOffset(), p.HighWatermark()
-		po.LogStartOffset, po.HighWatermark = int64(start), int64(hw)
-		switch spec := req.GetSpec().GetSpec().(type) {
-		case *sluicev1.OffsetSpec_Earliest:
-			po.Offset = int64(start)
-		case *sluicev1.OffsetSpec_TimestampMs:
-			off, found, err := p.OffsetForTime(spec.TimestampMs)
-			if err != nil {
-				po.Error = a.s.toAPIError(ctx, err).proto()
+		if !p.IsLeader() {
+			leader := p.Leader()
+			if leader == 0 || leader == a.s.cfg.NodeID || len(forwardedBy(ctx)) >= maxForwardHops {
+				po.Error = a.s.toAPIError(ctx, &replication.NotLeaderError{Leader: leader}).proto()
 				continue
 			}
-			if found {
-				po.Offset = int64(off)
-				if bs, err := p.Read(off, 1); err == nil && len(bs) > 0 {
-					po.TimestampMs = bs[0].MaxTimestamp
-				}
-			}
-		default: // latest, and unset
-			po.Offset = int64(hw)
+			remote[leader] = append(remote[leader], len(resp.Offsets)-1)
+			continue
 		}
+		a.localOffset(ctx, req, p, po)
+	}
+	for _, leader := range slices.Sorted(maps.Keys(remote)) {
+		a.remoteOffsets(ctx, req, leader, resp.Offsets, remote[leader])
 	}
 	return resp, nil
+}
+
+// localOffset answers one partition of a ListOffsets from this node's
+// replica, its leader.
+func (a *adminService) localOffset(ctx context.Context, req *sluicev1.ListOffsetsRequest, p *replication.Partition, po *sluicev1.PartitionOffset) {
+	start, hw := p.StartOffset(), p.HighWatermark()
+	po.LogStartOffset, po.HighWatermark = int64(start), int64(hw)
+	switch spec := req.GetSpec().GetSpec().(type) {
+	case *sluicev1.OffsetSpec_Earliest:
+		po.Offset = int64(start)
+	case *sluicev1.OffsetSpec_TimestampMs:
+		off, found, err := p.OffsetForTime(spec.TimestampMs)
+		if err != nil {
+			po.Error = a.s.toAPIError(ctx, err).proto()
+			return
+		}
+		if found {
+			po.Offset = int64(off)
+			if bs, err := p.Read(off, 1); err == nil && len(bs) > 0 {
+				po.TimestampMs = bs[0].MaxTimestamp
+			}
+		}
+	default: // latest, and unset
+		po.Offset = int64(hw)
+	}
+}
+
+// remoteOffsets fills offs[at...], partitions led by leader, from
+// leader's answer to a ListOffsets of just those partitions. A leader that
+// cannot be reached leaves each of them a not-leader error (retriable).
+func (a *adminService) remoteOffsets(ctx context.Context, req *sluicev1.ListOffsetsRequest, leader uint64, offs []*sluicev1.PartitionOffset, at []int) {
+	sub := &sluicev1.ListOffsetsRequest{Topic: req.GetTopic(), Spec: req.GetSpec()}
+	for _, i := range at {
+		sub.Partitions = append(sub.Partitions, offs[i].GetPartition())
+	}
+	resp := new(sluicev1.ListOffsetsResponse)
+	ok, err := a.s.forwardTo(ctx, leader, sluicev1.AdminService_ListOffsets_FullMethodName, sub, resp)
+	if !ok {
+		err = &replication.NotLeaderError{Leader: leader}
+	}
+	got := make(map[int32]*sluicev1.PartitionOffset, len(resp.GetOffsets()))
+	for _, o := range resp.GetOffsets() {
+		got[o.GetPartition()] = o
+	}
+	for _, i := range at {
+		o, found := got[offs[i].GetPartition()]
+		switch {
+		case err != nil:
+			offs[i].Error = a.s.toAPIError(ctx, err).proto()
+		case !found:
+			offs[i].Error = a.s.toAPIError(ctx, &replication.NotLeaderError{Leader: leader}).proto()
+		default:
+			offs[i] = o
+		}
+	}
 }
 
 func (a *adminService) DeleteRecords(ctx context.Context, req *sluicev1.DeleteRecordsRequest) (*sluicev1.DeleteRecordsResponse, error) {

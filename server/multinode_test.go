@@ -242,3 +242,44 @@ func TestRestartedNodeCatchesUp(t *testing.T) {
 		t.Fatalf("topics on the restarted node: %v %v", lt, err)
 	}
 }
+
+// A follower cut off from its leader keeps an old high watermark; ListOffsets
+// asked through it must still report every record acknowledged with acks=all,
+// by asking the leader.
+func TestListOffsetsThroughALaggingFollowerAsksTheLeader(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "lo", Partitions: 1, ReplicationFactor: 3}); err != nil {
+		t.Fatal(err)
+	}
+	first := produce(t, c.Nodes[0], "lo", 0, records(1, "a")) // retries while the partition opens
+	md, err := c.Nodes[0].Cluster.GetMetadata(ctx, &sluicev1.GetMetadataRequest{Topics: []string{"lo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := uint64(md.GetTopics()[0].GetPartitions()[0].GetLeader())
+	var lead, follower *servertest.Node
+	for _, n := range c.Nodes {
+		if n.Config.NodeID == leader {
+			lead = n
+		} else {
+			follower = n
+		}
+	}
+	c.Network.Isolate(follower.Config.NodeID, leader)
+	next := first.GetBaseOffset() + 1
+	for range 5 {
+		pr := produce(t, lead, "lo", 0, records(1, "b"))
+		next = pr.GetBaseOffset() + 1
+	}
+	for _, spec := range []*sluicev1.OffsetSpec{nil, {Spec: &sluicev1.OffsetSpec_Latest{Latest: true}}} {
+		lo, err := follower.Admin.ListOffsets(ctx, &sluicev1.ListOffsetsRequest{Topic: "lo", Spec: spec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := lo.GetOffsets()[0]; o.GetError() != nil || o.GetOffset() != next || o.GetHighWatermark() != next {
+			t.Fatalf("latest through the cut-off follower %d: %v, want offset and high watermark %d", follower.Config.NodeID, o, next)
+		}
+	}
+	c.Network.HealAll()
+}
