@@ -128,6 +128,9 @@ func (a *adminService) ListOffsets(ctx context.Context, req *sluicev1.ListOffset
 		}
 		if !p.IsLeader() {
 			leader := p.Leader()
+			if leader == 0 { // a replica cut off from its leader forgets it; the nodes know
+				leader = a.s.leaders(ctx)[p.GroupID()].Leader
+			}
 			if leader == 0 || leader == a.s.cfg.NodeID || len(forwardedBy(ctx)) >= maxForwardHops {
 				po.Error = a.s.toAPIError(ctx, &replication.NotLeaderError{Leader: leader}).proto()
 				continue
