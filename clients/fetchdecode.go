@@ -542,34 +542,44 @@ func recordInto(r *wireReader, m *sluicev1.Record) error {
 }
 
 func header(r *wireReader, m *sluicev1.RecordHeader) error {
-	var unk []byte
+	key, value, unk, err := headerFields(r)
+	if err != nil {
+		return err
+	}
+	m.Key, m.Value = key, value
+	if unk != nil {
+		m.ProtoReflect().SetUnknown(unk)
+	}
+	return nil
+}
+
+// headerFields decodes a RecordHeader: its key (valid UTF-8), its value
+// (aliased) and the fields it does not know, for header and headerDirect.
+func headerFields(r *wireReader) (key string, value []byte, unk []byte, err error) {
 	for r.remaining() > 0 {
 		num, typ, err := r.tag()
 		if err != nil {
-			return err
+			return "", nil, nil, err
 		}
 		switch {
 		case (num == 1 || num == 2) && typ == protowire.BytesType:
 			v, err := r.bytes()
 			if err != nil {
-				return err
+				return "", nil, nil, err
 			}
 			if num == 1 {
 				if !utf8.Valid(v) {
-					return errUTF8
+					return "", nil, nil, errUTF8
 				}
-				m.Key = string(v)
+				key = string(v)
 			} else {
-				m.Value = alias(v)
+				value = alias(v)
 			}
 		default:
 			if unk, err = r.unknown(unk, num, typ); err != nil {
-				return err
+				return "", nil, nil, err
 			}
 		}
 	}
-	if unk != nil {
-		m.ProtoReflect().SetUnknown(unk)
-	}
-	return nil
+	return key, value, unk, nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -96,31 +95,11 @@ func recordDirect(r *wireReader, rec *Record) error {
 
 // headerDirect is header for a Header.
 func headerDirect(r *wireReader, h *Header) error {
-	for r.remaining() > 0 {
-		num, typ, err := r.tag()
-		if err != nil {
-			return err
-		}
-		switch {
-		case (num == 1 || num == 2) && typ == protowire.BytesType:
-			v, err := r.bytes()
-			if err != nil {
-				return err
-			}
-			if num == 1 {
-				if !utf8.Valid(v) {
-					return errUTF8
-				}
-				h.Key = string(v)
-			} else {
-				h.Value = alias(v)
-			}
-		default:
-			if _, err := r.unknown(nil, num, typ); err != nil {
-				return err
-			}
-		}
+	key, value, _, err := headerFields(r)
+	if err != nil {
+		return err
 	}
+	h.Key, h.Value = key, value
 	return nil
 }
 
