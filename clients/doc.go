@@ -29,8 +29,12 @@
 // Batching: each partition has an open batch encoded as records are produced
 // (batch.Builder). It becomes ready when it reaches MaxBatchBytes, when Linger passes
 // after its first record, on Flush/ProduceSync, or at once with Linger(0). A ready batch
-// is compressed (Compression) and sent when its partition has fewer than
-// MaxInflightPerPartition batches in flight; records arriving meanwhile keep batching.
+// is compressed (Compression) and sent when its partition has nothing in flight, or,
+// once no more records fit in it, when the partition has fewer than
+// MaxInflightPerPartition batches in flight. Records arriving while a batch with room
+// waits join it: a partition whose batches do not fill sends one request per round
+// trip, each carrying what arrived during the last one (one Raft entry and one fsync
+// per replica for all of them), and a partition whose batches fill pipelines them.
 //
 // Transport: the producer sends straight to partition leaders (ClusterService.GetMetadata
 // maps partitions to node addresses) over one ProducerService.ProduceStream per node.

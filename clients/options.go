@@ -195,7 +195,9 @@ func MaxBatchBytes(n int) ProducerOpt {
 }
 
 // MaxInflightPerPartition caps the batches of one partition sent and not yet
-// acknowledged (default 5). Order within a partition is kept whatever the value.
+// acknowledged (default 5). Only full batches go while another of the partition is in
+// flight; a batch with room waits and keeps filling (see the package doc's Batching).
+// Order within a partition is kept whatever the value.
 func MaxInflightPerPartition(n int) ProducerOpt {
 	return producerOpt(func(c *config) { c.maxInflight = max(n, 1) })
 }

@@ -185,3 +185,51 @@ func TestUnaryProduceFollowsLeader(t *testing.T) {
 		t.Fatalf("%d records", n)
 	}
 }
+
+// Records produced while a partition's batch is in flight join one batch, sent when
+// that batch is answered: a batch with room never goes while another of its partition
+// is in flight, however many MaxInflightPerPartition allows.
+func TestBatchesCoalesceWhileOneIsInFlight(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	arrived, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	f.produceHook = func(int32, *sluicev1.ProduceRequest) error {
+		if calls++; calls == 1 {
+			close(arrived)
+			<-release
+		}
+		return nil
+	}
+	p := newProducer(t, f, clients.Linger(0), clients.MaxInflightPerPartition(5), clients.ManualPartitioning())
+	ctx := guard(t)
+	var wg sync.WaitGroup
+	produce := func() {
+		wg.Add(1)
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: make([]byte, 40)}, func(_ *clients.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	produce()
+	<-arrived
+	// Spaced out, so that a producer that pipelined batches with room would have sent
+	// each record alone: they would reach the fake before the release and be stored as
+	// batches of their own.
+	for range 4 {
+		time.Sleep(20 * time.Millisecond)
+		produce()
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	var counts []int32
+	for _, b := range f.log("t", 0) {
+		counts = append(counts, b.h.RecordCount)
+	}
+	if len(counts) != 2 || counts[0] != 1 || counts[1] != 4 {
+		t.Fatalf("batches of %v records, want [1 4]", counts)
+	}
+}

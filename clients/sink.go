@@ -160,7 +160,7 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 			}
 			continue
 		}
-		for pb.inflight < maxIn && (pb.inflight == 0 || pb.inflightOn == s) && p.readyLocked(pb) {
+		for pb.inflight < maxIn && (pb.inflight == 0 || pb.inflightOn == s) && p.readyLocked(pb) && coalesceDoneLocked(pb) {
 			b := pb.batches[0]
 			pb.batches = pb.batches[1:]
 			b.full = true
@@ -180,6 +180,21 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 		time.AfterFunc(wait, s.poke)
 	}
 	return out
+}
+
+// coalesceDoneLocked reports whether pb's first batch may go while others of the
+// partition are in flight: only once no more records fit in it (or it is a retry).
+// A batch with room waits for the partition's requests in flight to be answered, and
+// records produced meanwhile join it, so a partition sends one request per round trip
+// unless its batches fill faster: at a steady rate the records of a round trip share
+// one request, one Raft entry and one fsync on each replica instead of taking one each
+// (franz-go keeps one produce request in flight per broker for the same reason).
+func coalesceDoneLocked(pb *partBuf) bool {
+	if pb.inflight == 0 {
+		return true
+	}
+	b := pb.batches[0]
+	return b.sealed || b.full || len(pb.batches) > 1
 }
 
 // sealLocked fixes b's records and assigns its producer id and sequence; the sink
