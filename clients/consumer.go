@@ -44,9 +44,11 @@ type Consumer struct {
 		// retry is set when a partition hit a retriable error (a leader change): the
 		// next fetch waits a backoff so a leaderless partition does not spin.
 		retry bool
-		// flights are the fetches in flight; a partition is in at most one at its
-		// current position.
+		// flights are the fetches in flight or landed and not yet taken by a Poll. A
+		// partition is in at most one started by a Poll, and in at most one more started
+		// when that one landed (prefetch): its answer starts where the first one's ends.
 		flights map[*flight]struct{}
+		started uint64 // counts flights started: their order, for taking answers in it
 	}
 }
 
@@ -237,6 +239,17 @@ type fetchJob struct {
 	topic string
 	parts []*sluicev1.FetchPosition
 	moved map[int32]uint64
+	order uint64 // when it was started, among the consumer's flights
+}
+
+// from returns the offset j fetches partition p from (-1 if it does not fetch p).
+func (j *fetchJob) from(p int32) int64 {
+	for _, fp := range j.parts {
+		if fp.GetPartition() == p {
+			return fp.GetOffset()
+		}
+	}
+	return -1
 }
 
 // flight is a fetch in progress. It outlives the Poll that started it: its answer is taken
@@ -392,18 +405,71 @@ func (c *Consumer) inFlightLocked(cp *cpart) bool {
 // startLocked starts fetching j on a goroutine of the consumer (Close cancels and waits
 // for it).
 func (c *Consumer) startLocked(j *fetchJob) {
+	c.mu.started++
+	j.order = c.mu.started
 	f := &flight{job: j, done: make(chan struct{})}
 	c.mu.flights[f] = struct{}{}
 	c.flights.Add(1)
 	go func() {
 		defer c.flights.Done()
 		f.resp, f.err = c.fetch(c.life, j)
+		c.mu.Lock()
 		close(f.done)
+		c.prefetchLocked(f)
+		c.mu.Unlock()
 		select { // wake a Poll waiting for any fetch
 		case c.landed <- struct{}{}:
 		default:
 		}
 	}()
+}
+
+// prefetchLocked starts, for a fetch that landed with records, the fetch of what follows
+// them from the same leader, so that it waits at the server while the application
+// handles these (Kafka's consumer fetches ahead the same way). Only the partitions whose
+// answer had batches and no error, and are still read where f read them, are fetched
+// ahead; and only from a flight that is the sole landed one of its partitions, so at most
+// two answers per partition wait for a Poll. A Poll takes answers in the order their
+// fetches started, and take skips a partition whose answer does not start at its
+// position.
+func (c *Consumer) prefetchLocked(f *flight) {
+	if c.mu.closed || f.err != nil || f.resp == nil {
+		return
+	}
+	j := f.job
+	next := &fetchJob{addr: j.addr, topic: j.topic, moved: make(map[int32]uint64)}
+	for _, fp := range f.resp.resp.GetPartitions() {
+		p := fp.GetPartition()
+		cp := c.mu.parts[topicPartition{j.topic, p}]
+		if fp.GetError() != nil || len(fp.GetBatches()) == 0 || cp == nil || !cp.resolved || cp.failed != nil ||
+			cp.moved != j.moved[p] || c.landedOtherLocked(f, cp) {
+			continue
+		}
+		end := j.from(p)
+		for _, rb := range fp.GetBatches() {
+			end = max(end, rb.GetBaseOffset()+int64(rb.GetRecordCount()))
+		}
+		next.parts = append(next.parts, &sluicev1.FetchPosition{Partition: p, Offset: end})
+		next.moved[p] = cp.moved
+	}
+	if len(next.parts) > 0 {
+		c.startLocked(next)
+	}
+}
+
+// landedOtherLocked reports whether a landed flight other than f, not yet taken, reads cp.
+func (c *Consumer) landedOtherLocked(f *flight, cp *cpart) bool {
+	for o := range c.mu.flights {
+		if o == f || !o.covers(cp) {
+			continue
+		}
+		select {
+		case <-o.done:
+			return true
+		default:
+		}
+	}
+	return false
 }
 
 // waitFlights waits until at least one fetch in flight is done (or ctx ends) and takes
@@ -423,6 +489,7 @@ func (c *Consumer) waitFlights(ctx context.Context) []*flight {
 		empty := len(c.mu.flights) == 0
 		c.mu.Unlock()
 		if len(done) > 0 || empty {
+			sort.Slice(done, func(a, b int) bool { return done[a].job.order < done[b].job.order })
 			return done
 		}
 		select {
@@ -511,6 +578,11 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, reply *fetchReply) ([]
 		}
 		pos := cp.offset
 		c.mu.Unlock()
+		if j.from(tp.partition) > pos {
+			// Fetched ahead from where the answer before it ended, and that one did not
+			// bring the position there (it failed, or was sought past): read again.
+			continue
+		}
 		if pe := fp.GetError(); pe != nil {
 			err := fromProto(pe)
 			next, ok := c.recover(ctx, tp, pos, err, fp)

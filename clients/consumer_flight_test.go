@@ -113,3 +113,81 @@ func TestCloseEndsFetchesInFlight(t *testing.T) {
 		t.Fatalf("Poll after Close: %v", err)
 	}
 }
+
+// Once a fetch lands with records, the consumer fetches what follows them before the
+// application polls again, and the next Poll takes those records in order; after a Seek
+// the fetched-ahead answer is dropped and the records come from the new position.
+func TestConsumerFetchesAhead(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.ManualPartitioning())
+	froms := make(chan int64, 64) // offsets the fetches ask for, as they are sent
+	watch := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if fr, ok := req.(*sluicev1.FetchRequest); ok {
+			for _, fp := range fr.GetPartitions() {
+				froms <- fp.GetOffset()
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	c := newConsumer(t, f, clients.FetchMaxWait(5*time.Second), clients.DialOptions(grpc.WithChainUnaryInterceptor(watch)),
+		clients.ConsumePartitions(map[string]map[int32]clients.Offset{"t": {0: clients.At(0)}}))
+	produce := func(v byte) {
+		if err := p.ProduceSync(guard(t), &clients.Record{Topic: "t", Value: []byte{v}}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	poll := func() []int64 {
+		recs, err := c.Poll(guard(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var offs []int64
+		for _, r := range recs {
+			offs = append(offs, r.Offset)
+		}
+		return offs
+	}
+	produce(0)
+	produce(1)
+	if got := poll(); len(got) != 2 || got[0] != 0 || got[1] != 1 {
+		t.Fatalf("first Poll: offsets %v, want [0 1]", got)
+	}
+	// No Poll runs now; the fetch ahead from offset 2 is sent anyway.
+	waitFetch(t, froms, 2)
+	produce(2)
+	if got := poll(); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("second Poll: offsets %v, want [2]", got)
+	}
+	// The answer to the fetch ahead from 3 is dropped after a Seek back to 1.
+	produce(3)
+	waitFetch(t, froms, 3)
+	c.Seek("t", 0, clients.At(1))
+	var got []int64
+	for len(got) < 3 {
+		got = append(got, poll()...)
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Fatalf("after Seek(1): offsets %v, want [1 2 3]", got)
+	}
+}
+
+// waitFetch waits until a fetch from offset want is sent; it fails on a fetch from a
+// larger offset, or when none comes.
+func waitFetch(t *testing.T, froms <-chan int64, want int64) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case from := <-froms:
+			if from == want {
+				return
+			}
+			if from > want {
+				t.Fatalf("a fetch from %d, before one from %d", from, want)
+			}
+		case <-deadline:
+			t.Fatalf("no fetch from %d was sent", want)
+		}
+	}
+}

@@ -77,7 +77,10 @@
 // ReuseRecordMemory the frames of a Poll's records are read into again from the next
 // Poll on, saving the allocation (and zeroing) of every fetched byte. A fetch that has not answered when Poll returns
 // stays in flight and a later Poll takes its answer, so records from one leader do not
-// cut short the long polls at the others. Seek moves a partition. An offset out of range moves
+// cut short the long polls at the others. A fetch that lands with records starts the
+// fetch of what follows them at once, so the next records are on their way while the
+// application handles these (at most two answers per partition wait for a Poll; one
+// fetched ahead of a Seek is dropped). Seek moves a partition. An offset out of range moves
 // to the nearest end of the log unless StrictOffsets. Partition failures come back as
 // *PartitionError and stop that partition until it is sought again.
 //
