@@ -127,6 +127,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 			l.mu.lastFrame = 0
 		}
 		a.addIndexLocked(p, l.opts.IndexIntervalBytes)
+		l.mu.appended += uint64(fsize)
 		if len(e.Data) >= directWriteMin {
 			if err := flush(); err != nil {
 				return err
@@ -273,7 +274,7 @@ func (l *Log) truncateLocked(i, prevTerm uint64) error {
 	if err := s.f.Truncate(q.pos); err != nil {
 		return err
 	}
-	s.alloc = q.pos
+	s.alloc, s.zeroed = q.pos, q.pos
 	s.size, s.maxTs, s.maxTsKnown = q.pos, q.tsBefore, true
 	if err := l.truncateIndexesLocked(s, q.pos); err != nil {
 		return err

@@ -54,6 +54,17 @@
 // releasing the preallocated blocks, which the next append reserves again.
 // A log thus holds up to PreallocateBytes of disk beyond its data.
 //
+// Zeros ahead: fallocate leaves "unwritten" blocks, and the fdatasync after
+// a write into them must also commit their conversion through the
+// filesystem's journal. A log whose last flush was an fdatasync of less
+// than 16 KiB (a partition synced on its own, a record or a few per sync)
+// writes zeros 128 KiB ahead of its frames instead (vfs.ZeroWriter): once
+// an fdatasync has allocated them, later ones write data and flush the
+// device cache only. A log that syncs more per flush, or is flushed by a
+// syncfs (which commits the journal anyway), keeps fallocate, since writing
+// every byte twice would cost it bandwidth. The zeros end the frames like
+// preallocated space does.
+//
 // Index files hold 24-byte entries and no header; each entry ends with the
 // CRC32C of its first 20 bytes. Entries are taken at frame boundaries, at
 // most one per IndexIntervalBytes of frames; the segment start is implied.

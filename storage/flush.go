@@ -49,6 +49,7 @@ func (l *Log) flush() error {
 	if p == nil {
 		return err
 	}
+	p.fdatasync = true
 	return l.flushFinish(p, p.f.Sync())
 }
 
@@ -61,6 +62,10 @@ type flushPrep struct {
 	rp   recoveryPoint
 	rpOK bool
 	gen  uint64
+	// appended is Log.mu.appended at the preparation; fdatasync: the
+	// flush is an fsync of the file, not a syncfs.
+	appended  uint64
+	fdatasync bool
 }
 
 // flushPrepare starts a flush; syncMu must be held until flushFinish. It
@@ -82,7 +87,7 @@ func (l *Log) flushPrepare() (*flushPrep, error) {
 	if err := a.flushIndexDueLocked(); err != nil {
 		return nil, l.failLocked(err)
 	}
-	p := &flushPrep{a: a, f: l.acquireLocked(a), seq: seq, dir: dir, gen: l.mu.rpGen}
+	p := &flushPrep{a: a, f: l.acquireLocked(a), seq: seq, dir: dir, gen: l.mu.rpGen, appended: l.mu.appended}
 	l.mu.dirDirty = false
 	p.rp, p.rpOK = l.recoveryPointLocked()
 	return p, nil
@@ -128,6 +133,11 @@ func (l *Log) flushFinish(p *flushPrep, err error) error {
 	}
 	// ApplySnapshot may have moved it past p.seq meanwhile.
 	l.mu.syncedSeq = max(l.mu.syncedSeq, p.seq)
+	if p.appended > l.mu.syncedAppended {
+		n := p.appended - l.mu.syncedAppended
+		l.mu.syncedAppended = p.appended
+		l.mu.zeroAhead = p.fdatasync && n < zeroAheadMaxSync
+	}
 	recf := l.recf
 	l.mu.Unlock()
 	if syncRP {

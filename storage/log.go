@@ -51,6 +51,12 @@ type Log struct {
 		rpWritten recoveryPoint // the recovery point last written
 
 		noPrealloc bool // preallocation failed or is unsupported: stop trying
+		noZeros    bool // writing zeros ahead failed: stop trying
+		// appended counts the frame bytes ever appended, syncedAppended those a
+		// flush made durable; zeroAhead: the last flush was an fdatasync of
+		// fewer than zeroAheadMaxSync bytes (reserveLocked writes zeros ahead).
+		appended, syncedAppended uint64
+		zeroAhead                bool
 
 		wbuf       []byte
 		clock      uint64 // for segment.lastUsed

@@ -20,7 +20,16 @@ var preallocKeepSize = false
 // fails a write: the log stops preallocating (silently when the
 // filesystem cannot, with a warning otherwise) and writes as before.
 func (l *Log) reserveLocked(a *segment, end int64) {
-	if l.mu.noPrealloc || l.opts.PreallocateBytes <= 0 || end <= a.alloc {
+	if l.opts.PreallocateBytes <= 0 {
+		return
+	}
+	if l.mu.zeroAhead && !l.mu.noZeros {
+		if zw, ok := a.f.(vfs.ZeroWriter); ok {
+			l.zeroAheadLocked(a, zw, end)
+			return
+		}
+	}
+	if l.mu.noPrealloc || end <= a.alloc {
 		return
 	}
 	p, ok := a.f.(vfs.Preallocator)
@@ -40,6 +49,42 @@ func (l *Log) reserveLocked(a *segment, end int64) {
 	a.alloc = to
 }
 
+// Zeros ahead. A log whose flushes are fdatasyncs of little data (a
+// partition synced on its own, a record or a few per sync) spends a good
+// part of each fdatasync committing the conversion of the preallocated,
+// unwritten blocks it wrote into. Such a log writes zeros ahead of its
+// frames instead, zeroAheadBytes at a time: the fdatasync that first
+// covers them allocates their blocks, later ones write data and flush the
+// device cache only. A log that syncs more per flush, or is flushed by a
+// syncfs (which commits the journal anyway), preallocates with fallocate:
+// writing every byte twice would cost it bandwidth for nothing.
+const (
+	zeroAheadBytes   = 128 << 10
+	zeroAheadMaxSync = 16 << 10 // bytes per flush below which a log writes zeros ahead
+)
+
+// zeroAheadLocked writes zeros past end (the end of a write about to
+// happen) when fewer than half of zeroAheadBytes are left zeroed there,
+// not past SegmentBytes. A failure stops zeros ahead for the log (it
+// preallocates with fallocate if it can).
+func (l *Log) zeroAheadLocked(a *segment, zw vfs.ZeroWriter, end int64) {
+	if end+zeroAheadBytes/2 <= a.zeroed {
+		return
+	}
+	from := max(a.zeroed, end)
+	to := min(from+zeroAheadBytes, l.opts.SegmentBytes)
+	if to <= from {
+		return
+	}
+	if err := zw.WriteZeros(from, to-from); err != nil {
+		l.mu.noZeros = true
+		l.logger.Warn("writing zeros ahead of a segment's frames failed; writing without", "file", a.segPath(), "err", err)
+		return
+	}
+	a.zeroed = to
+	a.alloc = max(a.alloc, to)
+}
+
 // trimLocked truncates a segment preallocated past its frames to its size,
 // releasing the blocks (and, without preallocKeepSize, the zeros). Called
 // before a segment is sealed (before the roll's fsync) and at Close.
@@ -50,7 +95,7 @@ func (s *segment) trimLocked() error {
 	if err := s.f.Truncate(s.size); err != nil {
 		return err
 	}
-	s.alloc = s.size
+	s.alloc, s.zeroed = s.size, s.size
 	return nil
 }
 

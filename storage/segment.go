@@ -73,6 +73,8 @@ type segFiles struct {
 	// alloc: the active segment's file is preallocated up to here
 	// (reserveLocked); 0 = nothing known past size.
 	alloc int64
+	// zeroed: zeros were written up to here (zeroAheadLocked).
+	zeroed int64
 	// idxWrittenAt is the segment's size when its pending index entries
 	// were last written.
 	idxWrittenAt int64

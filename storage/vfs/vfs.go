@@ -119,3 +119,31 @@ type Preallocator interface {
 }
 
 var _ Preallocator = osFile{}
+
+// ZeroWriter is implemented by a File that writes zeros without a buffer
+// from its caller. On filesystems like ext4 and XFS, blocks reserved with
+// Preallocate are "unwritten": the fdatasync after the first write into
+// one must also commit their conversion through the journal. Blocks that
+// already hold written zeros need no such commit once allocated, so the
+// fdatasync of a small append into them is a data write and a cache flush.
+type ZeroWriter interface {
+	// WriteZeros writes n zero bytes at off (the file grows if needed).
+	WriteZeros(off, n int64) error
+}
+
+var _ ZeroWriter = osFile{}
+
+// zeros is the source of WriteZeros; never written to.
+var zeros [256 << 10]byte
+
+// WriteZeros implements ZeroWriter.
+func (f osFile) WriteZeros(off, n int64) error {
+	for n > 0 {
+		k := min(n, int64(len(zeros)))
+		if _, err := f.WriteAt(zeros[:k], off); err != nil {
+			return err
+		}
+		off, n = off+k, n-k
+	}
+	return nil
+}
