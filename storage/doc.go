@@ -58,7 +58,7 @@
 // a write into them must also commit their conversion through the
 // filesystem's journal. A log whose last flush was an fdatasync of less
 // than 16 KiB (a partition synced on its own, a record or a few per sync)
-// writes zeros 128 KiB ahead of its frames instead (vfs.ZeroWriter): once
+// writes zeros 1 MiB ahead of its frames instead (vfs.ZeroWriter): once
 // an fdatasync has allocated them, later ones write data and flush the
 // device cache only. A log that syncs more per flush, or is flushed by a
 // syncfs (which commits the journal anyway), keeps fallocate, since writing

@@ -59,7 +59,7 @@ func (l *Log) reserveLocked(a *segment, end int64) {
 // syncfs (which commits the journal anyway), preallocates with fallocate:
 // writing every byte twice would cost it bandwidth for nothing.
 const (
-	zeroAheadBytes   = 128 << 10
+	zeroAheadBytes   = 1 << 20
 	zeroAheadMaxSync = 16 << 10 // bytes per flush below which a log writes zeros ahead
 )
 

@@ -34,7 +34,7 @@ func (f zeroFile) WriteZeros(off, n int64) error {
 // it off, and Close trims the zeros.
 func TestZeroAhead(t *testing.T) {
 	mem := faultfs.New()
-	o := Options{FS: zeroFS{mem}, SegmentBytes: 1 << 20, IndexIntervalBytes: 4 << 10}
+	o := Options{FS: zeroFS{mem}, SegmentBytes: 8 << 20, IndexIntervalBytes: 4 << 10}
 	l := mustOpen(t, "/z", o)
 	path := filepath.Join("/z", segBaseName(1)+segSuffix)
 	size := func(fs *faultfs.FS) int64 { return int64(len(must[[]byte](t)(fs.ReadFile(path)))) }
