@@ -249,3 +249,55 @@ func TestSyncGroupNextSyncfsDoesNotWaitForCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncGroupSmallFlushesDoNotWait: a log whose flushes are small
+// fdatasyncs flushes itself when it syncs, instead of waiting for a flush
+// of another log that is stuck in its fsync; what it flushed survives a
+// crash, and the stuck log's Sync returns once its fsync does.
+func TestSyncGroupSmallFlushesDoNotWait(t *testing.T) {
+	fs := faultfs.New()
+	g := NewSyncGroup()
+	defer g.Close()
+	a := mustOpen(t, "/g/a", Options{FS: fs, Syncer: g})
+	defer a.Close()
+	b := mustOpen(t, "/g/b", Options{FS: fs, Syncer: g})
+	defer b.Close()
+	// One flush each, alone: small fdatasyncs.
+	for _, l := range []*Log{a, b} {
+		mustAppend(t, l, batchEntry(1, 1, 1, 1, 100))
+		must0(t, l.Sync())
+		if !l.flushesSmall() {
+			t.Fatal("a lone flush of 100 bytes did not count as small")
+		}
+	}
+	release, held := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	fs.SetRule(func(op faultfs.Op, path string, _ int) (int, error) {
+		if op == faultfs.OpSync && strings.HasPrefix(path, "/g/a/") && filepath.Ext(path) == segSuffix {
+			once.Do(func() { close(held); <-release })
+		}
+		return 0, nil
+	})
+	mustAppend(t, a, batchEntry(2, 1, 1, 2, 100))
+	aDone := make(chan error, 1)
+	go func() { aDone <- a.Sync() }()
+	<-held
+	mustAppend(t, b, batchEntry(2, 1, 1, 2, 100))
+	bDone := make(chan error, 1)
+	go func() { bDone <- b.Sync() }()
+	select {
+	case err := <-bDone:
+		must0(t, err)
+	case <-time.After(20 * time.Second): // failure guard only
+		close(release)
+		t.Fatal("b's Sync waited for a's stuck fsync")
+	}
+	crashed := fs.Crash()
+	r := mustOpen(t, "/g/b", Options{FS: crashed})
+	if got := must[uint64](t)(r.LastIndex()); got != 2 {
+		t.Fatalf("b after a crash: last index %d, want 2", got)
+	}
+	r.Close()
+	close(release)
+	must0(t, <-aDone)
+}
