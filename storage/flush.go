@@ -22,14 +22,6 @@ func (l *Log) Sync() error {
 	return l.flush()
 }
 
-// flushesSmall reports whether the log's last flush was an fdatasync of
-// little data (it writes zeros ahead).
-func (l *Log) flushesSmall() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.mu.zeroAhead
-}
-
 // syncOutcome tells a Sync that waited for a group flush of the log,
 // having seen write sequence seq, whether it is over: with nil when seq is
 // durable, with the log's error when it refuses writes. It is not over

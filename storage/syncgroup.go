@@ -58,13 +58,6 @@ func WithSyncMode(m SyncMode) SyncGroupOption {
 // group's completer goroutine and starts the next cycle at once: the
 // filesystem is kept busy with flushes while the last one's waiters are
 // woken.
-//
-// A Sync of a log whose flushes are small fdatasyncs (it writes zeros
-// ahead: its fdatasync commits nothing to the journal, see prealloc.go)
-// fdatasyncs the log itself, at once, when no Sync waits for a cycle and
-// fewer than directFlushMax such flushes run: it does not wait for the
-// running cycle of other logs, and a few fdatasyncs in parallel cost less
-// than that wait. Syncs of many logs at once still share cycles.
 type SyncGroup struct {
 	cfg       syncGroupConfig
 	kick      chan struct{}     // wakes the flusher to check mu.leader and mu.closed
@@ -83,17 +76,12 @@ type SyncGroup struct {
 		// or the completer's) before it looks at pending again.
 		inflight int
 		idle     bool
-		// direct counts the Syncs flushing their own log (directFlushMax).
-		direct int
 	}
 
 	cycles, fsyncs, syncfs atomic.Uint64
 	syncfsNanos            atomic.Uint64
 	metrics                *syncMetrics
 }
-
-// directFlushMax bounds the Syncs that flush their own log at once.
-const directFlushMax = 4
 
 // cycleWait is closed when the cycle that took a batch of logs has
 // flushed them all. A waiter then reads its log's outcome from the log
@@ -203,22 +191,6 @@ func (g *SyncGroup) sync(l *Log, seq uint64) error {
 		if g.mu.closed {
 			g.mu.Unlock()
 			return ErrClosed
-		}
-		if g.mu.direct < directFlushMax && len(g.mu.pending) == 0 && l.flushesSmall() {
-			g.mu.direct++
-			g.mu.Unlock()
-			start := time.Now()
-			g.cycles.Add(1)
-			l.flush() // its error is kept by the log: syncOutcome reads it
-			g.fsyncs.Add(1)
-			g.observe(start, 1)
-			g.mu.Lock()
-			g.mu.direct--
-			g.mu.Unlock()
-			if done, err := l.syncOutcome(seq); done {
-				return err
-			}
-			continue
 		}
 		w := g.enqueueLocked(l)
 		if g.mu.leader != runnerNone {
