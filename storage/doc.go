@@ -56,9 +56,9 @@
 //
 // Zeros ahead: fallocate leaves "unwritten" blocks, and the fdatasync after
 // a write into them must also commit their conversion through the
-// filesystem's journal. A log whose last flush was an fdatasync of less
-// than 16 KiB (a partition synced on its own, a record or a few per sync)
-// writes zeros 1 MiB ahead of its frames instead (vfs.ZeroWriter): once
+// filesystem's journal. A log whose last 8 flushes were fdatasyncs of less
+// than 16 KiB each (a partition synced on its own, a record or a few per
+// sync) writes zeros 1 MiB ahead of its frames instead (vfs.ZeroWriter): once
 // an fdatasync has allocated them, later ones write data and flush the
 // device cache only. A log that syncs more per flush, or is flushed by a
 // syncfs (which commits the journal anyway), keeps fallocate, since writing

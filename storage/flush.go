@@ -136,7 +136,12 @@ func (l *Log) flushFinish(p *flushPrep, err error) error {
 	if p.appended > l.mu.syncedAppended {
 		n := p.appended - l.mu.syncedAppended
 		l.mu.syncedAppended = p.appended
-		l.mu.zeroAhead = p.fdatasync && n < zeroAheadMaxSync
+		if p.fdatasync && n < zeroAheadMaxSync {
+			l.mu.smallFlushes++
+		} else {
+			l.mu.smallFlushes = 0
+		}
+		l.mu.zeroAhead = l.mu.smallFlushes >= zeroAheadAfter
 	}
 	recf := l.recf
 	l.mu.Unlock()

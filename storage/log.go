@@ -53,9 +53,12 @@ type Log struct {
 		noPrealloc bool // preallocation failed or is unsupported: stop trying
 		noZeros    bool // writing zeros ahead failed: stop trying
 		// appended counts the frame bytes ever appended, syncedAppended those a
-		// flush made durable; zeroAhead: the last flush was an fdatasync of
-		// fewer than zeroAheadMaxSync bytes (reserveLocked writes zeros ahead).
+		// flush made durable; smallFlushes counts the last flushes in a row that
+		// were fdatasyncs of fewer than zeroAheadMaxSync bytes, and zeroAhead
+		// is set while there were zeroAheadAfter of them (reserveLocked writes
+		// zeros ahead).
 		appended, syncedAppended uint64
+		smallFlushes             int
 		zeroAhead                bool
 
 		wbuf       []byte

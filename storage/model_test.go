@@ -151,6 +151,20 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	}
 	opts := Options{FS: fs, SegmentBytes: segBytes, IndexIntervalBytes: 1 + rng.IntN(200), CacheBytes: int64(rng.IntN(3000)) - 500, Syncer: g}
 	opts.PreallocateBytes = [...]int64{-1, 700, 64 << 10}[seed%3] // none, less than a frame or two, many frames
+	// Odd seeds: files that write zeros, so logs that flush small write zeros
+	// ahead (prealloc.go) where preallocation is on.
+	zeros := seed%2 == 1
+	if zeros {
+		defer func(n int) { zeroAheadAfter = n }(zeroAheadAfter)
+		zeroAheadAfter = 1 + rng.IntN(2)
+	}
+	withZeros := func(fs *faultfs.FS) FS {
+		if zeros {
+			return zeroFS{fs}
+		}
+		return fs
+	}
+	opts.FS = withZeros(fs)
 	l := mustOpen(t, "/m", opts)
 	defer func() { l.Close() }()
 	var peer *Log // syncShared: another log of the filesystem, syncing with l
@@ -363,7 +377,7 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 			}
 			fs = fs.Crash()
 			l.Close() // syncs, but on the filesystem from before the crash
-			opts.FS = fs
+			opts.FS = withZeros(fs)
 			l = mustOpen(t, "/m", opts)
 			if peer != nil {
 				peer.Close()

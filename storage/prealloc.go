@@ -49,8 +49,9 @@ func (l *Log) reserveLocked(a *segment, end int64) {
 	a.alloc = to
 }
 
-// Zeros ahead. A log whose flushes are fdatasyncs of little data (a
-// partition synced on its own, a record or a few per sync) spends a good
+// Zeros ahead. A log whose flushes are fdatasyncs of little data, time
+// after time (a partition synced on its own, a record or a few per sync),
+// spends a good
 // part of each fdatasync committing the conversion of the preallocated,
 // unwritten blocks it wrote into. Such a log writes zeros ahead of its
 // frames instead, zeroAheadBytes at a time: the fdatasync that first
@@ -60,8 +61,13 @@ func (l *Log) reserveLocked(a *segment, end int64) {
 // writing every byte twice would cost it bandwidth for nothing.
 const (
 	zeroAheadBytes   = 1 << 20
-	zeroAheadMaxSync = 16 << 10 // bytes per flush below which a log writes zeros ahead
+	zeroAheadMaxSync = 16 << 10 // bytes per flush below which a flush is small
 )
+
+// zeroAheadAfter small flushes in a row turn zeros ahead on, one larger
+// flush (or a syncfs) turns them off: a log whose flush sizes vary, as under
+// a throughput load, keeps fallocate. A variable for tests.
+var zeroAheadAfter = 8
 
 // zeroAheadLocked writes zeros past end (the end of a write about to
 // happen) when fewer than half of zeroAheadBytes are left zeroed there,

@@ -28,8 +28,8 @@ func (f zeroFile) WriteZeros(off, n int64) error {
 	return err
 }
 
-// TestZeroAhead: a log whose fdatasyncs cover little writes zeros ahead of
-// its frames, zeroAheadBytes at a time; a crash ends it at the zeros with
+// TestZeroAhead: a log whose fdatasyncs cover little, zeroAheadAfter times
+// in a row, writes zeros ahead of its frames, zeroAheadBytes at a time; a crash ends it at the zeros with
 // every synced entry; a flush of more than zeroAheadMaxSync bytes turns
 // it off, and Close trims the zeros.
 func TestZeroAhead(t *testing.T) {
@@ -39,17 +39,21 @@ func TestZeroAhead(t *testing.T) {
 	path := filepath.Join("/z", segBaseName(1)+segSuffix)
 	size := func(fs *faultfs.FS) int64 { return int64(len(must[[]byte](t)(fs.ReadFile(path)))) }
 
-	mustAppend(t, l, batchEntry(1, 1, 1, 1, 1000))
-	if got := size(mem); got != l.activeSize() {
-		t.Fatalf("before any flush: file %d bytes, frames %d: want no zeros yet", got, l.activeSize())
+	i := uint64(1)
+	for ; i <= uint64(zeroAheadAfter); i++ {
+		mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 1000))
+		if got := size(mem); got != l.activeSize() {
+			t.Fatalf("after %d small flushes: file %d bytes, frames %d: want no zeros yet", i-1, got, l.activeSize())
+		}
+		must0(t, l.Sync())
+	}
+	mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 1000))
+	if got, want := size(mem), l.activeSize()+zeroAheadBytes; got != want {
+		t.Fatalf("after %d small fdatasyncs: file %d bytes, want %d (zeros ahead)", zeroAheadAfter, got, want)
 	}
 	must0(t, l.Sync())
-	mustAppend(t, l, batchEntry(2, 1, 1, 2, 1000))
-	if got, want := size(mem), l.activeSize()+zeroAheadBytes; got != want {
-		t.Fatalf("after a small fdatasync: file %d bytes, want %d (zeros ahead)", got, want)
-	}
 	// Appends within the zeros write none until half of them are used.
-	i := uint64(3)
+	i++
 	for ; l.activeSize()+1100 < size(mem)-zeroAheadBytes/2; i++ {
 		mustAppend(t, l, batchEntry(i, 1, 1, int64(i), 1000))
 		must0(t, l.Sync())
