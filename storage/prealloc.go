@@ -51,10 +51,9 @@ func (l *Log) reserveLocked(a *segment, end int64) {
 
 // Zeros ahead. A log whose flushes are fdatasyncs of little data, time
 // after time (a partition synced on its own, a record or a few per sync),
-// spends a good
-// part of each fdatasync committing the conversion of the preallocated,
-// unwritten blocks it wrote into. Such a log writes zeros ahead of its
-// frames instead, zeroAheadBytes at a time: the fdatasync that first
+// spends a good part of each fdatasync committing the conversion of the
+// preallocated, unwritten blocks it wrote into. Such a log writes zeros
+// ahead of its frames instead, zeroAheadBytes at a time: the fdatasync that first
 // covers them allocates their blocks, later ones write data and flush the
 // device cache only. A log that syncs more per flush, or is flushed by a
 // syncfs (which commits the journal anyway), preallocates with fallocate:
