@@ -470,33 +470,44 @@ func (d *fetchDecoder) batch(r *wireReader, m *sluicev1.RecordBatch) error {
 // unknown fields, an odd tag, malformed bytes) it leaves m empty and reports false:
 // recordInto then decodes it, and decides what is malformed.
 func recordFlat(b []byte, m *sluicev1.Record) bool {
+	key, value, ts, ok := flatFields(b)
+	if !ok {
+		m.Key, m.Value, m.TimestampMs = nil, nil, 0
+		return false
+	}
+	m.Key, m.Value, m.TimestampMs = key, value, ts
+	return true
+}
+
+// flatFields reads a record made of canonical key, value and timestamp_ms tags only
+// (the last of each wins, as in proto.Unmarshal); key and value alias b. It reports
+// false for anything else.
+func flatFields(b []byte) (key, value []byte, ts int64, ok bool) {
 	for len(b) > 0 {
 		switch t := b[0]; t {
 		case 0x0a, 0x12: // key, value: field 1 and 2, bytes
 			v, n := protowire.ConsumeBytes(b[1:])
 			if n < 0 {
-				break
+				return nil, nil, 0, false
 			}
 			if t == 0x0a {
-				m.Key = alias(v)
+				key = alias(v)
 			} else {
-				m.Value = alias(v)
+				value = alias(v)
 			}
 			b = b[1+n:]
-			continue
 		case 0x20: // timestamp_ms: field 4, varint
 			x, n := protowire.ConsumeVarint(b[1:])
 			if n < 0 {
-				break
+				return nil, nil, 0, false
 			}
-			m.TimestampMs = int64(x)
+			ts = int64(x)
 			b = b[1+n:]
-			continue
+		default:
+			return nil, nil, 0, false
 		}
-		m.Key, m.Value, m.TimestampMs = nil, nil, 0
-		return false
 	}
-	return true
+	return key, value, ts, true
 }
 
 func recordInto(r *wireReader, m *sluicev1.Record) error {

@@ -21,34 +21,12 @@ import (
 // canonical key, value and timestamp tags. Otherwise it leaves rec empty and reports
 // false, and recordDirect decodes it.
 func recordFlatDirect(b []byte, rec *Record) bool {
-	var ts int64
-	for len(b) > 0 {
-		switch t := b[0]; t {
-		case 0x0a, 0x12: // key, value: field 1 and 2, bytes
-			v, n := protowire.ConsumeBytes(b[1:])
-			if n < 0 {
-				break
-			}
-			if t == 0x0a {
-				rec.Key = alias(v)
-			} else {
-				rec.Value = alias(v)
-			}
-			b = b[1+n:]
-			continue
-		case 0x20: // timestamp_ms: field 4, varint
-			x, n := protowire.ConsumeVarint(b[1:])
-			if n < 0 {
-				break
-			}
-			ts = int64(x)
-			b = b[1+n:]
-			continue
-		}
+	key, value, ts, ok := flatFields(b)
+	if !ok {
 		*rec = Record{}
 		return false
 	}
-	rec.Offset = ts
+	rec.Key, rec.Value, rec.Offset = key, value, ts
 	return true
 }
 
