@@ -511,45 +511,62 @@ func flatFields(b []byte) (key, value []byte, ts int64, ok bool) {
 }
 
 func recordInto(r *wireReader, m *sluicev1.Record) error {
-	var unk []byte
+	key, value, ts, unk, err := recordFields(r, func(r *wireReader) error {
+		h := new(sluicev1.RecordHeader)
+		if err := header(r, h); err != nil {
+			return err
+		}
+		m.Headers = append(m.Headers, h)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.Key, m.Value, m.TimestampMs = key, value, ts
+	if unk != nil {
+		m.ProtoReflect().SetUnknown(unk)
+	}
+	return nil
+}
+
+// recordFields reads a record's fields as proto.Unmarshal reads a sluicev1.Record:
+// the last key, value and timestamp_ms win (key and value alias the reader's bytes),
+// each header goes to onHeader, which reads it from the reader it is given, and the
+// other fields come back in unk.
+func recordFields(r *wireReader, onHeader func(*wireReader) error) (key, value []byte, ts int64, unk []byte, err error) {
 	for r.remaining() > 0 {
 		num, typ, err := r.tag()
 		if err != nil {
-			return err
+			return nil, nil, 0, nil, err
 		}
 		switch {
 		case (num == 1 || num == 2) && typ == protowire.BytesType:
 			v, err := r.bytes()
 			if err != nil {
-				return err
+				return nil, nil, 0, nil, err
 			}
 			if num == 1 {
-				m.Key = alias(v)
+				key = alias(v)
 			} else {
-				m.Value = alias(v)
+				value = alias(v)
 			}
 		case num == 3 && typ == protowire.BytesType:
-			h := new(sluicev1.RecordHeader)
-			if err := r.message(func(r *wireReader) error { return header(r, h) }); err != nil {
-				return err
+			if err := r.message(onHeader); err != nil {
+				return nil, nil, 0, nil, err
 			}
-			m.Headers = append(m.Headers, h)
 		case num == 4 && typ == protowire.VarintType:
 			x, err := r.varint()
 			if err != nil {
-				return err
+				return nil, nil, 0, nil, err
 			}
-			m.TimestampMs = int64(x)
+			ts = int64(x)
 		default:
 			if unk, err = r.unknown(unk, num, typ); err != nil {
-				return err
+				return nil, nil, 0, nil, err
 			}
 		}
 	}
-	if unk != nil {
-		m.ProtoReflect().SetUnknown(unk)
-	}
-	return nil
+	return key, value, ts, unk, nil
 }
 
 func header(r *wireReader, m *sluicev1.RecordHeader) error {

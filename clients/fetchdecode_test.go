@@ -30,25 +30,46 @@ func servedResponse(t testing.TB, c sluicev1.Compression, batches, records int) 
 				recs[j].Headers = []*sluicev1.RecordHeader{{Key: "h", Value: []byte("v")}, {Key: "e"}}
 			}
 		}
-		rb, err := batch.Encode(recs, c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stored, _, err := batch.Normalize(rb, batch.Limits{MaxBytes: 1 << 20, NowMs: 5000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sb, err := batch.Splice(stored, int64(i*records), 3, sluicev1.RecordFormat_RECORD_FORMAT_STORED)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Partitions[0].Batches = append(resp.Partitions[0].Batches, sb)
+		resp.Partitions[0].Batches = append(resp.Partitions[0].Batches, servedBatch(t, recs, c, int64(i*records)))
 	}
 	b, err := proto.Marshal(resp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// aliasIn checks that v aliases b, with no room past its end an append could write
+// into, and returns where it starts in b.
+func aliasIn(t *testing.T, b, v []byte) int {
+	t.Helper()
+	if cap(v) != len(v) {
+		t.Fatalf("value cap %d, len %d: an append would write into the response", cap(v), len(v))
+	}
+	i := bytes.Index(b, v)
+	if i < 0 || &b[i] != &v[0] {
+		t.Fatal("value does not alias the response buffer")
+	}
+	return i
+}
+
+// servedBatch is recs as a node serves them from base: encoded by a producer with c,
+// normalized into the stored form and spliced.
+func servedBatch(t testing.TB, recs []*sluicev1.Record, c sluicev1.Compression, base int64) *sluicev1.RecordBatch {
+	t.Helper()
+	rb, err := batch.Encode(recs, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _, err := batch.Normalize(rb, batch.Limits{MaxBytes: 4 << 20, NowMs: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := batch.Splice(stored, base, 3, sluicev1.RecordFormat_RECORD_FORMAT_STORED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sb
 }
 
 // checkLikeProto decodes b with decodeFetchResponse and with proto.Unmarshal: both fail,
@@ -157,13 +178,7 @@ func TestDecodeFetchResponseCRCAndAliasing(t *testing.T) {
 		t.Fatalf("decode: %v, %d bad", err, len(bad))
 	}
 	v := resp.Partitions[0].Batches[1].Records[4].Value
-	if cap(v) != len(v) {
-		t.Fatalf("value cap %d, len %d: an append would write into the response", cap(v), len(v))
-	}
-	i := bytes.Index(b, v)
-	if i < 0 || &b[i] != &v[0] {
-		t.Fatal("value does not alias the response buffer")
-	}
+	i := aliasIn(t, b, v)
 	b[i] ^= 0xff
 	var again sluicev1.FetchResponse
 	bad, err = decodeFetchResponse(split(b, 100), &again)

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
-
 	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
@@ -30,44 +28,20 @@ func recordFlatDirect(b []byte, rec *Record) bool {
 	return true
 }
 
-// recordDirect is recordInto for a Record.
+// recordDirect is recordInto for a Record (unknown fields are dropped).
 func recordDirect(r *wireReader, rec *Record) error {
-	var ts int64
-	for r.remaining() > 0 {
-		num, typ, err := r.tag()
-		if err != nil {
+	key, value, ts, _, err := recordFields(r, func(r *wireReader) error {
+		var h Header
+		if err := headerDirect(r, &h); err != nil {
 			return err
 		}
-		switch {
-		case (num == 1 || num == 2) && typ == protowire.BytesType:
-			v, err := r.bytes()
-			if err != nil {
-				return err
-			}
-			if num == 1 {
-				rec.Key = alias(v)
-			} else {
-				rec.Value = alias(v)
-			}
-		case num == 3 && typ == protowire.BytesType:
-			var h Header
-			if err := r.message(func(r *wireReader) error { return headerDirect(r, &h) }); err != nil {
-				return err
-			}
-			rec.Headers = append(rec.Headers, h)
-		case num == 4 && typ == protowire.VarintType:
-			x, err := r.varint()
-			if err != nil {
-				return err
-			}
-			ts = int64(x)
-		default:
-			if _, err := r.unknown(nil, num, typ); err != nil {
-				return err
-			}
-		}
+		rec.Headers = append(rec.Headers, h)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	rec.Offset = ts
+	rec.Key, rec.Value, rec.Offset = key, value, ts
 	return nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
 )
 
@@ -155,13 +154,7 @@ func TestDecodeFetchRecordsAliasingAndCRC(t *testing.T) {
 		t.Fatalf("batch has %d records, %d plain; want 0 and 5", len(rb.Records), len(plain[rb]))
 	}
 	v := plain[rb][4].Value
-	if cap(v) != len(v) {
-		t.Fatalf("value cap %d, len %d: an append would write into the response", cap(v), len(v))
-	}
-	i := bytes.Index(b, v)
-	if i < 0 || &b[i] != &v[0] {
-		t.Fatal("value does not alias the response buffer")
-	}
+	i := aliasIn(t, b, v)
 	b[i] ^= 0xff
 	var again sluicev1.FetchResponse
 	_, bad, err = decodeFetchRecords(split(b, 100), &again)
@@ -221,19 +214,8 @@ func BenchmarkFetchRecords(b *testing.B) {
 		for j := range recs {
 			recs[j] = &sluicev1.Record{Value: value, TimestampMs: 1700000000000}
 		}
-		rb, err := batch.Encode(recs, sluicev1.Compression_COMPRESSION_NONE)
-		if err != nil {
-			b.Fatal(err)
-		}
-		stored, _, err := batch.Normalize(rb, batch.Limits{MaxBytes: 4 << 20, NowMs: 5000})
-		if err != nil {
-			b.Fatal(err)
-		}
-		sb, err := batch.Splice(stored, int64(i*records), 3, sluicev1.RecordFormat_RECORD_FORMAT_STORED)
-		if err != nil {
-			b.Fatal(err)
-		}
-		resp.Partitions[0].Batches = append(resp.Partitions[0].Batches, sb)
+		resp.Partitions[0].Batches = append(resp.Partitions[0].Batches,
+			servedBatch(b, recs, sluicev1.Compression_COMPRESSION_NONE, int64(i*records)))
 	}
 	wire, err := proto.Marshal(resp)
 	if err != nil {
