@@ -13,7 +13,15 @@ func (p *Partition) storageApplyRaftMuLocked(m *raftpb.Message) {
 	sm := &p.raftMu.sm
 	p.wakeRaftMuLocked()
 	var resolved []resolvedProp
+	nextBase := p.log.SegmentBaseAfter(sm.applied)
 	for _, e := range m.GetEntries() {
+		if e.GetIndex() == nextBase {
+			// e starts a segment: a snapshot of the state before it lets
+			// retention delete the segments before e and leaves the log
+			// starting right after a snapshot (storage/snapshots.go).
+			p.snapshotRaftMuLocked()
+			nextBase = p.log.SegmentBaseAfter(nextBase)
+		}
 		switch e.GetType() {
 		case raftpb.EntryNormal:
 			if r, ok := p.applyNormalRaftMuLocked(e); ok {

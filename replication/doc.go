@@ -35,10 +35,13 @@
 //     last five batches of each idempotent producer (forgetting producers
 //     idle past ProducerIDExpiryMs by the leaders' replicated clock, so
 //     the state stays bounded) and takes snapshots of
-//     that state so retention can delete segments below them (snapshot.go).
-//     A snapshot is state, not data (next offset and producers), so a
-//     follower behind the log start catches up with a small MsgSnap and
-//     its log starts at the snapshot's offset.
+//     that state (snapshot.go): every SnapshotEntries entries, for quick
+//     restarts, and before the first entry of each segment, so retention
+//     can delete the segments below. A snapshot is state, not data (next
+//     offset and producers). A follower behind the log start gets the one
+//     before the leader's first entry, then every entry the leader still
+//     holds: it serves the same records. Sent to a replica added after it
+//     was taken, it names the recipient a learner (nameRecipient).
 //   - Idle groups quiesce (quiesce.go): once nothing is in flight and
 //     every follower caught up, leader and followers stop ticking, so idle
 //     partitions cost no heartbeats. One liveness message per pair of

@@ -105,6 +105,12 @@ type raftStorage struct {
 	p *Partition
 }
 
+// Snapshot is the snapshot right before the log's first entry, so a
+// follower that installs it receives every entry the leader still holds
+// (the records retention keeps), not only those after the latest
+// snapshot.
+func (s raftStorage) Snapshot() (*raftpb.Snapshot, error) { return s.logStore.StartSnapshot() }
+
 func (s raftStorage) Entries(lo, hi, maxSize uint64) ([]*raftpb.Entry, error) {
 	if ents, ok := s.p.raftMu.cache.get(lo, hi, maxSize); ok {
 		return ents, nil

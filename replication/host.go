@@ -191,6 +191,11 @@ func (h *Host) receive(from uint64, msgs []GroupMessage) {
 
 // send hands a group's messages for other nodes to the outbox.
 func (h *Host) send(group uint64, msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		if m.GetType() == raftpb.MsgSnap {
+			nameRecipient(m)
+		}
+	}
 	h.out.add(group, msgs)
 	for _, m := range msgs {
 		if m.GetType() == raftpb.MsgSnap {

@@ -14,6 +14,8 @@ type logStore interface {
 	Append(ents []storage.Entry) error
 	Sync() error
 	SaveState(hs *raftpb.HardState, cs *raftpb.ConfState) error
+	StartSnapshot() (*raftpb.Snapshot, error)
+	SegmentBaseAfter(index uint64) uint64
 	CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error
 	ApplySnapshot(snap *raftpb.Snapshot, nextOffset uint64) error
 	OffsetAt(index uint64) (uint64, error)

@@ -124,6 +124,13 @@ func (l *memLog) Snapshot() (*raftpb.Snapshot, error) {
 	return l.snap, nil
 }
 
+// StartSnapshot: retention here deletes up to the snapshot, so the latest
+// is the one before the first index.
+func (l *memLog) StartSnapshot() (*raftpb.Snapshot, error) { return l.Snapshot() }
+
+// SegmentBaseAfter: a memLog has no segments.
+func (l *memLog) SegmentBaseAfter(uint64) uint64 { return 0 }
+
 func (l *memLog) offsetAtLocked(index uint64) uint64 {
 	if len(l.ents) == 0 || index <= l.first {
 		return l.snapOffset

@@ -2,8 +2,10 @@ package replication
 
 import (
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // snapshotRaftMuLocked records the applied partition state as the log's
@@ -89,4 +91,29 @@ func (p *Partition) retentionRaftMuLocked() {
 		p.publishLocked(p.mu.hw, p.log.StartOffset())
 		p.mu.Unlock()
 	}
+}
+
+// nameRecipient makes a snapshot message installable by a replica added
+// after the snapshot was taken. The leader sends the snapshot before its
+// log's first entry (storage.Log.StartSnapshot), so the follower receives
+// every record the leader holds; that snapshot can predate the conf
+// change that added the follower, and raft ignores a snapshot whose
+// configuration lacks the recipient. It is named a learner there: the
+// conf change that added it, applied again after the snapshot, then
+// leaves it a learner or makes it a voter as it did on every replica,
+// and a learner has no vote, so the configurations raft decides by are
+// unchanged. A joint configuration is left alone.
+func nameRecipient(m *raftpb.Message) {
+	md := m.GetSnapshot().GetMetadata()
+	cs := md.GetConfState()
+	if cs == nil || len(cs.GetVotersOutgoing()) > 0 || len(cs.GetLearnersNext()) > 0 {
+		return
+	}
+	to := m.GetTo()
+	if slices.Contains(cs.GetVoters(), to) || slices.Contains(cs.GetLearners(), to) {
+		return
+	}
+	cs = proto.Clone(cs).(*raftpb.ConfState)
+	cs.Learners = append(cs.Learners, to)
+	md.ConfState = cs
 }

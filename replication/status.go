@@ -19,6 +19,7 @@ type PartitionStatus struct {
 	Applied       uint64 // Raft index applied by this replica
 	HighWatermark uint64
 	StartOffset   uint64
+	FirstIndex    uint64 // first Raft index the log holds (retention moves it)
 	Voters        []uint64
 	Learners      []uint64
 	// Replicas is the leader's view of every replica (nil on followers).
@@ -66,6 +67,9 @@ func (p *Partition) Status() PartitionStatus {
 		}
 	}
 	p.raftMu.Unlock()
+	if first, err := p.log.FirstIndex(); err == nil {
+		s.FirstIndex = first
+	}
 	p.mu.Lock()
 	s.Leader, s.IsLeader, s.HighWatermark, s.StartOffset = p.mu.leader, p.mu.isLeader, p.mu.hw, p.mu.start
 	p.mu.Unlock()

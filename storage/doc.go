@@ -23,7 +23,7 @@
 //	00000000000000000001.index      sparse offset index of that segment
 //	00000000000000000001.timeindex  sparse time index of that segment
 //	state                           hard state, conf state, snapshot metadata, start offset
-//	snap-<index 20 digits>.snap     data of the latest snapshot
+//	snap-<index 20 digits>.snap     a snapshot: the latest, and those at segment ends
 //	recovery                        where the active segment is known durable
 //
 // All integers are little endian. Checksums are CRC32C (Castagnoli).
@@ -93,8 +93,9 @@
 // snapshot index, term, next offset (8 bytes each); conf state and
 // snapshot conf state, each a uvarint length and a raftpb.ConfState
 // protobuf. It is replaced atomically: write state.tmp, fsync, rename,
-// fsync the directory. Snapshot files ("SLSN", CRC32C, index, term, data)
-// are written the same way.
+// fsync the directory. Snapshot files ("SLSC", CRC32C of the rest, index,
+// term, conf state as a uvarint length and a raftpb.ConfState protobuf,
+// data) are written the same way.
 //
 // # Durability and group commit
 //
@@ -182,13 +183,21 @@
 // # Retention and snapshots
 //
 // ApplyRetention and DeleteBefore delete whole segments from the front,
-// never the active one and never one holding an entry above
-// min(safeIndex, latest snapshot index): Raft can always serve a lagging
-// follower entries or the snapshot. Without a snapshot nothing is deleted.
+// never the active one, never one holding an entry above safeIndex, and
+// only up to a segment whose last index has a snapshot: the log always
+// starts right after a snapshot (snapshots.go). The caller snapshots at
+// each segment's last index (SegmentBaseAfter finds them), so
+// StartSnapshot, the snapshot at FirstIndex-1, lets a follower behind the
+// log install it and then receive every entry the log still holds; the
+// latest snapshot (Snapshot, as in raft.MemoryStorage) is where a restart
+// resumes. Without a snapshot nothing is deleted. Snapshot files below
+// FirstIndex-1, or neither latest nor at a segment's end, are deleted.
 // DeleteBefore also moves the start offset inside a segment, durably. A
 // retention deletion is not fsynced in the directory; after a crash an
-// unlinked old segment may reappear, which only lowers the start.
-// CreateSnapshot records a snapshot without deleting entries;
+// unlinked old segment may reappear, which only lowers the start, and a
+// crash in the middle of a deletion can leave the log starting after a
+// segment end without a snapshot, where StartSnapshot falls back to the
+// latest. CreateSnapshot records a snapshot without deleting entries;
 // ApplySnapshot drops the log and restarts it after the snapshot.
 //
 // # Reads and memory

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/storage/faultfs"
 )
@@ -86,7 +87,11 @@ func FuzzState(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(b)
-	f.Add(encodeSnap(4, 1, []byte("data")))
+	snap, err := encodeSnap(4, 1, &raftpb.ConfState{Voters: []uint64{1, 2}}, []byte("data"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snap)
 	f.Add((&recoveryPoint{Base: 1, Pos: 48, LastIndex: 0, Next: 5, MaxTs: noTimestamp}).encode())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if s, err := decodeState(b); err == nil {
@@ -102,9 +107,14 @@ func FuzzState(f *testing.F) {
 		if r, err := decodeRecovery(b); err == nil && !bytes.Equal(r.encode(), b[:recoverySize]) {
 			t.Fatal("recovery point re-encoding differs")
 		}
-		if i, tm, data, err := decodeSnap(b); err == nil {
-			if !bytes.Equal(encodeSnap(i, tm, data), b) {
-				t.Fatal("snapshot re-encoding differs")
+		if i, tm, cs, data, err := decodeSnap(b); err == nil {
+			re, err := encodeSnap(i, tm, cs, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i2, tm2, cs2, data2, err := decodeSnap(re)
+			if err != nil || i2 != i || tm2 != tm || !proto.Equal(cs2, cs) || !bytes.Equal(data2, data) {
+				t.Fatalf("snapshot round trip: %v", err)
 			}
 		}
 	})

@@ -40,6 +40,7 @@ type Log struct {
 		next      uint64          // next offset
 		start     uint64          // log start offset
 		st        *persistedState // immutable once set; replaced whole
+		snaps     []uint64        // indexes of the snapshot files on disk, ascending
 		cache     entryCache
 
 		seq       uint64        // bumped by every write
@@ -84,6 +85,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		l.closeFilesLocked()
 		return nil, err
 	}
+	l.pruneSnapsLocked()
 	return l, nil
 }
 

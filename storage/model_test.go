@@ -328,6 +328,9 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 				continue
 			}
 			i := m.first + uint64(rng.IntN(int(m.syncedLast-m.first+1)))
+			if b := l.SegmentBaseAfter(i - 1); rng.IntN(2) == 0 && b != 0 && b-1 <= m.syncedLast {
+				i = b - 1 // at a segment's end, where retention may cut
+			}
 			err := l.CreateSnapshot(i, nil, []byte("s"))
 			if i <= m.snap {
 				if !errors.Is(err, raft.ErrSnapOutOfDate) {
@@ -347,6 +350,12 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 			first := must[uint64](t)(l.FirstIndex())
 			if first < m.first || first > min(safe, m.snap)+1 {
 				t.Fatalf("step %d: retention moved first %d -> %d (safe %d, snap %d)", step, m.first, first, safe, m.snap)
+			}
+			if first > m.first {
+				// The log starts right after the snapshot raft sends.
+				if snap := must[*raftpb.Snapshot](t)(l.StartSnapshot()); snap.GetMetadata().GetIndex() != first-1 {
+					t.Fatalf("step %d: first index %d, StartSnapshot at %d", step, first, snap.GetMetadata().GetIndex())
+				}
 			}
 			m.first = first
 			m.start = max(m.start, m.base())

@@ -41,12 +41,17 @@ func (l *Log) recoverLocked() error {
 		}
 	}
 	l.mu.st = st
-	// Leftovers: other snapshots, index files without a segment.
+	// Leftovers: snapshots above the latest (written, never recorded),
+	// index files without a segment. Other old snapshots go once the
+	// segments are known (pruneSnapsLocked).
 	for _, n := range names {
 		base, _, _ := strings.Cut(n, ".")
 		orphan := (strings.HasSuffix(n, offIndexSuffix) || strings.HasSuffix(n, timeIndexSuffix)) && !segNames[base]
-		oldSnap := strings.HasPrefix(n, "snap-") && strings.HasSuffix(n, ".snap") && n != snapName(st.SnapIndex)
-		if orphan || oldSnap {
+		snap, isSnap := parseSnapName(n)
+		if isSnap && snap <= st.SnapIndex {
+			l.mu.snaps = append(l.mu.snaps, snap)
+		}
+		if orphan || isSnap && snap > st.SnapIndex {
 			if err := l.fs.Remove(filepath.Join(l.dir, n)); err != nil {
 				return err
 			}

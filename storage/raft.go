@@ -2,8 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -225,38 +223,6 @@ func (l *Log) FirstIndex() (uint64, error) {
 	return l.firstIndexLocked(), nil
 }
 
-// Snapshot implements raft.Storage: the latest snapshot created or applied
-// (an empty one if none), read from its file.
-func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
-	l.mu.Lock()
-	st := l.mu.st
-	closed := l.mu.closed
-	l.mu.Unlock()
-	if closed {
-		return nil, ErrClosed
-	}
-	if st.SnapIndex == 0 {
-		return raftpb.EnsureSnapshot(nil), nil
-	}
-	path := filepath.Join(l.dir, snapName(st.SnapIndex))
-	b, err := readWholeFile(l.fs, path)
-	if err != nil {
-		return nil, err
-	}
-	idx, term, data, err := decodeSnap(b)
-	if err != nil {
-		return nil, &CorruptionError{File: path, Reason: err.Error()}
-	}
-	if idx != st.SnapIndex || term != st.SnapTerm {
-		return nil, &CorruptionError{File: path, Reason: "snapshot file does not match the state file"}
-	}
-	snap := raftpb.EnsureSnapshot(nil)
-	snap.Data = data
-	snap.Metadata.Index, snap.Metadata.Term = new(idx), new(term)
-	snap.Metadata.ConfState = raftpb.EnsureConfState(proto.Clone(&st.SnapConf).(*raftpb.ConfState))
-	return snap, nil
-}
-
 // SaveState durably replaces the hard state and/or conf state (nil =
 // unchanged) with an atomic file replace: two fsyncs (file and directory),
 // so callers should save when the state changed, not on every Ready. An
@@ -312,10 +278,13 @@ func (l *Log) saveStateLocked(next *persistedState) error {
 	return nil
 }
 
-// CreateSnapshot durably records a snapshot at index (<= LastIndex()).
-// Snapshot() returns it afterwards; cs nil keeps the previous snapshot's
-// conf state. It does not remove entries; retention may then delete
-// segments up to the snapshot.
+// CreateSnapshot durably records a snapshot at index (<= LastIndex()): the
+// latest one, which Snapshot returns; cs nil keeps the previous
+// snapshot's conf state. It does not remove entries. A snapshot at the
+// last index of a segment stays while that segment's successor is the
+// first one: retention deletes a segment only when there is a snapshot at
+// its last index, and StartSnapshot returns the one before the first
+// index.
 func (l *Log) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -336,13 +305,21 @@ func (l *Log) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) er
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(l.fs, l.dir, snapName(index), encodeSnap(index, term, data)); err != nil {
+	keepConf := cs == nil
+	if keepConf {
+		cs = &l.mu.st.SnapConf
+	}
+	b, err := encodeSnap(index, term, cs, data)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.fs, l.dir, snapName(index), b); err != nil {
 		return l.failLocked(err)
 	}
+	l.mu.snaps = append(l.mu.snaps, index)
 	next := l.cloneStateLocked()
-	old := next.SnapIndex
 	next.SnapIndex, next.SnapTerm, next.SnapNext = index, term, nextOff
-	if cs != nil {
+	if !keepConf {
 		proto.Reset(&next.SnapConf)
 		proto.Merge(&next.SnapConf, cs)
 		proto.Reset(&next.ConfState)
@@ -351,17 +328,8 @@ func (l *Log) CreateSnapshot(index uint64, cs *raftpb.ConfState, data []byte) er
 	if err := l.saveStateLocked(next); err != nil {
 		return err
 	}
-	l.removeSnapLocked(old)
+	l.pruneSnapsLocked()
 	return nil
-}
-
-func (l *Log) removeSnapLocked(index uint64) {
-	if index == 0 {
-		return
-	}
-	if err := l.fs.Remove(filepath.Join(l.dir, snapName(index))); err != nil && !os.IsNotExist(err) {
-		l.logger.Warn("removing old snapshot", "err", err)
-	}
 }
 
 // ApplySnapshot installs a snapshot received from the leader: it drops the
@@ -379,11 +347,15 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nextOffset uint64) error {
 	if l.mu.st.SnapIndex != 0 && l.mu.st.SnapIndex >= index {
 		return raft.ErrSnapOutOfDate
 	}
-	if err := writeFileAtomic(l.fs, l.dir, snapName(index), encodeSnap(index, term, snap.GetData())); err != nil {
+	b, err := encodeSnap(index, term, md.GetConfState(), snap.GetData())
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.fs, l.dir, snapName(index), b); err != nil {
 		return l.failLocked(err)
 	}
+	l.mu.snaps = append(l.mu.snaps, index)
 	next := l.cloneStateLocked()
-	old := next.SnapIndex
 	next.SnapIndex, next.SnapTerm, next.SnapNext = index, term, nextOffset
 	next.StartOffset, next.ResetPending = nextOffset, true
 	proto.Reset(&next.SnapConf)
@@ -399,8 +371,6 @@ func (l *Log) ApplySnapshot(snap *raftpb.Snapshot, nextOffset uint64) error {
 		return l.failLocked(err)
 	}
 	l.mu.syncedSeq = l.mu.seq
-	if old != index {
-		l.removeSnapLocked(old)
-	}
+	l.pruneSnapsLocked()
 	return nil
 }

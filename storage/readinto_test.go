@@ -71,13 +71,14 @@ func TestReadInto(t *testing.T) {
 	// Retention deletes the segments the batches came from: their data,
 	// in buf, does not change.
 	snap := append([]byte(nil), got[0].Data...)
-	if err := l.CreateSnapshot(35, nil, nil); err != nil {
-		t.Fatal(err)
-	}
 	for i := uint64(41); i <= 60; i++ {
 		mustAppend(t, l, batchEntry(i, 1, 2, int64(i), size))
 	}
-	if n, err := l.ApplyRetention(35, 0, 1); err != nil || n == 0 {
+	end := l.SegmentBaseAfter(35) - 1
+	if err := l.CreateSnapshot(end, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.ApplyRetention(end, 0, 1); err != nil || n == 0 {
 		t.Fatalf("retention deleted %d segments: %v", n, err)
 	}
 	if !bytes.Equal(got[0].Data, snap) {

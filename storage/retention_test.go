@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -27,18 +28,20 @@ func TestRetention(t *testing.T) {
 	segSize := int64(segHeaderSize + frameOverhead + 100)
 	for _, tc := range []struct {
 		name          string
-		snap, safe    uint64
+		snaps         []uint64
+		safe          uint64
 		ms, bytes     int64
 		wantDeleted   int
 		wantFirstIdx  uint64
 		wantStartOffs uint64
 	}{
-		{"no snapshot: nothing", 0, 10, 0, 1, 0, 1, 0},
-		{"by size up to the snapshot", 4, 10, 0, 1, 4, 5, 4},
-		{"by size up to the safe index", 8, 3, 0, 1, 3, 4, 3},
-		{"by size keeps retention.bytes", 9, 9, 0, 3 * segSize, 7, 8, 7},
-		{"by age", 9, 9, 5500, 0, 4, 5, 4}, // now=10s, entry i at i s
-		{"unlimited", 9, 9, 0, 0, 0, 1, 0},
+		{"no snapshot: nothing", nil, 10, 0, 1, 0, 1, 0},
+		{"by size up to the snapshot", []uint64{4}, 10, 0, 1, 4, 5, 4},
+		{"by size up to the safe index", []uint64{3, 8}, 5, 0, 1, 3, 4, 3},
+		{"by size keeps retention.bytes", []uint64{7, 9}, 9, 0, 3 * segSize, 7, 8, 7},
+		{"only up to a snapshot", []uint64{5, 9}, 9, 0, 3 * segSize, 5, 6, 5},
+		{"by age", []uint64{4, 9}, 9, 5500, 0, 4, 5, 4}, // now=10s, entry i at i s
+		{"unlimited", []uint64{9}, 9, 0, 0, 0, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &fakeClock{t: time.UnixMilli(10_000)}
@@ -46,8 +49,8 @@ func TestRetention(t *testing.T) {
 			l := mustOpen(t, "/r", o)
 			defer l.Close()
 			fill(t, l, 1, 10, func(i uint64) int64 { return int64(i) * 1000 })
-			if tc.snap > 0 {
-				if err := l.CreateSnapshot(tc.snap, nil, nil); err != nil {
+			for _, i := range tc.snaps {
+				if err := l.CreateSnapshot(i, nil, nil); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -61,6 +64,11 @@ func TestRetention(t *testing.T) {
 			if got := l.StartOffset(); got != tc.wantStartOffs {
 				t.Fatalf("start %d, want %d", got, tc.wantStartOffs)
 			}
+			// The log starts right after the snapshot raft would send.
+			snap := must[*raftpb.Snapshot](t)(l.StartSnapshot())
+			if got := snap.GetMetadata().GetIndex(); n > 0 && got != tc.wantFirstIdx-1 {
+				t.Fatalf("StartSnapshot() at %d, want %d", got, tc.wantFirstIdx-1)
+			}
 			if _, err := l.Read(tc.wantStartOffs, 100, 1); err != nil {
 				t.Fatal(err)
 			}
@@ -71,6 +79,52 @@ func TestRetention(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSnapshotsAtSegmentEnds: the snapshots at segment ends stay while
+// retention may still start the log after them, survive a reopen, and the
+// others go; StartSnapshot() is the one before the first index and
+// Snapshot() the newest.
+func TestSnapshotsAtSegmentEnds(t *testing.T) {
+	fs := faultfs.New()
+	o := Options{FS: fs, SegmentBytes: 1}
+	l := mustOpen(t, "/b", o)
+	fill(t, l, 1, 10, func(i uint64) int64 { return 0 })
+	if got := l.SegmentBaseAfter(3); got != 4 {
+		t.Fatalf("SegmentBaseAfter(3) = %d, want 4", got)
+	}
+	if got := l.SegmentBaseAfter(10); got != 0 {
+		t.Fatalf("SegmentBaseAfter(10) = %d, want 0 (10 is in the active segment)", got)
+	}
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	for _, i := range []uint64{2, 4, 6} {
+		if err := l.CreateSnapshot(i, cs, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := l.ApplyRetention(4, 0, 1); err != nil || n != 4 {
+		t.Fatalf("retention deleted %d: %v, want 4", n, err)
+	}
+	l.Close()
+	l = mustOpen(t, "/b", o)
+	defer l.Close()
+	snap := must[*raftpb.Snapshot](t)(l.StartSnapshot())
+	if snap.GetMetadata().GetIndex() != 4 || string(snap.GetData()) != "\x04" || !slices.Equal(snap.GetMetadata().GetConfState().GetVoters(), cs.GetVoters()) {
+		t.Fatalf("StartSnapshot() = %v, want the one at 4", snap)
+	}
+	if latest := must[*raftpb.Snapshot](t)(l.Snapshot()); latest.GetMetadata().GetIndex() != 6 {
+		t.Fatalf("Snapshot() at %d, want 6", latest.GetMetadata().GetIndex())
+	}
+	names := must[[]string](t)(fs.ReadDir("/b"))
+	var snaps []string
+	for _, n := range names {
+		if _, ok := parseSnapName(n); ok {
+			snaps = append(snaps, n)
+		}
+	}
+	if len(snaps) != 2 || snaps[0] != snapName(4) || snaps[1] != snapName(6) {
+		t.Fatalf("snapshot files %v, want those at 4 and 6", snaps)
 	}
 }
 
@@ -213,8 +267,10 @@ func TestReadersSurviveRetention(t *testing.T) {
 			if err := l.Sync(); err != nil {
 				t.Fatal(err)
 			}
-			if err := l.CreateSnapshot(i-10, nil, nil); err != nil {
-				t.Fatal(err)
+			if b := l.SegmentBaseAfter(i - 20); b != 0 && b-1 <= i-10 {
+				if err := l.CreateSnapshot(b-1, nil, nil); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if _, err := l.ApplyRetention(i-10, 0, 20000); err != nil {
 				t.Fatal(err)

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -132,35 +134,61 @@ func decodeState(b []byte) (*persistedState, error) {
 
 // Snapshot files ("snap-<index>.snap", 20 digits), written atomically:
 //
-//	[0:4)   magic "SLSN"
+//	[0:4)   magic "SLSC"
 //	[4:8)   CRC32C of [8:end)
 //	[8:16)  index
 //	[16:24) term
-//	[24:)   data
+//	[24:)   conf state: uvarint length + raftpb.ConfState protobuf
+//	        then the data
 const snapHeaderSize = 24
 
-var snapMagic = [4]byte{'S', 'L', 'S', 'N'}
+var snapMagic = [4]byte{'S', 'L', 'S', 'C'}
 
 func snapName(index uint64) string { return fmt.Sprintf("snap-%020d.snap", index) }
 
-func encodeSnap(index, term uint64, data []byte) []byte {
-	b := make([]byte, snapHeaderSize, snapHeaderSize+len(data))
+// parseSnapName returns the index of a snapshot file name.
+func parseSnapName(name string) (uint64, bool) {
+	s, ok := strings.CutPrefix(name, "snap-")
+	if s, ok = strings.CutSuffix(s, ".snap"); !ok || len(s) != 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+func encodeSnap(index, term uint64, cs *raftpb.ConfState, data []byte) ([]byte, error) {
+	pcs, err := proto.Marshal(cs)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, snapHeaderSize, snapHeaderSize+binary.MaxVarintLen64+len(pcs)+len(data))
 	copy(b, snapMagic[:])
 	binary.LittleEndian.PutUint64(b[8:], index)
 	binary.LittleEndian.PutUint64(b[16:], term)
+	b = binary.AppendUvarint(b, uint64(len(pcs)))
+	b = append(b, pcs...)
 	b = append(b, data...)
 	binary.LittleEndian.PutUint32(b[4:], crc(b[8:]))
-	return b
+	return b, nil
 }
 
-func decodeSnap(b []byte) (index, term uint64, data []byte, err error) {
+func decodeSnap(b []byte) (index, term uint64, cs *raftpb.ConfState, data []byte, err error) {
 	if len(b) < snapHeaderSize || [4]byte(b[:4]) != snapMagic {
-		return 0, 0, nil, errors.New("bad snapshot header")
+		return 0, 0, nil, nil, errors.New("bad snapshot header")
 	}
 	if crc(b[8:]) != binary.LittleEndian.Uint32(b[4:]) {
-		return 0, 0, nil, errors.New("snapshot checksum mismatch")
+		return 0, 0, nil, nil, errors.New("snapshot checksum mismatch")
 	}
-	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), b[snapHeaderSize:], nil
+	p := b[snapHeaderSize:]
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)-k) {
+		return 0, 0, nil, nil, errors.New("bad snapshot conf state length")
+	}
+	cs = &raftpb.ConfState{}
+	if err := proto.Unmarshal(p[k:k+int(n)], cs); err != nil {
+		return 0, 0, nil, nil, fmt.Errorf("snapshot conf state: %w", err)
+	}
+	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), cs, p[k+int(n):], nil
 }
 
 // writeFileAtomic replaces dir/name with b: write name.tmp, fsync, rename,
