@@ -13,6 +13,12 @@ import (
 func (m *Metadata) applyLoop() {
 	defer m.wg.Done()
 	next := uint64(0)
+	// seeking: the log starts past what this node applied, so its state
+	// can only come from a snapshot record; the records before the first
+	// one are skipped (they are in it). A replica that joins the group
+	// through a Raft snapshot of the partition starts where that snapshot
+	// left the log, which can be before the compaction point.
+	seeking := false
 	retry := time.NewTimer(0)
 	<-retry.C
 	defer retry.Stop()
@@ -28,7 +34,7 @@ func (m *Metadata) applyLoop() {
 					// state (applyBatch fails on anything else).
 					m.logger.Info("metadata log compacted past the applied offset; reading from its snapshot",
 						"applied", next, "start", oor.Start)
-					next = oor.Start
+					next, seeking = oor.Start, true
 					continue
 				}
 				m.logger.Warn("reading the metadata log", "offset", next, "err", err)
@@ -44,7 +50,7 @@ func (m *Metadata) applyLoop() {
 				break
 			}
 			for _, b := range batches {
-				if err := m.applyBatch(b.BaseOffset, b.Records, b.Data); err != nil {
+				if seeking, err = m.applyBatch(b.BaseOffset, b.Records, b.Data, seeking); err != nil {
 					m.fail(err)
 					return
 				}
@@ -59,20 +65,29 @@ func (m *Metadata) applyLoop() {
 	}
 }
 
-// applyBatch applies the commands of one stored batch at base.
-func (m *Metadata) applyBatch(base uint64, records uint32, data []byte) error {
+// applyBatch applies the commands of one stored batch at base. While
+// seeking, it skips the records up to the first snapshot of the state
+// before it, and reports whether it is still seeking.
+func (m *Metadata) applyBatch(base uint64, records uint32, data []byte, seeking bool) (bool, error) {
 	cmds, err := decodeCommands(data)
 	if err != nil {
-		return err
+		return seeking, err
 	}
 	if uint32(len(cmds)) != records {
-		return errCorruptCommand
+		return seeking, errCorruptCommand
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.mu.state
 	for i, c := range cmds {
 		off := base + uint64(i)
+		if seeking {
+			if c.Type != cmdSnapshot || snapApplied(c.Snapshot) != off {
+				m.logger.Debug("metadata record before the first snapshot skipped", "offset", off)
+				continue
+			}
+			seeking = false
+		}
 		if off < s.Applied {
 			continue // applied already
 		}
@@ -82,12 +97,12 @@ func (m *Metadata) applyBatch(base uint64, records uint32, data []byte) error {
 		case c.Type == cmdSnapshot:
 			ns, err = restoreSnapshot(s, c, off)
 		case off > s.Applied:
-			return fmt.Errorf("%w: record %d follows %d", errMetadataGap, off, s.Applied)
+			return seeking, fmt.Errorf("%w: record %d follows %d", errMetadataGap, off, s.Applied)
 		default:
 			ns, err = apply(s, c)
 		}
 		if errors.Is(err, errUnknownCommand) || errors.Is(err, errMetadataGap) {
-			return err
+			return seeking, err
 		}
 		if err != nil {
 			m.logger.Debug("metadata command skipped", "offset", off, "type", c.Type, "err", err)
@@ -105,7 +120,7 @@ func (m *Metadata) applyBatch(base uint64, records uint32, data []byte) error {
 	}
 	close(m.mu.changed)
 	m.mu.changed = make(chan struct{})
-	return nil
+	return seeking, nil
 }
 
 func (m *Metadata) fail(err error) {

@@ -38,6 +38,14 @@ func (w warnings) WithGroup(string) slog.Handler      { return w }
 // the nodes and a function that stops them.
 func startThreeIn(t *testing.T, net *replication.MemNetwork, dirs map[uint64]string, logger *slog.Logger, opts ...func(*Config)) (map[uint64]*node, func()) {
 	t.Helper()
+	return startThreeHosts(t, net, dirs, logger, nil, opts...)
+}
+
+// startThreeHosts is startThreeIn with hostOpt (if not nil) applied to each
+// node's replication host configuration.
+func startThreeHosts(t *testing.T, net *replication.MemNetwork, dirs map[uint64]string, logger *slog.Logger,
+	hostOpt func(*replication.HostConfig), opts ...func(*Config)) (map[uint64]*node, func()) {
+	t.Helper()
 	var (
 		mu    sync.Mutex
 		nodes = map[uint64]*node{}
@@ -53,8 +61,12 @@ func startThreeIn(t *testing.T, net *replication.MemNetwork, dirs map[uint64]str
 	}
 	hosts := map[uint64]*replication.Host{}
 	for id := uint64(1); id <= 3; id++ {
-		h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: dirs[id], Transport: net.Transport(id),
-			TickInterval: 10 * time.Millisecond})
+		hc := replication.HostConfig{NodeID: id, DataDir: dirs[id], Transport: net.Transport(id),
+			TickInterval: 10 * time.Millisecond}
+		if hostOpt != nil {
+			hostOpt(&hc)
+		}
+		h, err := replication.NewHost(hc)
 		if err != nil {
 			t.Fatal(err)
 		}

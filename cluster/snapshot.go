@@ -25,13 +25,11 @@ import (
 // (errMetadataGap): the state would silently differ from its peers'.
 //
 // Compaction waits until every replica of the metadata group is active and
-// caught up. Not covered: a metadata replica rebuilt from a Raft snapshot
-// of the partition (replication sends the partition's state, not its
-// records) starts after the snapshot record and cannot apply the log. That
-// takes the leader deleting whole segments below the Raft snapshot index,
-// which DeleteRecords only does once the metadata log has rolled a segment
-// (the node's segment size, 128 MiB by default), and a replica behind them:
-// a node joining after that.
+// caught up. A replica that joins later, once DeleteRecords deleted whole
+// segments of the log, gets a Raft snapshot of the partition: its log then
+// starts after a segment end, at or before the snapshot record (retention
+// cuts only at segment ends, and only below the record). Its apply loop
+// skips the records before the first snapshot record (applyLoop, seeking).
 
 // errMetadataGap: a record does not follow the applied state.
 var errMetadataGap = errors.New("cluster: metadata record after a gap in the log")

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -115,6 +116,43 @@ func TestMetadataSnapshotCompactsTheLog(t *testing.T) {
 	})
 }
 
+// A node that joins once the compaction deleted segments of the metadata
+// log gets a Raft snapshot of the partition, so its log starts before the
+// controller's snapshot record, not at it: it skips to that record and
+// reaches the controller's state.
+func TestNodeJoiningAfterCompactionReadsTheSnapshot(t *testing.T) {
+	net := replication.NewMemNetwork()
+	dirs := map[uint64]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	small := func(h *replication.HostConfig) { h.Storage.SegmentBytes = 1024 }
+	nodes, stop := startThreeHosts(t, net, dirs, nil, small, func(c *Config) { c.SnapshotEvery = 4 })
+	t.Cleanup(func() {
+		stop()
+		net.Close()
+	})
+	ctx := ctxT(t)
+	for i := range 12 {
+		onController(t, nodes, func(ctl *node) error {
+			_, err := ctl.md.CreateTopic(ctx, TopicSpec{Name: fmt.Sprintf("t%d", i), Partitions: 1, ReplicationFactor: 1})
+			return err
+		})
+	}
+	eventually(t, "the controller deletes segments of the metadata log", func() bool {
+		ctl := controller(t, nodes)
+		st := ctl.md.part.Status()
+		return st.FirstIndex > 1 && st.StartOffset == ctl.md.State().SnapshotAt
+	})
+	fourth := joinFourth(t, nodes, net)
+	eventually(t, "node 4 reaches the controller's state", func() bool {
+		if err := fourth.md.Err(); err != nil {
+			t.Fatalf("node 4: %v", err)
+		}
+		return stateJSON(t, fourth.md.State()) == stateJSON(t, controller(t, nodes).md.State())
+	})
+	if first := fourth.md.part.Status().FirstIndex; first <= 1 {
+		t.Fatalf("node 4's metadata log starts at index %d: it did not start from a Raft snapshot", first)
+	}
+}
+
 // FuzzRestoreSnapshot feeds decoded snapshot records to restoreSnapshot:
 // it must reject or restore, never panic, and a restored state must be
 // usable (topics with their parsed configuration).
@@ -149,4 +187,51 @@ func FuzzRestoreSnapshot(f *testing.F) {
 			_ = ns.clone()
 		}
 	})
+}
+
+// While seeking (the log starts past what the node applied), the records
+// before the first snapshot of the state before it are skipped, and the
+// ones after it apply; without seeking such a record is a gap.
+func TestApplySeeksToTheFirstSnapshot(t *testing.T) {
+	m := &Metadata{logger: slog.New(slog.DiscardHandler)}
+	m.mu.state, m.mu.changed, m.mu.rejected = newState(), make(chan struct{}), map[uint64]error{}
+	enc := func(c *command) []byte {
+		b, err := encodeCommand(c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	register := func(id uint64) []byte {
+		return enc(&command{Type: cmdRegisterNode, ClusterID: "c", Node: &NodeInfo{ID: id, Addr: fmt.Sprintf("n%d", id)}})
+	}
+	if _, err := m.applyBatch(10, 1, register(1), false); !errors.Is(err, errMetadataGap) {
+		t.Fatalf("a record past the applied state, not seeking: %v, want a gap", err)
+	}
+	snap := newState()
+	snap.ClusterID, snap.Applied = "c", 12
+	snap.Nodes[2] = &NodeInfo{ID: 2, Addr: "n2"}
+	stale := newState()
+	stale.Applied = 5 // a snapshot record that landed at another offset
+	steps := []struct {
+		off         uint64
+		data        []byte
+		wantSeeking bool
+	}{
+		{10, register(1), true},
+		{11, enc(&command{Type: cmdSnapshot, Snapshot: stale}), true},
+		{12, enc(&command{Type: cmdSnapshot, Snapshot: snap}), false},
+		{13, register(3), false},
+	}
+	seeking := true
+	for _, st := range steps {
+		var err error
+		if seeking, err = m.applyBatch(st.off, 1, st.data, seeking); err != nil || seeking != st.wantSeeking {
+			t.Fatalf("record %d: seeking %v, %v; want seeking %v", st.off, seeking, err, st.wantSeeking)
+		}
+	}
+	s := m.State()
+	if s.Applied != 14 || s.Nodes[1] != nil || s.Nodes[2] == nil || s.Nodes[3] == nil {
+		t.Fatalf("state applied %d with nodes %v; want 14 with nodes 2 (the snapshot's) and 3", s.Applied, s.Nodes)
+	}
 }
