@@ -89,8 +89,13 @@ type workload struct {
 	topic      string
 	partitions int32
 	h          *history
-	ctx        context.Context
+	ctx        context.Context // ends the produce loops
 	cancel     context.CancelFunc
+	// recCtx is the records' context, ended only by close: stopProducing
+	// ends the loops and then waits for every record's outcome, so a record
+	// still waiting for its batch is not failed by the stop itself.
+	recCtx     context.Context
+	recCancel  context.CancelFunc
 	prodWG     sync.WaitGroup
 	consWG     sync.WaitGroup
 	consCancel context.CancelFunc
@@ -108,6 +113,7 @@ func startWorkload(t *testing.T, c *cluster, topic string, partitions int32, o w
 	t.Helper()
 	w := &workload{t: t, c: c, topic: topic, partitions: partitions, h: newHistory()}
 	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.recCtx, w.recCancel = context.WithCancel(context.Background())
 	var cctx context.Context
 	cctx, w.consCancel = context.WithCancel(context.Background())
 	for i := range o.producers {
@@ -154,7 +160,7 @@ func (w *workload) produce(i int, p *clients.Producer, o workloadOpts) {
 		part := rng.Int32N(w.partitions)
 		w.h.sent(val, part)
 		rec := &clients.Record{Topic: w.topic, Partition: part, Key: []byte(val), Value: append([]byte(val+"|"), pad...)}
-		p.Produce(w.ctx, rec, func(r *clients.Record, err error) { w.h.result(r, val, err) })
+		p.Produce(w.recCtx, rec, func(r *clients.Record, err error) { w.h.result(r, val, err) })
 		if o.pause > 0 {
 			d := time.Duration(rng.Int64N(int64(2 * o.pause)))
 			select {
@@ -211,6 +217,7 @@ func (w *workload) stopConsuming() {
 
 func (w *workload) close() {
 	w.cancel()
+	w.recCancel()
 	w.prodWG.Wait()
 	w.consCancel()
 	w.consWG.Wait()
