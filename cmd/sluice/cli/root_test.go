@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
@@ -60,5 +62,29 @@ func TestHelpListsNouns(t *testing.T) {
 	}
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
+	}
+}
+
+// bench produce --in-process starts its own one-node server, produces to it
+// and removes the server's data afterwards.
+func TestBenchProduceInProcess(t *testing.T) {
+	dir := t.TempDir()
+	code, out, stderr := run("bench", "produce", "--in-process", "--in-process-dir", dir, "--sync",
+		"--records", "20", "--record-size", "100", "--format", "json")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	var s struct {
+		Mode    string `json:"mode"`
+		Records int64  `json:"records"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil || s.Mode != "produce-sync" || s.Records != 20 {
+		t.Fatalf("summary %q (%v), want 20 records produced one at a time", out, err)
+	}
+	if !strings.Contains(stderr, "in-process one-node server at 127.0.0.1:") {
+		t.Errorf("stderr %q does not name the in-process server", stderr)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the server's data was left in %s: %v", dir, left)
 	}
 }

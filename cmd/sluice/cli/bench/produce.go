@@ -29,6 +29,7 @@ type produceOptions struct {
 	batchBytes     int
 	inFlight       int
 	noProgressLine bool
+	inProcess      inProcessOptions
 }
 
 func newProduce(g *app.Globals) *cobra.Command {
@@ -51,11 +52,12 @@ A progress line is printed every second and a summary at the end: records/s, MB/
 (10^6 bytes of record values per second) and latency avg/p50/p95/p99/p99.9/max.`,
 		Example: `  sluice bench produce --records 200000 --record-size 1024
   sluice bench produce --sync --records 2000 --format json
+  sluice bench produce --sync --in-process --records 3000
   sluice bench produce --partitions 4 --producers 4 --compression zstd --rate 50000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.partitionsSet = cmd.Flags().Changed("partitions")
-			return runProduce(cmd.Context(), g, o)
+			return o.inProcess.run(g, func() error { return runProduce(cmd.Context(), g, o) })
 		},
 	}
 	f := cmd.Flags()
@@ -71,6 +73,7 @@ A progress line is printed every second and a summary at the end: records/s, MB/
 	f.BoolVar(&o.sync, "sync", false, "send one record at a time and wait for each acknowledgement")
 	f.IntVar(&o.batchBytes, "batch-bytes", 1<<20, "largest batch in bytes")
 	f.IntVar(&o.inFlight, "in-flight", 5, "unacknowledged batches per partition and producer")
+	o.inProcess.addFlags(f)
 	return cmd
 }
 
