@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -287,5 +289,43 @@ func TestReadersSurviveRetention(t *testing.T) {
 	close(errc)
 	for err := range errc {
 		t.Fatal(err)
+	}
+}
+
+// A snapshot file of the first format (no conf state; the state file has
+// it) still opens and serves.
+func TestSnapshotFileOfTheFirstFormat(t *testing.T) {
+	fs := faultfs.New()
+	o := Options{FS: fs, SegmentBytes: 1}
+	l := mustOpen(t, "/v1", o)
+	fill(t, l, 1, 5, func(i uint64) int64 { return 0 })
+	cs := &raftpb.ConfState{Voters: []uint64{1, 2, 3}}
+	if err := l.CreateSnapshot(3, cs, []byte("state@3")); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	// Rewrite the file as the first format wrote it: magic SLSN, CRC32C,
+	// index, term, data.
+	old := make([]byte, snapHeaderSize, snapHeaderSize+7)
+	copy(old, snapMagicV1[:])
+	binary.LittleEndian.PutUint64(old[8:], 3)
+	binary.LittleEndian.PutUint64(old[16:], 1)
+	old = append(old, "state@3"...)
+	binary.LittleEndian.PutUint32(old[4:], crc(old[8:]))
+	f := must[File](t)(fs.OpenFile("/v1/"+snapName(3), os.O_RDWR|os.O_TRUNC, 0))
+	if _, err := f.WriteAt(old, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	l = mustOpen(t, "/v1", o)
+	defer l.Close()
+	for name, get := range map[string]func() (*raftpb.Snapshot, error){"Snapshot": l.Snapshot, "StartSnapshot": l.StartSnapshot} {
+		snap := must[*raftpb.Snapshot](t)(get())
+		if snap.GetMetadata().GetIndex() != 3 || string(snap.GetData()) != "state@3" || !slices.Equal(snap.GetMetadata().GetConfState().GetVoters(), cs.GetVoters()) {
+			t.Fatalf("%s() = %v, want the one at 3 with voters 1, 2, 3", name, snap)
+		}
 	}
 }

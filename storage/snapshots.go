@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // Snapshots kept on disk. The latest snapshot (the state file's) is where
@@ -41,7 +42,7 @@ func (l *Log) StartSnapshot() (*raftpb.Snapshot, error) {
 	if idx == 0 {
 		return raftpb.EnsureSnapshot(nil), nil
 	}
-	snap, err := l.readSnap(idx)
+	snap, err := l.readSnap(idx, st)
 	if errors.Is(err, fs.ErrNotExist) && idx != st.SnapIndex {
 		// Retention deleted it meanwhile: raft asks again.
 		return nil, raft.ErrSnapshotTemporarilyUnavailable
@@ -61,7 +62,7 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 	if st.SnapIndex == 0 {
 		return raftpb.EnsureSnapshot(nil), nil
 	}
-	snap, err := l.readSnap(st.SnapIndex)
+	snap, err := l.readSnap(st.SnapIndex, st)
 	if err == nil && snap.GetMetadata().GetTerm() != st.SnapTerm {
 		err = &CorruptionError{File: filepath.Join(l.dir, snapName(st.SnapIndex)), Reason: "snapshot file does not match the state file"}
 	}
@@ -83,8 +84,9 @@ func (l *Log) SegmentBaseAfter(index uint64) uint64 {
 	return segs[k].BaseIndex
 }
 
-// readSnap reads and checks the snapshot file at index.
-func (l *Log) readSnap(index uint64) (*raftpb.Snapshot, error) {
+// readSnap reads and checks the snapshot file at index; st gives the conf
+// state of a file of the first format, which has none.
+func (l *Log) readSnap(index uint64, st *persistedState) (*raftpb.Snapshot, error) {
 	path := filepath.Join(l.dir, snapName(index))
 	b, err := readWholeFile(l.fs, path)
 	if err != nil {
@@ -96,6 +98,12 @@ func (l *Log) readSnap(index uint64) (*raftpb.Snapshot, error) {
 	}
 	if idx != index {
 		return nil, &CorruptionError{File: path, Reason: "snapshot file holds another index"}
+	}
+	if cs == nil {
+		if index != st.SnapIndex {
+			return nil, &CorruptionError{File: path, Reason: "snapshot file without a conf state is not the latest"}
+		}
+		cs = proto.Clone(&st.SnapConf).(*raftpb.ConfState)
 	}
 	snap := raftpb.EnsureSnapshot(nil)
 	snap.Data = data

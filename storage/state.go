@@ -140,9 +140,16 @@ func decodeState(b []byte) (*persistedState, error) {
 //	[16:24) term
 //	[24:)   conf state: uvarint length + raftpb.ConfState protobuf
 //	        then the data
+//
+// Files of the first format (magic "SLSN") hold the data right after the
+// term and no conf state; only the latest snapshot was kept then, and its
+// conf state is the state file's (decodeSnap returns cs nil for them).
 const snapHeaderSize = 24
 
-var snapMagic = [4]byte{'S', 'L', 'S', 'C'}
+var (
+	snapMagic   = [4]byte{'S', 'L', 'S', 'C'}
+	snapMagicV1 = [4]byte{'S', 'L', 'S', 'N'}
+)
 
 func snapName(index uint64) string { return fmt.Sprintf("snap-%020d.snap", index) }
 
@@ -173,13 +180,16 @@ func encodeSnap(index, term uint64, cs *raftpb.ConfState, data []byte) ([]byte, 
 }
 
 func decodeSnap(b []byte) (index, term uint64, cs *raftpb.ConfState, data []byte, err error) {
-	if len(b) < snapHeaderSize || [4]byte(b[:4]) != snapMagic {
+	if len(b) < snapHeaderSize || [4]byte(b[:4]) != snapMagic && [4]byte(b[:4]) != snapMagicV1 {
 		return 0, 0, nil, nil, errors.New("bad snapshot header")
 	}
 	if crc(b[8:]) != binary.LittleEndian.Uint32(b[4:]) {
 		return 0, 0, nil, nil, errors.New("snapshot checksum mismatch")
 	}
 	p := b[snapHeaderSize:]
+	if [4]byte(b[:4]) == snapMagicV1 {
+		return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint64(b[16:]), nil, p, nil
+	}
 	n, k := binary.Uvarint(p)
 	if k <= 0 || n > uint64(len(p)-k) {
 		return 0, 0, nil, nil, errors.New("bad snapshot conf state length")
