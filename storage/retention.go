@@ -44,7 +44,7 @@ func (l *Log) ApplyRetention(safeIndex uint64, retentionMs, retentionBytes int64
 // dropLocked deletes the longest prefix of at most n segments, not the
 // active one, that ends at or below safeIndex with a snapshot at its last
 // index: the log always starts right after a snapshot, so a follower that
-// installs Snapshot() receives every entry the log holds. It returns how
+// installs StartSnapshot() receives every entry the log holds. It returns how
 // many segments it deleted.
 func (l *Log) dropLocked(n int, safeIndex uint64) int {
 	n = min(n, len(l.mu.segs)-1)

@@ -303,6 +303,9 @@ func TestSnapshotFileOfTheFirstFormat(t *testing.T) {
 	if err := l.CreateSnapshot(3, cs, []byte("state@3")); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := l.ApplyRetention(3, 0, 1); err != nil || n != 3 {
+		t.Fatalf("retention deleted %d: %v, want 3", n, err)
+	}
 	l.Close()
 	// Rewrite the file as the first format wrote it: magic SLSN, CRC32C,
 	// index, term, data.

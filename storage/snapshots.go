@@ -34,7 +34,7 @@ func (l *Log) StartSnapshot() (*raftpb.Snapshot, error) {
 		return nil, ErrClosed
 	}
 	idx := l.firstIndexLocked() - 1
-	if !l.hasSnapLocked(idx) {
+	if idx > 0 && !l.hasSnapLocked(idx) {
 		idx = l.mu.st.SnapIndex
 	}
 	st := l.mu.st
