@@ -102,16 +102,19 @@ func (p *Partition) retentionRaftMuLocked() {
 // conf change that added it, applied again after the snapshot, then
 // leaves it a learner or makes it a voter as it did on every replica,
 // and a learner has no vote, so the configurations raft decides by are
-// unchanged. A joint configuration is left alone.
+// unchanged. (A learner may be in neither half of a joint configuration;
+// the recipient is in none of its lists.)
 func nameRecipient(m *raftpb.Message) {
 	md := m.GetSnapshot().GetMetadata()
 	cs := md.GetConfState()
-	if cs == nil || len(cs.GetVotersOutgoing()) > 0 || len(cs.GetLearnersNext()) > 0 {
+	if cs == nil {
 		return
 	}
 	to := m.GetTo()
-	if slices.Contains(cs.GetVoters(), to) || slices.Contains(cs.GetLearners(), to) {
-		return
+	for _, ids := range [][]uint64{cs.GetVoters(), cs.GetLearners(), cs.GetVotersOutgoing(), cs.GetLearnersNext()} {
+		if slices.Contains(ids, to) {
+			return
+		}
 	}
 	cs = proto.Clone(cs).(*raftpb.ConfState)
 	cs.Learners = append(cs.Learners, to)

@@ -2,8 +2,12 @@ package replication
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // retentionCluster is a three-node cluster with group 1 open, small
@@ -154,5 +158,40 @@ func TestDeleteRecords(t *testing.T) {
 		if bs := readAll(t, pp); len(bs) != 6 || bs[0].BaseOffset != 4 {
 			t.Fatalf("node %d read %d batches from %d", h, len(bs), bs[0].BaseOffset)
 		}
+	}
+}
+
+// nameRecipient adds the recipient of a snapshot to its configuration as a
+// learner when it is in none of its lists, and leaves it alone otherwise.
+func TestNameRecipient(t *testing.T) {
+	msg := func(to uint64, cs *raftpb.ConfState) *raftpb.Message {
+		return &raftpb.Message{Type: raftpb.MsgSnap.Enum(), To: new(to),
+			Snapshot: &raftpb.Snapshot{Metadata: &raftpb.SnapshotMetadata{Index: new(uint64(9)), Term: new(uint64(2)), ConfState: cs}}}
+	}
+	for _, tc := range []struct {
+		name         string
+		to           uint64
+		cs           *raftpb.ConfState
+		wantLearners []uint64
+	}{
+		{"added after the snapshot", 4, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, []uint64{4}},
+		{"a voter", 2, &raftpb.ConfState{Voters: []uint64{1, 2, 3}}, nil},
+		{"a learner", 4, &raftpb.ConfState{Voters: []uint64{1, 2, 3}, Learners: []uint64{4}}, []uint64{4}},
+		{"leaving in a joint configuration", 3, &raftpb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}, LearnersNext: []uint64{3}}, nil},
+		{"new to a joint configuration", 5, &raftpb.ConfState{Voters: []uint64{1, 2, 4}, VotersOutgoing: []uint64{1, 2, 3}}, []uint64{5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orig := proto.Clone(tc.cs).(*raftpb.ConfState)
+			m := msg(tc.to, tc.cs)
+			nameRecipient(m)
+			got := m.GetSnapshot().GetMetadata().GetConfState()
+			if !slices.Equal(got.GetLearners(), tc.wantLearners) || !slices.Equal(got.GetVoters(), orig.GetVoters()) ||
+				!slices.Equal(got.GetVotersOutgoing(), orig.GetVotersOutgoing()) {
+				t.Fatalf("conf state %v, want learners %v and the same voters", got, tc.wantLearners)
+			}
+			if !proto.Equal(tc.cs, orig) {
+				t.Fatal("the original conf state was modified")
+			}
+		})
 	}
 }
