@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"io"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +140,84 @@ func TestReassignPartitionAndDecommissionNode(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A replica moved after DeleteRecords deleted segments installs the
+// snapshot before the leader's first entry and then holds every record the
+// leader keeps: a move does not shorten the partition.
+func TestReassignAfterDeleteRecordsKeepsEveryRecord(t *testing.T) {
+	c := servertest.StartCluster(t, 3)
+	ctx := ctxT(t)
+	c.Join(t, 4)
+	waitNodes(t, c.Nodes[0], 4)
+	if _, err := c.Nodes[0].Admin.CreateTopic(ctx, &sluicev1.CreateTopicRequest{Name: "kept", Partitions: 1, ReplicationFactor: 2,
+		Configs: map[string]string{"segment.bytes": "4096"}}); err != nil {
+		t.Fatal(err)
+	}
+	const total, cut = 300, 150
+	produceN(t, c.Nodes[0], "kept", 0, total)
+	leader := waitMeta(t, c.Nodes[0], "kept", 0, "led", func(pm *sluicev1.PartitionMetadata) bool { return pm.GetLeader() > 0 }).GetLeader()
+	dr, err := c.Nodes[leader-1].Admin.DeleteRecords(ctx, &sluicev1.DeleteRecordsRequest{Topic: "kept", BeforeOffsets: map[int32]int64{0: cut}})
+	if err != nil || dr.GetPartitions()[0].GetLogStartOffset() != cut {
+		t.Fatalf("delete records: %v %v", dr, err)
+	}
+	old := partitionMeta(t, c.Nodes[0], "kept", 0).GetReplicas()
+	var target []int32
+	for id := int32(1); id <= 4; id++ {
+		if !slices.Contains(old, id) {
+			target = append(target, id)
+		}
+	}
+	if _, err := c.Nodes[0].Cluster.ReassignPartition(ctx, &sluicev1.ReassignPartitionRequest{Topic: "kept", Partition: 0, Replicas: target}); err != nil {
+		t.Fatal(err)
+	}
+	waitMeta(t, c.Nodes[target[0]-1], "kept", 0, "reassigned", func(pm *sluicev1.PartitionMetadata) bool {
+		return slices.Equal(pm.GetReplicas(), target) && pm.GetLeader() > 0 && slices.Contains(target, pm.GetLeader())
+	})
+	installed := 0
+	for _, id := range target {
+		n := c.Nodes[id-1]
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got := 0
+			for _, b := range fetchAll(t, n, "kept", 0, cut, 0) {
+				got += len(b.GetRecords())
+			}
+			if got == total-cut {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d holds %d records from offset %d, want %d", id, got, cut, total-cut)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		installed += snapshotsInstalled(t, n)
+	}
+	if installed == 0 {
+		t.Fatal("no new replica installed a snapshot: DeleteRecords deleted no segment")
+	}
+}
+
+// snapshotsInstalled reads a node's count of installed partition snapshots.
+func snapshotsInstalled(t *testing.T, n *servertest.Node) int {
+	t.Helper()
+	resp, err := http.Get("http://" + n.Server.HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, `sluice_replication_snapshots_total{op="install"} `); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(f)
+		}
+	}
+	return 0
 }
