@@ -58,9 +58,10 @@
 // Snapshots (snapshot.go): every SnapshotEvery records the controller
 // appends a snapshot record holding the whole State, then deletes the
 // metadata log below it; a node that restarts or lags behind the new log
-// start reads the snapshot first. Not covered: a metadata replica rebuilt
-// from a Raft snapshot of the partition (that needs the whole segments
-// below it deleted, after the 128 MiB metadata log has rolled).
+// start reads the snapshot first. A replica that joins once whole
+// segments are deleted starts from a Raft snapshot of the partition, at a
+// segment end at or before the snapshot record, and skips the records
+// before that record (applyLoop).
 //
 // LOCKING. Metadata.mu guards the published State (immutable once
 // published; readers share it), the change channels, the rejected-command
