@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -52,15 +53,26 @@ type node struct {
 	}
 }
 
-// freePort returns a port free on ip right now.
+// freePort returns a port free on ip right now, below the kernel's
+// ephemeral range (32768 and up on Linux): outgoing connections take their
+// source ports from that range, so a port picked there (a bind to port 0)
+// can be taken by any connection before the node binds it.
 func freePort(t *testing.T, ip string) int {
 	t.Helper()
+	for range 100 {
+		port := 10000 + rand.IntN(22000)
+		if ln, err := net.Listen("tcp", hostPort(ip, port)); err == nil {
+			ln.Close()
+			return port
+		}
+	}
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Skipf("the cluster needs loopback address %s, which is not usable here: %v", ip, err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	t.Fatalf("no free port below 32000 on %s", ip)
+	return 0
 }
 
 func hostPort(ip string, port int) string { return net.JoinHostPort(ip, strconv.Itoa(port)) }

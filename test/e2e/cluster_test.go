@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strings"
@@ -17,15 +18,20 @@ import (
 
 // freeInternalPorts reserves n loopback addresses for internal listeners, which every
 // node must know before any starts (--controller-quorum). The port is released before
-// the node binds it; another process taking it in between fails the start, loudly.
+// the node binds it; another process taking it in between fails the start, loudly. The
+// ports are picked below the kernel's ephemeral range (32768 and up on Linux), where
+// outgoing connections take their source ports.
 func freeInternalPorts(t *testing.T, n int) []string {
 	t.Helper()
 	var addrs []string
 	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(ls) < n; tries++ {
+		if tries == 1000 {
+			t.Fatal("no free loopback ports below 32000")
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 10000+rand.IntN(22000)))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
 		ls = append(ls, l)
 		addrs = append(addrs, l.Addr().String())
