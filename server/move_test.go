@@ -201,7 +201,11 @@ func TestReassignAfterDeleteRecordsKeepsEveryRecord(t *testing.T) {
 // snapshotsInstalled reads a node's count of installed partition snapshots.
 func snapshotsInstalled(t *testing.T, n *servertest.Node) int {
 	t.Helper()
-	resp, err := http.Get("http://" + n.Server.HTTPAddr() + "/metrics")
+	req, err := http.NewRequestWithContext(ctxT(t), http.MethodGet, "http://"+n.Server.HTTPAddr()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
