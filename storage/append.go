@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -94,15 +95,18 @@ func (l *Log) appendLocked(ents []Entry) error {
 	// Entries larger than a quarter of the cache are not cached (copying
 	// them would only evict everything else); the cache restarts after them.
 	cacheable := func(e *Entry) bool { return int64(len(e.Data)) < l.mu.cache.max/4 }
+	// slab is a copy of the cached entries' data, one allocation per call
+	// that bytes.Join makes without zeroing it first (for large batches
+	// the zeroing cost about as much as the copy).
 	var slab []byte
 	if l.mu.cache.max > 0 {
-		n := 0
+		parts := make([][]byte, 0, len(ents))
 		for i := range ents {
-			if cacheable(&ents[i]) {
-				n += len(ents[i].Data)
+			if cacheable(&ents[i]) && len(ents[i].Data) > 0 {
+				parts = append(parts, ents[i].Data)
 			}
 		}
-		slab = make([]byte, 0, n)
+		slab = bytes.Join(parts, nil)
 	}
 	defer func() {
 		if cap(wbuf) <= 4*wbufFlush {
@@ -154,8 +158,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 		} else if l.mu.cache.max > 0 {
 			var data []byte
 			if len(e.Data) > 0 {
-				slab = append(slab, e.Data...)
-				data = slab[len(slab)-len(e.Data) : len(slab) : len(slab)]
+				data, slab = slab[:len(e.Data):len(e.Data)], slab[len(e.Data):]
 			}
 			l.mu.cache.add(e.Index, cachedEntry{
 				e:      newPBEntry(e.Index, e.Term, e.Type, data),
