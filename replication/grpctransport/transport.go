@@ -341,11 +341,14 @@ func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	// b is valid until we return; decodeFrame copies what it keeps.
 	var b []byte
 	if len(data) == 1 {
-		b = data[0].ReadOnlyData() // valid until we return; decodeFrame copies what it keeps
+		b = data[0].ReadOnlyData()
 	} else {
-		b = data.Materialize()
+		bp := gatherBuf(data)
+		defer releaseGatherBuf(bp)
+		b = *bp
 	}
 	switch f := v.(type) {
 	case *receivedFrame:
@@ -363,3 +366,32 @@ func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 func init() { encoding.RegisterCodecV2(frameCodec{}) }
+
+// gatherPool holds the buffers a frame received in several gRPC buffers is
+// gathered into for decoding. Decoding copies what it keeps, so a buffer is
+// reused for the next frame instead of allocating (and zeroing) up to
+// frameTarget bytes per frame.
+var gatherPool sync.Pool // *[]byte
+
+// maxPooledGather bounds the buffers kept in gatherPool (a frame is
+// frameTarget at most, unless one message alone is larger).
+const maxPooledGather = 2 * frameTarget
+
+func gatherBuf(data mem.BufferSlice) *[]byte {
+	bp, _ := gatherPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	b := (*bp)[:0]
+	for _, d := range data {
+		b = append(b, d.ReadOnlyData()...)
+	}
+	*bp = b
+	return bp
+}
+
+func releaseGatherBuf(bp *[]byte) {
+	if cap(*bp) <= maxPooledGather {
+		gatherPool.Put(bp)
+	}
+}
