@@ -21,7 +21,8 @@ var errTermRegression = errors.New("storage: entry term lower than its predecess
 // ents must be contiguous with non-decreasing terms; ents[0].Index <=
 // LastIndex() truncates the log from ents[0].Index first; entries below
 // FirstIndex() are ignored (like raft.MemoryStorage). The entries are
-// written but not durable until Sync returns. Append copies Data.
+// written but not durable until Sync returns. Append copies Data for its
+// cache, unless Options.RetainData.
 func (l *Log) Append(ents []Entry) error {
 	if len(ents) == 0 {
 		return nil
@@ -99,7 +100,7 @@ func (l *Log) appendLocked(ents []Entry) error {
 	// that bytes.Join makes without zeroing it first (for large batches
 	// the zeroing cost about as much as the copy).
 	var slab []byte
-	if l.mu.cache.max > 0 {
+	if l.mu.cache.max > 0 && !l.opts.RetainData {
 		parts := make([][]byte, 0, len(ents))
 		for i := range ents {
 			if cacheable(&ents[i]) && len(ents[i].Data) > 0 {
@@ -157,7 +158,11 @@ func (l *Log) appendLocked(ents []Entry) error {
 			l.mu.cache.reset()
 		} else if l.mu.cache.max > 0 {
 			var data []byte
-			if len(e.Data) > 0 {
+			switch {
+			case len(e.Data) == 0:
+			case l.opts.RetainData:
+				data = e.Data[:len(e.Data):len(e.Data)]
+			default:
 				data, slab = slab[:len(e.Data):len(e.Data)], slab[len(e.Data):]
 			}
 			l.mu.cache.add(e.Index, cachedEntry{

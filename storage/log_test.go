@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -140,5 +141,41 @@ func TestTruncateSuffix(t *testing.T) {
 	}
 	if err := l.Append([]Entry{batchEntry(42, 1, 1, 0, 1)}); err == nil {
 		t.Fatal("term regression accepted")
+	}
+}
+
+// TestAppendCacheCopiesUnlessRetained: by default the cache holds a copy of
+// appended data, so a caller reusing its buffer cannot change what Entries
+// returns; with RetainData it holds the caller's bytes themselves.
+func TestAppendCacheCopiesUnlessRetained(t *testing.T) {
+	for _, retain := range []bool{false, true} {
+		t.Run(map[bool]string{false: "copy", true: "retain"}[retain], func(t *testing.T) {
+			o := memOpts(faultfs.New())
+			o.CacheBytes = 1 << 20
+			o.RetainData = retain
+			l := mustOpen(t, "/d", o)
+			e1 := batchEntry(1, 1, 2, 10, 300)
+			e2 := batchEntry(2, 1, 2, 20, 500)
+			orig := [][]byte{append([]byte(nil), e1.Data...), append([]byte(nil), e2.Data...)}
+			if err := l.Append([]Entry{e1, e2}); err != nil {
+				t.Fatal(err)
+			}
+			ents, err := l.Entries(1, 3, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, e := range []Entry{e1, e2} {
+				got := ents[i].GetData()
+				if !bytes.Equal(got, orig[i]) {
+					t.Fatalf("entry %d: cached data differs from what was appended", i+1)
+				}
+				if shared := &got[0] == &e.Data[0]; shared != retain {
+					t.Fatalf("entry %d: cache shares the appended bytes: %v, want %v", i+1, shared, retain)
+				}
+				if cap(got) != len(got) {
+					t.Fatalf("entry %d: cached data has spare capacity %d: an append to it could write past it", i+1, cap(got)-len(got))
+				}
+			}
+		})
 	}
 }

@@ -35,6 +35,12 @@ type Options struct {
 	// 4 MiB; <0 = none). The file then extends past its frames with zeros
 	// until the segment rolls or the log closes.
 	PreallocateBytes int64
+
+	// RetainData lets Append keep each entry's Data in the cache as it
+	// is, instead of a copy. The caller must then never modify Data after
+	// Append: raft's entries are not (raft and its storage share them
+	// too), which saves a copy of every byte appended.
+	RetainData bool
 }
 
 func (o Options) withDefaults() Options {
