@@ -237,6 +237,9 @@ func (h *Host) OpenPartition(spec PartitionSpec) (*Partition, error) {
 	dir := filepath.Join(h.cfg.DataDir, "partitions", spec.Dir)
 	opts := h.cfg.Storage
 	opts.Syncer = h.syncer
+	// Entries come from raft's Ready and are never modified afterwards
+	// (raft, the entry cache and the transport share them).
+	opts.RetainData = true
 	if spec.Config.SegmentBytes > 0 {
 		opts.SegmentBytes = spec.Config.SegmentBytes
 	}
