@@ -151,7 +151,7 @@ func runModel(t *testing.T, seed uint64, segBytes int64, mode syncMode, steps in
 	}
 	opts := Options{FS: fs, SegmentBytes: segBytes, IndexIntervalBytes: 1 + rng.IntN(200), CacheBytes: int64(rng.IntN(3000)) - 500, Syncer: g}
 	opts.PreallocateBytes = [...]int64{-1, 700, 64 << 10}[seed%3] // none, less than a frame or two, many frames
-	opts.RetainData = seed%4 >= 2 // the cache keeps the appended bytes (nothing here modifies them)
+	opts.RetainData = seed%4 >= 2                                 // the cache keeps the appended bytes (nothing here modifies them)
 	// Odd seeds: files that write zeros, so logs that flush small write zeros
 	// ahead (prealloc.go) where preallocation is on.
 	zeros := seed%2 == 1
