@@ -20,6 +20,7 @@ type consumeOptions struct {
 	topic     string
 	records   int64
 	maxBytes  int32
+	partMax   int32
 	consumers int
 	reuse     bool
 }
@@ -31,7 +32,8 @@ func newConsume(g *app.Globals) *cobra.Command {
 		Short: "Read a topic from the beginning and report throughput",
 		Long: `Read a topic from the earliest offset of every partition until --records records
 have been read (default: everything up to the high watermarks at the start), with fetches
-of up to --max-bytes. Reads with --consumers client library Consumers (package clients)
+of up to --max-bytes and --partition-max-bytes per partition (by default the client
+library's, like Kafka's consumer: 16 MiB and 1 MiB). Reads with --consumers client library Consumers (package clients)
 in parallel, the partitions dealt out among them, as Kafka's consumer-perf-test does with
 several threads. Reports records/s, MB/s (10^6 bytes of record keys and values per
 second) and the latency of each poll.
@@ -48,7 +50,8 @@ with ReuseRecordMemory (each Poll's records are valid until the next one) unless
 	f := cmd.Flags()
 	f.StringVarP(&o.topic, "topic", "t", DefaultTopic, "topic to read")
 	f.Int64Var(&o.records, "records", 0, "records to read (0 = up to the end at the start)")
-	f.Int32Var(&o.maxBytes, "max-bytes", 16<<20, "bytes per fetch and per partition")
+	f.Int32Var(&o.maxBytes, "max-bytes", 0, "bytes per fetch response (0: the client library's default, 16 MiB)")
+	f.Int32Var(&o.partMax, "partition-max-bytes", 0, "bytes per partition in a fetch (0: the client library's default, 1 MiB)")
 	f.IntVar(&o.consumers, "consumers", 1, "Consumers reading in parallel, each with its own connections and a share of the partitions")
 	f.BoolVar(&o.reuse, "reuse-records", true, "read each Poll into the memory of the previous Poll's records (clients.ReuseRecordMemory)")
 	return cmd
@@ -113,8 +116,13 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 	}
 	var wg sync.WaitGroup
 	for _, assign := range assigns {
-		opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...),
-			clients.FetchMaxBytes(o.maxBytes), clients.FetchMaxPartitionBytes(o.maxBytes)}
+		opts := []clients.ConsumerOpt{clients.Brokers(g.BrokerList()...), clients.DialOptions(app.ClientDialOptions()...)}
+		if o.maxBytes > 0 {
+			opts = append(opts, clients.FetchMaxBytes(o.maxBytes))
+		}
+		if o.partMax > 0 {
+			opts = append(opts, clients.FetchMaxPartitionBytes(o.partMax))
+		}
 		if o.reuse {
 			opts = append(opts, clients.ReuseRecordMemory())
 		}
