@@ -232,3 +232,13 @@ func (l *limiter) wait(ctx context.Context, n int64) error {
 	}
 	return ctx.Err()
 }
+
+// progressWriter is where a benchmark reports progress: standard output, or
+// standard error with --format json, which keeps standard output for the
+// result.
+func progressWriter(g *app.Globals) io.Writer {
+	if g.JSON() {
+		return g.Stderr
+	}
+	return g.Stdout
+}

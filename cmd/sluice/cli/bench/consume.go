@@ -90,10 +90,7 @@ func runConsume(ctx context.Context, g *app.Globals, o consumeOptions) error {
 	ctx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	m := &meter{lat: hist.NewRecorder(), cancel: cancelRun}
-	progress := g.Stdout
-	if g.JSON() {
-		progress = g.Stderr
-	}
+	progress := progressWriter(g)
 	fmt.Fprintf(progress, "consume: %d records from %q (partitions: %d)\n", target, o.topic, len(parts))
 	stopProfile, err := profile()
 	if err != nil {

@@ -103,10 +103,7 @@ func runE2E(ctx context.Context, g *app.Globals, o e2eOptions) error {
 	defer cancelRun()
 	m := &meter{lat: hist.NewRecorder(), cancel: cancelRun}
 	sp := newSplit()
-	progress := g.Stdout
-	if g.JSON() {
-		progress = g.Stderr
-	}
+	progress := progressWriter(g)
 	total := int64(o.rate * o.duration.Seconds())
 	fmt.Fprintf(progress, "e2e: %d records of %d bytes at %.0f records/s to %q (partitions: %d)\n",
 		total, o.recordSize, o.rate, o.topic, nparts)

@@ -57,10 +57,7 @@ func (o *inProcessOptions) run(g *app.Globals, f func() error) error {
 		_ = srv.Shutdown(ctx)
 	}()
 	g.Brokers = srv.Addr()
-	progress := g.Stdout
-	if g.JSON() {
-		progress = g.Stderr
-	}
+	progress := progressWriter(g)
 	fmt.Fprintf(progress, "in-process one-node server at %s, data in %s\n", g.Brokers, dir)
 	return f()
 }

@@ -96,10 +96,7 @@ func runProduce(ctx context.Context, g *app.Globals, o produceOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	m := &meter{lat: hist.NewRecorder(), cancel: cancel}
-	progress := g.Stdout
-	if g.JSON() {
-		progress = g.Stderr
-	}
+	progress := progressWriter(g)
 	mode := "produce"
 	if o.sync {
 		mode = "produce-sync"
