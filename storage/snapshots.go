@@ -74,14 +74,11 @@ func (l *Log) Snapshot() (*raftpb.Snapshot, error) {
 func (l *Log) SegmentBaseAfter(index uint64) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	segs := l.mu.segs
-	k, _ := slices.BinarySearchFunc(segs, index+1, func(s *segment, i uint64) int {
-		return cmp.Compare(s.BaseIndex, i)
-	})
-	if k == len(segs) {
+	k, _ := l.segmentFromLocked(index + 1)
+	if k == len(l.mu.segs) {
 		return 0
 	}
-	return segs[k].BaseIndex
+	return l.mu.segs[k].BaseIndex
 }
 
 // readSnap reads and checks the snapshot file at index; st gives the conf
@@ -139,8 +136,14 @@ func (l *Log) pruneSnapsLocked() {
 
 // isSegmentEndLocked reports whether index+1 is a segment's first index.
 func (l *Log) isSegmentEndLocked(index uint64) bool {
-	_, ok := slices.BinarySearchFunc(l.mu.segs, index+1, func(s *segment, i uint64) int {
+	_, ok := l.segmentFromLocked(index + 1)
+	return ok
+}
+
+// segmentFromLocked returns the position of the first segment whose first
+// index is at least base (len(segs) if none), and whether it is base.
+func (l *Log) segmentFromLocked(base uint64) (int, bool) {
+	return slices.BinarySearchFunc(l.mu.segs, base, func(s *segment, i uint64) int {
 		return cmp.Compare(s.BaseIndex, i)
 	})
-	return ok
 }
