@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluicehq/sluice/cluster"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/replication/grpctransport"
 )
 
 // The node-to-node service on the internal listener. Until the internal
@@ -208,7 +209,8 @@ func (p *peers) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := p.mu.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStaticStreamWindowSize(grpctransport.StreamWindow), grpc.WithStaticConnWindowSize(grpctransport.ConnWindow))
 	if err != nil {
 		return nil, err
 	}

@@ -65,6 +65,15 @@ type Server struct {
 	wg sync.WaitGroup // serving goroutines
 }
 
+// Both listeners use static HTTP/2 flow-control windows, the sizes of the
+// node-to-node transport: gRPC's dynamic windows ping the client once per
+// round trip while requests arrive, and never stop on a stream of small
+// ones (grpctransport.StreamWindow).
+var (
+	staticStreamWindow = grpc.StaticStreamWindowSize(grpctransport.StreamWindow)
+	staticConnWindow   = grpc.StaticConnWindowSize(grpctransport.ConnWindow)
+)
+
 // New validates cfg and builds a server; Start opens the data and listens.
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
@@ -87,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 	recov := recovery.WithRecoveryHandlerContext(recoveryHandler(s.logger))
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		staticStreamWindow, staticConnWindow,
 		grpc.ForceServerCodecV2(newServingCodec()), // servebuf.go
 		// Clients may ping idle connections (long polls, quiet streams)
 		// every 10s; the server pings after a minute of silence.
@@ -107,6 +117,7 @@ func New(cfg Config) (*Server, error) {
 	)
 	s.internal = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRecvMsgBytes),
+		staticStreamWindow, staticConnWindow,
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
 			recovery.UnaryServerInterceptor(recov),

@@ -27,6 +27,23 @@ const (
 	codecName   = "sluice-raft-frame"
 )
 
+// StreamWindow and ConnWindow are the static HTTP/2 flow-control windows,
+// per stream and per connection, of the listener that accepts the
+// transport's streams (server.New sets them; the frames flow towards it)
+// and of the transport's own connections.
+//
+// gRPC's default is a dynamic window sized by BDP estimation: the receiver
+// pings the sender once per round trip while data arrives, and stops only
+// once its estimate reaches 16 MiB. A connection carrying small messages
+// never gets there: at 5k records/s on three nodes, those pings and their
+// acks were about 40 % of a node's socket reads and writes, and 0.5 ms of
+// the median end-to-end latency (docs/perf-cluster.md, seventh round). The
+// static sizes are what the estimator grows a busy connection towards.
+const (
+	StreamWindow = 4 << 20
+	ConnWindow   = 16 << 20
+)
+
 // Config configures a Transport.
 type Config struct {
 	// NodeID is this node's id (the sender of every frame).
@@ -35,7 +52,9 @@ type Config struct {
 	// metadata); ok=false drops messages for it until it resolves.
 	Resolve func(node uint64) (addr string, ok bool)
 	// DialOptions for connections to other nodes (default: insecure
-	// credentials; pass TLS credentials for mTLS).
+	// credentials; pass TLS credentials for mTLS). They follow the
+	// transport's static flow-control windows (StreamWindow, ConnWindow),
+	// so they may set others.
 	DialOptions []grpc.DialOption
 	// QueueMessages bounds the messages waiting per destination (default
 	// 8192); beyond it messages are dropped, as on a congested link.
@@ -82,6 +101,9 @@ func New(cfg Config) (*Transport, error) {
 	if len(cfg.DialOptions) == 0 {
 		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	cfg.DialOptions = append([]grpc.DialOption{
+		grpc.WithStaticStreamWindowSize(StreamWindow), grpc.WithStaticConnWindowSize(ConnWindow),
+	}, cfg.DialOptions...)
 	t := &Transport{cfg: cfg}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.peers = map[uint64]*peer{}

@@ -84,11 +84,7 @@ func (g *Globals) Conn() (*grpc.ClientConn, error) {
 		addrs[i] = resolver.Address{Addr: b}
 	}
 	r.InitialState(resolver.State{Addresses: addrs})
-	conn, err := grpc.NewClient(r.Scheme()+":///cluster",
-		grpc.WithResolvers(r),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
-	)
+	conn, err := grpc.NewClient(r.Scheme()+":///cluster", append(StreamDialOptions(), grpc.WithResolvers(r))...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", g.Brokers, err)
 	}
@@ -98,6 +94,18 @@ func (g *Globals) Conn() (*grpc.ClientConn, error) {
 
 // MaxMessageBytes bounds the messages the CLI accepts from the cluster (fetch responses).
 const MaxMessageBytes = 64 << 20
+
+// StreamDialOptions are the gRPC options of the CLI's own connections: static
+// flow-control windows, as the client library sets (clients/options.go: gRPC's
+// dynamic windows ping the server once per round trip on a stream of small
+// messages), and the message size bounds.
+func StreamDialOptions() []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStaticStreamWindowSize(4 << 20), grpc.WithStaticConnWindowSize(16 << 20),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes)),
+	}
+}
 
 // ClientDialOptions are the gRPC options of the CLI's client-library producers and
 // consumers.

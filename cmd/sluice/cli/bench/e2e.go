@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/clients"
@@ -249,8 +248,7 @@ func streamConsume(ctx context.Context, g *app.Globals, m *meter, topic string, 
 		}
 	}()
 	for a, parts := range byNode {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(app.MaxMessageBytes)))
+		cc, err := grpc.NewClient(a, app.StreamDialOptions()...)
 		if err != nil {
 			return err
 		}
