@@ -42,6 +42,9 @@ func (r *Recorder) Pings() (sent, received int, err error) {
 	r.mu.Unlock()
 	for _, c := range conns {
 		out, in := c.bytes()
+		if len(out) == 0 {
+			continue // dialed; gRPC has not written its preface yet
+		}
 		if len(out) < len(http2.ClientPreface) || string(out[:len(http2.ClientPreface)]) != http2.ClientPreface {
 			return 0, 0, errors.New("h2test: a connection did not start with the HTTP/2 client preface")
 		}
@@ -86,18 +89,20 @@ type recordedConn struct {
 
 func (c *recordedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.mu.Lock()
-	c.out.Write(p[:n])
-	c.mu.Unlock()
+	c.keep(&c.out, p[:n])
 	return n, err
 }
 
 func (c *recordedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	c.in.Write(p[:n])
-	c.mu.Unlock()
+	c.keep(&c.in, p[:n])
 	return n, err
+}
+
+func (c *recordedConn) keep(b *bytes.Buffer, p []byte) {
+	c.mu.Lock()
+	b.Write(p)
+	c.mu.Unlock()
 }
 
 func (c *recordedConn) bytes() (out, in []byte) {
