@@ -3,7 +3,10 @@ package server_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 
 	"github.com/sluicehq/sluice/batch"
 	sluicev1 "github.com/sluicehq/sluice/gen/sluice/v1"
+	"github.com/sluicehq/sluice/server/servertest"
 )
 
 func TestFetchLongPollWakesOnProduce(t *testing.T) {
@@ -48,6 +52,7 @@ func TestFetchLongPollWakesOnProduce(t *testing.T) {
 type consumeClient struct {
 	t      *testing.T
 	stream sluicev1.ConsumerService_ConsumeClient
+	cancel context.CancelFunc
 }
 
 func (c *consumeClient) send(r *sluicev1.ConsumeRequest) {
@@ -95,7 +100,7 @@ func openConsume(t *testing.T, _ any, client sluicev1.ConsumerServiceClient) *co
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &consumeClient{t: t, stream: s}
+	return &consumeClient{t: t, stream: s, cancel: cancel}
 }
 
 func TestConsumeNeverExceedsCredit(t *testing.T) {
@@ -338,5 +343,54 @@ func eventuallyT(t *testing.T, cond func() bool) {
 			t.Fatal("condition never held")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a log sink safe for the node's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A Consume stream the client cancels ends with code Canceled, logged below
+// ERROR, not as an Unknown failure of the node.
+func TestConsumeCanceledByClientIsNotAnError(t *testing.T) {
+	var logged lockedBuffer
+	cfg := servertest.Config(t.TempDir())
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	n := servertest.Start(t, cfg)
+	createTopic(t, n, "cancel", 1, nil)
+	c := openConsume(t, n, n.Consumer)
+	c.send(&sluicev1.ConsumeRequest{Request: &sluicev1.ConsumeRequest_Subscribe{Subscribe: &sluicev1.Subscription{Topic: "cancel"}}})
+	c.barrier() // the server is inside the stream's loop
+	c.cancel()
+	ctx := ctxT(t)
+	for {
+		for line := range strings.Lines(logged.String()) {
+			if !strings.Contains(line, `"grpc.method":"Consume"`) || !strings.Contains(line, `"grpc.code"`) {
+				continue
+			}
+			if !strings.Contains(line, `"grpc.code":"Canceled"`) || strings.Contains(line, `"level":"ERROR"`) {
+				t.Fatalf("a canceled stream is logged as %s", line)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the end of the stream was never logged:\n%s", logged.String())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 }
