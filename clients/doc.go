@@ -23,8 +23,9 @@
 // Partitioning: a record with a key goes to batch.KeyPartition(key, n), where Kafka's
 // default partitioner puts it (murmur2); an empty key counts as no key, since the wire
 // cannot tell them apart. Records without a key stick to one randomly chosen partition
-// until the batch they fill is sent, then move on (Kafka's sticky partitioner), so
-// unkeyed records batch well. ManualPartitioning uses Record.Partition.
+// until StickyPartitionBytes (16 KiB) went to it and the batch they fill is sent, then
+// move on (Kafka's sticky partitioner, KIP-794), so unkeyed records batch well even
+// when batches are sent early. ManualPartitioning uses Record.Partition.
 //
 // Batching: each partition has an open batch encoded as records are produced
 // (batch.Builder). It becomes ready when it reaches MaxBatchBytes, when Linger passes

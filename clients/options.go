@@ -24,6 +24,7 @@ type config struct {
 	// producer
 	linger          time.Duration
 	maxBatchBytes   int
+	stickyBytes     int
 	maxInflight     int
 	compression     sluicev1.Compression
 	acks            sluicev1.Acks
@@ -55,6 +56,7 @@ func defaults() config {
 		metadataMaxAge:  5 * time.Minute,
 		linger:          5 * time.Millisecond,
 		maxBatchBytes:   1 << 20,
+		stickyBytes:     16 << 10,
 		maxInflight:     5,
 		compression:     sluicev1.Compression_COMPRESSION_NONE,
 		acks:            sluicev1.Acks_ACKS_ALL,
@@ -244,6 +246,14 @@ func DisableIdempotence() ProducerOpt {
 // choosing (by key hash, or sticky for records without a key).
 func ManualPartitioning() ProducerOpt {
 	return producerOpt(func(c *config) { c.manualPartition = true })
+}
+
+// StickyPartitionBytes sets how many bytes of records without a key go to one
+// partition before the producer may move them to another (default 16 KiB, Kafka's
+// batch.size; KIP-794). Past it, the producer moves on once the batch it was filling is
+// sent. 0 moves on after every sent batch.
+func StickyPartitionBytes(n int) ProducerOpt {
+	return producerOpt(func(c *config) { c.stickyBytes = max(n, 0) })
 }
 
 // MaxBufferedRecords caps records produced and not yet acknowledged (default 10000);

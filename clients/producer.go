@@ -60,7 +60,8 @@ type topicPartition struct {
 
 type stickyState struct {
 	partition int32
-	batch     *pbatch
+	batch     *pbatch // the batch the last unkeyed record went into
+	bytes     int     // record bytes sent to partition since it was chosen
 }
 
 // partBuf is the producer's state of one partition. All fields are guarded by
@@ -217,6 +218,7 @@ func (p *Producer) produce(ctx context.Context, r *Record, promise func(*Record,
 	}
 	if st != nil {
 		st.batch = b
+		st.bytes += size
 	}
 	if !held && p.readyLocked(pb) && pb.sink != nil {
 		pb.sink.poke()
@@ -224,8 +226,12 @@ func (p *Producer) produce(ctx context.Context, r *Record, promise func(*Record,
 	p.mu.Unlock()
 }
 
-// stickyLocked returns the sticky partition for records without a key: it stays until
-// the batch it was filling is sealed, then moves to another partition at random.
+// stickyLocked returns the sticky partition for records without a key. It stays until
+// StickyPartitionBytes of records went to it (Kafka's KIP-794), and past that until the
+// batch it was filling is sealed, then moves to another partition at random. The byte
+// floor matters when batches are sent early (Linger 0, or a partition with nothing in
+// flight): moving on after every sent batch would make each record its own batch and
+// Raft entry on a different partition.
 func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 	st := p.mu.sticky[topic]
 	if st == nil {
@@ -233,6 +239,9 @@ func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 		p.mu.sticky[topic] = st
 	}
 	if st.partition >= 0 && st.partition < n {
+		if st.bytes < p.cfg.stickyBytes {
+			return st
+		}
 		pb := p.mu.parts[topicPartition{topic, st.partition}]
 		if pb != nil && st.batch != nil && len(pb.batches) > 0 {
 			if last := pb.batches[len(pb.batches)-1]; last == st.batch && !last.sealed && !last.full {
@@ -244,7 +253,7 @@ func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 	if n > 1 && next == st.partition {
 		next = (next + 1 + rand.Int32N(n-1)) % n
 	}
-	st.partition, st.batch = next, nil
+	st.partition, st.batch, st.bytes = next, nil, 0
 	return st
 }
 

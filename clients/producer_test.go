@@ -159,11 +159,12 @@ func TestKeyedRecordsGoWhereKafkaPutsThem(t *testing.T) {
 	}
 }
 
-// Records without a key stick to one partition until its batch is sent.
+// Records without a key stick to one partition until its batch is sent (with no byte
+// floor).
 func TestStickyPartitioningForNullKeys(t *testing.T) {
 	f := newFake(t, 1)
 	f.addTopic("t", 8)
-	p := newProducer(t, f, clients.Linger(time.Hour))
+	p := newProducer(t, f, clients.Linger(time.Hour), clients.StickyPartitionBytes(0))
 	ctx := guard(t)
 	for range 30 {
 		p.Produce(ctx, &clients.Record{Topic: "t", Value: []byte("v")}, nil)
@@ -195,6 +196,37 @@ func TestStickyPartitioningForNullKeys(t *testing.T) {
 	}
 	if len(seen) < 2 {
 		t.Fatalf("sticky partition never moved: %v", seen)
+	}
+}
+
+// With Linger 0 every ProduceSync is its own batch; records without a key still stay
+// on one partition until StickyPartitionBytes went to it, then move to another.
+func TestStickyPartitionBytesFloor(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 8)
+	p := newProducer(t, f, clients.Linger(0)) // default floor: 16 KiB
+	ctx := guard(t)
+	value := make([]byte, 1000) // 16 or 17 records reach 16 KiB, with framing
+	var runs []int
+	last := int32(-1)
+	for range 120 {
+		r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: value}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Partition != last {
+			runs = append(runs, 0)
+			last = r.Partition
+		}
+		runs[len(runs)-1]++
+	}
+	if len(runs) < 3 {
+		t.Fatalf("runs %v: the sticky partition should move after 16 KiB", runs)
+	}
+	for _, n := range runs[:len(runs)-1] {
+		if n != runs[0] || n < 16 || n > 17 {
+			t.Fatalf("runs of records per partition %v, want 16 or 17 each", runs)
+		}
 	}
 }
 
