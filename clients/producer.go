@@ -61,7 +61,7 @@ type topicPartition struct {
 type stickyState struct {
 	partition int32
 	batch     *pbatch // the batch the last unkeyed record went into
-	bytes     int     // record bytes sent to partition since it was chosen
+	bytes     int     // record bytes produced to partition since it was chosen
 }
 
 // partBuf is the producer's state of one partition. All fields are guarded by
