@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/batch"
@@ -61,17 +60,8 @@ type consumeStream struct {
 // Consume pushes batches of the subscribed partitions as soon as their
 // high watermarks move, never more bytes than the credit granted. The size
 // of a batch, for credit, is the encoded size of its RecordBatch message.
-func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.ConsumeRequest, sluicev1.ConsumeResponse]) (err error) {
+func (cs *consumerService) Consume(stream grpc.BidiStreamingServer[sluicev1.ConsumeRequest, sluicev1.ConsumeResponse]) error {
 	ctx := stream.Context()
-	defer func() {
-		// A stream the client cancels (or whose deadline passes) ends with
-		// Canceled/DeadlineExceeded, not Unknown: a raw context error has no code.
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			if _, ok := status.FromError(err); !ok {
-				err = status.FromContextError(err).Err()
-			}
-		}
-	}()
 	st := &consumeStream{s: cs.s, stream: stream, subs: map[subKey]*subscription{}}
 	defer st.leaveGroup(ctx)
 	defer st.stopFeeds()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // slogLogger adapts slog to the middleware's logging.Logger.
@@ -44,6 +46,32 @@ func recoveryHandler(l *slog.Logger) recovery.RecoveryHandlerFuncContext {
 		l.ErrorContext(ctx, "panic in request handler", "panic", p, "stack", string(debug.Stack()))
 		return internalError()
 	}
+}
+
+// contextCodeUnary and contextCodeStream give a raw context error that a
+// handler returns its gRPC code (Canceled, DeadlineExceeded). Without one,
+// gRPC, the request metrics and the log would report a client that went
+// away, or a deadline that passed, as an Unknown failure of the node.
+func contextCodeUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, contextStatus(err)
+}
+
+func contextCodeStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return contextStatus(handler(srv, ss))
+}
+
+func contextStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	return err
 }
 
 // validationUnary rejects invalid requests before they reach a handler.

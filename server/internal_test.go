@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -98,5 +100,35 @@ func TestByteBudget(t *testing.T) {
 	b.release(50)
 	if err := b.acquire(ctx, 500); err != nil { // larger than the budget, alone
 		t.Fatal(err)
+	}
+}
+
+func TestContextErrorsGetTheirCodes(t *testing.T) {
+	apiErr := status.Error(codes.Unavailable, "not now")
+	plain := errors.New("plain")
+	for _, tc := range []struct {
+		err  error
+		want codes.Code
+		same bool // returned as is
+	}{
+		{context.Canceled, codes.Canceled, false},
+		{fmt.Errorf("waiting: %w", context.DeadlineExceeded), codes.DeadlineExceeded, false},
+		{apiErr, codes.Unavailable, true},
+		{plain, codes.Unknown, true},
+		{nil, codes.OK, true},
+	} {
+		_, err := contextCodeUnary(context.Background(), nil, &grpc.UnaryServerInfo{}, func(context.Context, any) (any, error) {
+			return nil, tc.err
+		})
+		if got := status.Code(err); got != tc.want {
+			t.Errorf("%v: code %v, want %v", tc.err, got, tc.want)
+		}
+		if tc.same && err != tc.err {
+			t.Errorf("%v: rewritten as %v", tc.err, err)
+		}
+		serr := contextCodeStream(nil, nil, &grpc.StreamServerInfo{}, func(any, grpc.ServerStream) error { return tc.err })
+		if got := status.Code(serr); got != tc.want {
+			t.Errorf("stream %v: code %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

@@ -106,12 +106,14 @@ func New(cfg Config) (*Server, error) {
 			reqMetrics.UnaryServerInterceptor(),
 			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
 			recovery.UnaryServerInterceptor(recov),
+			contextCodeUnary,
 			validationUnary,
 		),
 		grpc.ChainStreamInterceptor(
 			reqMetrics.StreamServerInterceptor(),
 			logging.StreamServerInterceptor(rlog, loggingOptions()...),
 			recovery.StreamServerInterceptor(recov),
+			contextCodeStream,
 			validationStream,
 		),
 	)
@@ -121,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(rlog, loggingOptions()...),
 			recovery.UnaryServerInterceptor(recov),
+			contextCodeUnary,
 		),
 	)
 	s.internal.RegisterService(&internalServiceDesc, s)
