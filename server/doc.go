@@ -14,7 +14,9 @@
 //
 // Interceptors, outermost first: Prometheus request metrics, structured
 // logging (slog), panic recovery (the stack goes to the log, the client
-// gets INTERNAL), request validation (INVALID_ARGUMENT naming the field).
+// gets INTERNAL), context codes (a raw context error a handler returns
+// becomes Canceled or DeadlineExceeded, not Unknown), request validation
+// (INVALID_ARGUMENT naming the field).
 //
 // Batches are served as stored: Fetch and Consume splice stored bytes into
 // responses (batch.Splice) without decoding records, read with
