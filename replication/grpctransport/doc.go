@@ -10,9 +10,11 @@
 // Frames are protobuf wire format (frame.go documents the message shapes)
 // through a pass-through codec selected by content-subtype, so the
 // transport needs no generated code and a generated type of the same
-// shape reads the same bytes. Snapshots are partition state, not data, so
-// they travel as ordinary messages; the receiving server must accept
-// messages of the largest record batch plus a little.
+// shape reads the same bytes. A message larger than 2 MiB (a snapshot of
+// a partition with many idempotent producers, a record batch over 2 MiB)
+// travels as a run of chunks of 2 MiB, one per frame, that the receiver
+// reassembles and delivers whole; so frames stay near 2 MiB and no
+// message-size limit of the receiving server bounds a snapshot.
 //
 // Delivery is best effort, in order per destination: a full queue or a
 // broken stream drops messages, which raft retries.

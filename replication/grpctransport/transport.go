@@ -167,6 +167,7 @@ func (t *Transport) Close() error {
 
 // serve receives frames from one peer's stream.
 func (t *Transport) serve(stream grpc.ServerStream) error {
+	var asm reassembly // of the message the peer sends in chunks
 	for {
 		var f receivedFrame
 		if err := stream.RecvMsg(&f); err != nil {
@@ -176,6 +177,15 @@ func (t *Transport) serve(stream grpc.ServerStream) error {
 			return err
 		}
 		from, msgs := f.from, f.msgs
+		for _, c := range f.chunks {
+			m, ok, err := asm.add(c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				msgs = append(msgs, m)
+			}
+		}
 		t.mu.Lock()
 		h := t.mu.handler
 		t.mu.Unlock()
@@ -190,6 +200,8 @@ type peer struct {
 	t    *Transport
 	id   uint64
 	wake chan struct{}
+	// chunked numbers the messages sent in chunks; owned by run.
+	chunked uint64
 
 	mu struct {
 		sync.Mutex
@@ -274,12 +286,18 @@ func (p *peer) run() {
 			// A fresh buffer per frame: gRPC may still hold the previous
 			// one after SendMsg returns.
 			buf, n, err := nextFrame(p.t.cfg.NodeID, msgs)
-			msgs = msgs[n:]
-			if err != nil {
-				p.t.cfg.Logger.Error("raft transport encode", "node", p.id, "err", err)
-				continue
+			if n == 0 && err == nil { // msgs[0] is too large for one frame
+				err = p.sendChunks(stream, msgs[0])
+				msgs = msgs[1:]
+			} else {
+				msgs = msgs[n:]
+				if err != nil {
+					p.t.cfg.Logger.Error("raft transport encode", "node", p.id, "err", err)
+					continue
+				}
+				err = stream.SendMsg(frameBytes(buf))
 			}
-			if err := stream.SendMsg(frameBytes(buf)); err != nil {
+			if err != nil {
 				// The rest is lost; raft retries. Reconnect on the next frame.
 				p.t.cfg.Logger.Debug("raft transport send", "node", p.id, "err", err)
 				stream = nil
@@ -289,19 +307,22 @@ func (p *peer) run() {
 	}
 }
 
-// frameTarget bounds a frame's size; a single larger message (a batch
-// bigger than that) travels alone, so the receiving server must accept
-// messages of the largest batch plus a little.
+// frameTarget bounds a frame's size. A message larger than chunkThreshold
+// travels in chunks (sendChunks), so a frame is never much larger.
 const frameTarget = 2 << 20
 
-// nextFrame encodes the first n messages of msgs (at least one) that fit
-// in one frame into a buffer of exactly the frame's size. Every message
-// is sized once and marshalled once, directly into that buffer.
+// nextFrame encodes the first n messages of msgs that fit in one frame into
+// a buffer of exactly the frame's size. Every message is sized once and
+// marshalled once, directly into that buffer. It stops before a message
+// larger than chunkThreshold, and returns n == 0 when msgs[0] is one.
 func nextFrame(from uint64, msgs []replication.GroupMessage) (buf []byte, n int, err error) {
 	sizes := make([]int, 0, min(len(msgs), 64))
 	total := protowire.SizeTag(frameFrom) + protowire.SizeVarint(from)
 	for i, m := range msgs {
 		s := proto.Size(m.Message)
+		if s > chunkThreshold {
+			break
+		}
 		e := frameEntrySize(m, s)
 		if total+e > frameTarget && i > 0 {
 			break
@@ -310,6 +331,9 @@ func nextFrame(from uint64, msgs []replication.GroupMessage) (buf []byte, n int,
 		sizes = append(sizes, s)
 	}
 	n = len(sizes)
+	if n == 0 {
+		return nil, 0, nil
+	}
 	buf = make([]byte, 0, total)
 	buf = protowire.AppendTag(buf, frameFrom, protowire.VarintType)
 	buf = protowire.AppendVarint(buf, from)
@@ -319,6 +343,32 @@ func nextFrame(from uint64, msgs []replication.GroupMessage) (buf []byte, n int,
 		}
 	}
 	return buf, n, nil
+}
+
+// sendChunks sends m, which is larger than chunkThreshold, as a run of
+// frames of one chunk each: it is marshalled once, and each frame sends a
+// slice of it after a small head, without copying it again. The receiver
+// delivers m once the last chunk arrived (reassembly).
+func (p *peer) sendChunks(stream grpc.ClientStream, m replication.GroupMessage) error {
+	size := proto.Size(m.Message)
+	data, err := cachedSize.MarshalAppend(make([]byte, 0, size), m.Message)
+	if err != nil {
+		p.t.cfg.Logger.Error("raft transport encode", "node", p.id, "err", err)
+		return nil // this message is lost; the stream is fine
+	}
+	if len(data) > maxChunkedMessage {
+		p.t.cfg.Logger.Error("raft transport: message too large to send", "node", p.id, "group", m.GroupID, "bytes", len(data))
+		return nil
+	}
+	p.chunked++
+	for off := 0; off < len(data); off += chunkThreshold {
+		c := chunk{group: m.GroupID, id: p.chunked, offset: uint64(off), total: uint64(len(data)),
+			data: data[off:min(off+chunkThreshold, len(data))]}
+		if err := stream.SendMsg(chunkFrame{head: chunkHead(p.t.cfg.NodeID, c), data: c.data}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (p *peer) backoff() {
@@ -337,13 +387,18 @@ func (p *peer) backoff() {
 // frameBytes is an encoded frame; the codec passes it through.
 type frameBytes []byte
 
+// chunkFrame is an encoded frame of one chunk: head (chunkHead) then the
+// chunk's data, which the codec sends without joining them.
+type chunkFrame struct{ head, data []byte }
+
 // receivedFrame is a frame decoded by the codec straight from gRPC's
 // receive buffers: the messages' bytes are copied once, by their
 // unmarshal, and the frame itself is never gathered into a copy of its
 // own unless it arrived split across several buffers.
 type receivedFrame struct {
-	from uint64
-	msgs []replication.GroupMessage
+	from   uint64
+	msgs   []replication.GroupMessage
+	chunks []chunk
 }
 
 type frameCodec struct{}
@@ -358,6 +413,8 @@ func (frameCodec) Marshal(v any) (mem.BufferSlice, error) {
 		return mem.BufferSlice{mem.SliceBuffer(f)}, nil
 	case *frameBytes:
 		return mem.BufferSlice{mem.SliceBuffer(*f)}, nil
+	case chunkFrame:
+		return mem.BufferSlice{mem.SliceBuffer(f.head), mem.SliceBuffer(f.data)}, nil
 	}
 	return nil, fmt.Errorf("grpctransport: cannot marshal %T", v)
 }
@@ -374,11 +431,11 @@ func (frameCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	switch f := v.(type) {
 	case *receivedFrame:
-		from, msgs, err := decodeFrame(b)
+		dec, err := decodeFrame(b)
 		if err != nil {
 			return err
 		}
-		f.from, f.msgs = from, msgs
+		*f = dec
 		return nil
 	case *frameBytes:
 		*f = append((*f)[:0], b...)
@@ -395,8 +452,8 @@ func init() { encoding.RegisterCodecV2(frameCodec{}) }
 // frameTarget bytes per frame.
 var gatherPool sync.Pool // *[]byte
 
-// maxPooledGather bounds the buffers kept in gatherPool (a frame is
-// frameTarget at most, unless one message alone is larger).
+// maxPooledGather bounds the buffers kept in gatherPool (a frame is about
+// frameTarget at most: larger messages travel in chunks).
 const maxPooledGather = 2 * frameTarget
 
 func gatherBuf(data mem.BufferSlice) *[]byte {

@@ -1,6 +1,7 @@
 package grpctransport
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluicehq/sluice/replication"
 )
@@ -28,7 +30,8 @@ func TestFrameRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	from, got, err := decodeFrame(b)
+	f, err := decodeFrame(b)
+	from, got := f.from, f.msgs
 	if err != nil || from != 3 || len(got) != len(msgs) {
 		t.Fatalf("decode: from %d, %d msgs, %v", from, len(got), err)
 	}
@@ -46,18 +49,32 @@ func FuzzDecodeFrame(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte{})
 	f.Add([]byte{8, 1, 18, 0})
+	c := chunk{group: 4, id: 9, offset: 3, total: 10, data: []byte("chunk")}
+	f.Add(append(chunkHead(1, c), c.data...))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		from, msgs, err := decodeFrame(data)
+		fr, err := decodeFrame(data)
 		if err != nil {
 			return
 		}
-		re, err := encodeFrame(nil, from, msgs)
+		re, err := encodeFrame(nil, fr.from, fr.msgs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		from2, msgs2, err := decodeFrame(re)
-		if err != nil || from2 != from || len(msgs2) != len(msgs) {
+		fr2, err := decodeFrame(re)
+		if err != nil || fr2.from != fr.from || len(fr2.msgs) != len(fr.msgs) {
 			t.Fatalf("re-decode: %v", err)
+		}
+		var asm reassembly
+		for _, c := range fr.chunks {
+			if c.offset+uint64(len(c.data)) > c.total || c.total > maxChunkedMessage {
+				t.Fatalf("chunk [%d, +%d) of %d accepted", c.offset, len(c.data), c.total)
+			}
+			re := append(chunkHead(fr.from, c), c.data...)
+			fr3, err := decodeFrame(re)
+			if err != nil || len(fr3.chunks) != 1 || fr3.chunks[0].offset != c.offset || !bytes.Equal(fr3.chunks[0].data, c.data) {
+				t.Fatalf("chunk re-decode: %v", err)
+			}
+			_, _, _ = asm.add(c) // must not panic
 		}
 	})
 }
@@ -236,6 +253,58 @@ func TestThreeNodesOverGRPC(t *testing.T) {
 			if got[off] != data {
 				t.Fatalf("node %d offset %d: %q, acknowledged %q", n.id, off, got[off], data)
 			}
+		}
+	}
+}
+
+// A message larger than the receiving server's message limit (gRPC's
+// default 4 MiB here) crosses in chunks, whole and in order with the
+// messages around it.
+func TestLargeMessageCrossesInChunks(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv, err := New(Config{NodeID: 2, Resolve: func(uint64) (string, bool) { return "", false }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	recv.RegisterService(srv)
+	go func() { _ = srv.Serve(lis) }()
+	defer srv.Stop()
+	defer recv.Close()
+	got := make(chan replication.GroupMessage, 16)
+	recv.Register(2, func(from uint64, msgs []replication.GroupMessage) {
+		for _, m := range msgs {
+			if from == 1 {
+				got <- m
+			}
+		}
+	})
+	send, err := New(Config{NodeID: 1, Resolve: func(uint64) (string, bool) { return lis.Addr().String(), true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+
+	heartbeat := func(group uint64) replication.GroupMessage {
+		return replication.GroupMessage{GroupID: group, Message: &raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), To: new(uint64(2))}}
+	}
+	big := bigMessage(7, 5<<20+123)
+	want := []replication.GroupMessage{heartbeat(1), big, heartbeat(2), bigMessage(8, chunkThreshold+1), heartbeat(3)}
+	send.Send(2, want)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, w := range want {
+		select {
+		case m := <-got:
+			if m.GroupID != w.GroupID || !proto.Equal(m.Message, w.Message) {
+				t.Fatalf("message %d: group %d (%d snapshot bytes), want group %d (%d)", i, m.GroupID,
+					len(m.Message.GetSnapshot().GetData()), w.GroupID, len(w.Message.GetSnapshot().GetData()))
+			}
+		case <-ctx.Done():
+			t.Fatalf("message %d never arrived", i)
 		}
 	}
 }
