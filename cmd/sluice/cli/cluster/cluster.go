@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -98,17 +97,7 @@ and the partitions that need attention: without a leader, or with a replica lagg
 			var rows [][]any
 			for _, tp := range topics {
 				for _, p := range tp.GetPartitions() {
-					lagging := false
-					var reps, lags []string
-					for _, r := range p.GetReplicas() {
-						reps = append(reps, fmt.Sprint(r.GetNodeId()))
-						lag := fmt.Sprint(r.GetLag())
-						if !r.GetVoter() {
-							lag += "(learner)"
-						}
-						lags = append(lags, lag)
-						lagging = lagging || r.GetLag() > 0 || !r.GetVoter()
-					}
+					reps, lags, lagging := app.ReplicaColumns(p)
 					if !all && p.GetLeader() > 0 && !lagging {
 						continue
 					}
@@ -116,8 +105,7 @@ and the partitions that need attention: without a leader, or with a replica lagg
 					if p.GetLeader() > 0 {
 						leader = fmt.Sprint(p.GetLeader())
 					}
-					rows = append(rows, []any{tp.GetName(), p.GetPartition(), leader,
-						"[" + strings.Join(reps, " ") + "]", "[" + strings.Join(lags, " ") + "]", p.GetHighWatermark()})
+					rows = append(rows, []any{tp.GetName(), p.GetPartition(), leader, reps, lags, p.GetHighWatermark()})
 				}
 			}
 			if len(rows) == 0 {

@@ -70,18 +70,14 @@ func printDescription(g *app.Globals, d *sluicev1.TopicDescription) error {
 		fmt.Fprintf(g.Stdout, "INTERNAL            true\n")
 	}
 	fmt.Fprintln(g.Stdout)
-	t := app.NewTable(g.Stdout, "PARTITION", "LEADER", "REPLICAS", "LOG-START", "HIGH-WATERMARK", "SIZE")
+	t := app.NewTable(g.Stdout, "PARTITION", "LEADER", "REPLICAS", "LAG", "LOG-START", "HIGH-WATERMARK", "SIZE")
 	for _, p := range d.GetPartitions() {
-		reps := make([]string, 0, len(p.GetReplicas()))
-		for _, r := range p.GetReplicas() {
-			reps = append(reps, fmt.Sprint(r.GetNodeId()))
-		}
+		reps, lags, _ := app.ReplicaColumns(p)
 		leader := fmt.Sprint(p.GetLeader())
 		if p.GetLeader() < 0 {
 			leader = "none" // electing
 		}
-		t.Row(p.GetPartition(), leader, "["+strings.Join(reps, " ")+"]",
-			p.GetLogStartOffset(), p.GetHighWatermark(), p.GetSizeBytes())
+		t.Row(p.GetPartition(), leader, reps, lags, p.GetLogStartOffset(), p.GetHighWatermark(), p.GetSizeBytes())
 	}
 	if err := t.Flush(); err != nil {
 		return err
