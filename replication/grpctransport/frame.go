@@ -49,8 +49,10 @@ const (
 // chunkThreshold is the largest message sent whole; a larger one (a
 // snapshot of a partition with many producers, a record batch over
 // frameTarget) is cut into chunks of at most chunkThreshold bytes, so no
-// frame is much larger than frameTarget whatever the message.
-const chunkThreshold = frameTarget
+// frame is much larger than frameTarget whatever the message. A variable
+// only so that tests can make ordinary snapshots travel in chunks; it is
+// set before any transport starts.
+var chunkThreshold = frameTarget
 
 // maxChunkedMessage bounds the message a receiver reassembles.
 const maxChunkedMessage = 1 << 30
@@ -258,7 +260,7 @@ type reassembly struct {
 // add takes a chunk and returns the message it completes, if any.
 func (a *reassembly) add(c chunk) (replication.GroupMessage, bool, error) {
 	if c.offset == 0 {
-		a.group, a.id, a.total, a.buf = c.group, c.id, c.total, make([]byte, 0, min(c.total, 4*chunkThreshold))
+		a.group, a.id, a.total, a.buf = c.group, c.id, c.total, make([]byte, 0, min(c.total, uint64(4*chunkThreshold)))
 	} else if a.buf == nil || c.group != a.group || c.id != a.id || c.total != a.total || c.offset != uint64(len(a.buf)) {
 		a.buf = nil
 		return replication.GroupMessage{}, false, nil

@@ -113,7 +113,7 @@ func (c *cluster) start(id uint64, dir string) *node {
 	return n
 }
 
-func (c *cluster) startHost(id uint64, dir string, tick time.Duration) *node {
+func (c *cluster) startHost(id uint64, dir string, tick time.Duration, opts ...func(*replication.HostConfig)) *node {
 	c.tb.Helper()
 	addr := "127.0.0.1:0"
 	c.mu.Lock()
@@ -132,7 +132,11 @@ func (c *cluster) startHost(id uint64, dir string, tick time.Duration) *node {
 	srv := grpc.NewServer()
 	tr.RegisterService(srv)
 	go func() { _ = srv.Serve(lis) }()
-	h, err := replication.NewHost(replication.HostConfig{NodeID: id, DataDir: dir, Transport: tr, TickInterval: tick})
+	hc := replication.HostConfig{NodeID: id, DataDir: dir, Transport: tr, TickInterval: tick}
+	for _, o := range opts {
+		o(&hc)
+	}
+	h, err := replication.NewHost(hc)
 	if err != nil {
 		c.tb.Fatal(err)
 	}
@@ -305,6 +309,114 @@ func TestLargeMessageCrossesInChunks(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("message %d never arrived", i)
+		}
+	}
+}
+
+// A follower behind the leader's log start gets a snapshot over gRPC, and
+// with a threshold of 256 bytes the snapshot (producer state of 60
+// idempotent producers) and most appends travel in chunks: the follower
+// installs it and then holds exactly the leader's records.
+func TestSnapshotInChunksOverGRPC(t *testing.T) {
+	old := chunkThreshold
+	chunkThreshold = 256
+	t.Cleanup(func() { chunkThreshold = old })
+	c := &cluster{t: t, addrs: map[uint64]string{}, nodes: map[uint64]*node{}}
+	small := func(hc *replication.HostConfig) {
+		hc.Storage.SegmentBytes = 1024
+		hc.SnapshotEntries = 10
+		hc.RetentionCheck = 20 * time.Millisecond
+	}
+	dirs := map[uint64]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	open := func(id uint64) {
+		c.tb = t
+		n := c.startHost(id, dirs[id], 10*time.Millisecond, small)
+		if _, err := n.host.OpenPartition(replication.PartitionSpec{GroupID: 1, Dir: "p1", Voters: []uint64{1, 2, 3}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := uint64(1); id <= 3; id++ {
+		open(id)
+	}
+	defer func() {
+		for id := uint64(1); id <= 3; id++ {
+			c.stop(id)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	setRetention := func(bytes int64) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, n := range c.nodes {
+			if p, ok := n.host.Partition(1); ok {
+				p.UpdateConfig(replication.PartitionConfig{RetentionBytes: bytes})
+			}
+		}
+	}
+	leader := c.leader()
+	var follower uint64
+	c.mu.Lock()
+	for id, n := range c.nodes {
+		if p, _ := n.host.Partition(1); p != leader {
+			follower = id
+		}
+	}
+	c.mu.Unlock()
+	c.stop(follower)
+	setRetention(1)
+	for i := range 60 {
+		b := replication.ProduceBatch{Data: []byte(fmt.Sprintf("batch-%d", i)), Records: 1,
+			ProducerID: int64(i + 1), ProducerEpoch: 0, BaseSequence: 0}
+		if _, err := c.leader().Produce(ctx, b, replication.AcksAll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c.leader().StartOffset() < 30 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("leader start offset %d: retention did not run", c.leader().StartOffset())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	setRetention(0)
+	open(follower)
+	setRetention(0)
+	lp := c.leader()
+	c.mu.Lock()
+	fp, _ := c.nodes[follower].host.Partition(1)
+	c.mu.Unlock()
+	for fp.HighWatermark() < lp.HighWatermark() {
+		select {
+		case <-fp.Changed():
+		case <-ctx.Done():
+			t.Fatalf("follower stuck at %d, want %d", fp.HighWatermark(), lp.HighWatermark())
+		}
+	}
+	if fp.StartOffset() == 0 || fp.StartOffset() != lp.StartOffset() {
+		t.Fatalf("follower starts at %d, leader at %d: no snapshot installed", fp.StartOffset(), lp.StartOffset())
+	}
+	read := func(p *replication.Partition) map[uint64]string {
+		got := map[uint64]string{}
+		for off := p.StartOffset(); off < p.HighWatermark(); {
+			bs, err := p.Read(off, 1<<20)
+			if err != nil || len(bs) == 0 {
+				t.Fatalf("read at %d: %v", off, err)
+			}
+			for _, b := range bs {
+				got[b.BaseOffset] = string(b.Data)
+			}
+			off = bs[len(bs)-1].NextOffset()
+		}
+		return got
+	}
+	want, got := read(lp), read(fp)
+	if len(got) != len(want) || len(want) == 0 {
+		t.Fatalf("follower holds %d batches, leader %d", len(got), len(want))
+	}
+	for off, data := range want {
+		if got[off] != data {
+			t.Fatalf("offset %d: follower %q, leader %q", off, got[off], data)
 		}
 	}
 }
