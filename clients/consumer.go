@@ -371,7 +371,7 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 			transportErr = f.err
 			// A fetch is a read: a node that cannot be reached (its leader died) is
 			// worth a metadata refresh and a retry, like a leader change.
-			if retriable(f.err, true) {
+			if readRetriable(f.err) {
 				c.cl.refresh(ctx, f.job.topic) //nolint:errcheck // best effort
 				c.mu.Lock()
 				c.mu.retry = true
@@ -386,7 +386,7 @@ func (c *Consumer) pollOnce(ctx context.Context) ([]*Record, error) {
 		recs = append(recs, rs...)
 		errs = append(errs, perrs...)
 	}
-	if failed == len(done) && transportErr != nil && ctx.Err() == nil && !retriable(transportErr, true) {
+	if failed == len(done) && transportErr != nil && ctx.Err() == nil && !readRetriable(transportErr) {
 		errs = append(errs, transportErr)
 	}
 	return recs, errors.Join(errs...)
@@ -587,7 +587,7 @@ func (c *Consumer) take(ctx context.Context, j *fetchJob, reply *fetchReply) ([]
 			err := fromProto(pe)
 			next, ok := c.recover(ctx, tp, pos, err, fp)
 			c.mu.Lock()
-			if IsRetriable(err) {
+			if readRetriable(err) {
 				c.mu.retry = true
 			}
 			if cp == c.mu.parts[tp] && cp.moved == j.moved[tp.partition] {

@@ -229,3 +229,26 @@ func TestConsumerFollowsLeader(t *testing.T) {
 		t.Fatalf("first offset after the move %d", got[0].Offset)
 	}
 }
+
+// A node that cannot reach a partition's leader answers ListOffsets and Fetch with
+// UNAVAILABLE (no reason) for the partition. Reads are safe to repeat: the consumer
+// retries them instead of giving the partition up until the next Seek.
+func TestConsumerRetriesUnreachableLeader(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 2)
+	p := newProducer(t, f)
+	ctx := guard(t)
+	produceN(t, p, "t", 4)
+	f.mu.Lock()
+	f.offsetsUnavailable, f.fetchUnavailable = 2, 2
+	f.mu.Unlock()
+	c := newConsumer(t, f)
+	c.Assign("t", map[int32]clients.Offset{0: clients.AtStart(), 1: clients.AtStart()})
+	recs := pollN(t, ctx, c, 4)
+	f.mu.Lock()
+	left := f.offsetsUnavailable + f.fetchUnavailable
+	f.mu.Unlock()
+	if left != 0 || len(recs) != 4 {
+		t.Fatalf("%d records, %d failures not met", len(recs), left)
+	}
+}

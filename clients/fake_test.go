@@ -40,6 +40,15 @@ type fake struct {
 	// breakStreams > 0 makes that many ProduceStreams end with UNAVAILABLE right after
 	// appending a batch, before answering it.
 	breakStreams int
+	// offsetsUnavailable and fetchUnavailable > 0 make that many ListOffsets and Fetch
+	// answers carry, for every partition, the error a node gives when it cannot reach
+	// the partition's leader: UNAVAILABLE without a reason.
+	offsetsUnavailable, fetchUnavailable int
+}
+
+// unreachableLeader is the per-partition error of a node that cannot reach the leader.
+func unreachableLeader() *sluicev1.Error {
+	return &sluicev1.Error{Code: int32(codes.Unavailable), Message: "connection error: connection refused"}
 }
 
 type fakePart struct {
@@ -307,6 +316,14 @@ func (n *fakeNode) Fetch(ctx context.Context, req *sluicev1.FetchRequest) (*slui
 			return nil, apiError(codes.NotFound, "UNKNOWN_TOPIC", nil)
 		}
 		resp := &sluicev1.FetchResponse{Topic: req.GetTopic()}
+		if f.fetchUnavailable > 0 {
+			f.fetchUnavailable--
+			for _, pos := range req.GetPartitions() {
+				resp.Partitions = append(resp.Partitions, &sluicev1.FetchedPartition{Partition: pos.GetPartition(), Error: unreachableLeader()})
+			}
+			f.mu.Unlock()
+			return resp, nil
+		}
 		any := false
 		for _, pos := range req.GetPartitions() {
 			fp := &sluicev1.FetchedPartition{Partition: pos.GetPartition()}
@@ -374,6 +391,13 @@ func (n *fakeNode) ListOffsets(ctx context.Context, req *sluicev1.ListOffsetsReq
 		}
 	}
 	resp := &sluicev1.ListOffsetsResponse{}
+	if f.offsetsUnavailable > 0 {
+		f.offsetsUnavailable--
+		for _, pi := range ps {
+			resp.Offsets = append(resp.Offsets, &sluicev1.PartitionOffset{Partition: pi, Error: unreachableLeader()})
+		}
+		return resp, nil
+	}
 	for _, pi := range ps {
 		p := parts[pi]
 		po := &sluicev1.PartitionOffset{Partition: pi, HighWatermark: p.next, TimestampMs: -1}

@@ -15,7 +15,7 @@ import (
 // the log (unless StrictOffsets).
 func (c *Consumer) recover(ctx context.Context, tp topicPartition, pos int64, err error, fp *sluicev1.FetchedPartition) (int64, bool) {
 	switch {
-	case IsRetriable(err):
+	case readRetriable(err):
 		c.cl.refresh(ctx, tp.topic) //nolint:errcheck // best effort; the next Poll retries
 		return pos, true
 	case errors.Is(err, ErrOffsetOutOfRange) && !c.cfg.strictOffsets:
@@ -51,6 +51,7 @@ func (c *Consumer) resolve(ctx context.Context, parts []*cpart) []error {
 		groups[k] = append(groups[k], cp)
 	}
 	var errs []error
+	refresh := map[string]bool{} // topics whose leaders could not be reached
 	for k, cps := range groups {
 		ps := make([]int32, len(cps))
 		for i, cp := range cps {
@@ -75,6 +76,9 @@ func (c *Consumer) resolve(ctx context.Context, parts []*cpart) []error {
 			switch {
 			case o == nil:
 				cur.failed = &Error{Reason: sluicev1.ErrorReason_ERROR_REASON_UNKNOWN_PARTITION, Message: "no offset returned"}
+			case o.GetError() != nil && readRetriable(fromProto(o.GetError())):
+				// Resolved again on the next Poll, after a backoff.
+				c.mu.retry, refresh[k.topic] = true, true
 			case o.GetError() != nil:
 				cur.failed = fromProto(o.GetError())
 			case o.GetOffset() < 0:
@@ -88,8 +92,16 @@ func (c *Consumer) resolve(ctx context.Context, parts []*cpart) []error {
 		}
 		c.mu.Unlock()
 	}
+	for topic := range refresh {
+		c.cl.refresh(ctx, topic) //nolint:errcheck // best effort; the next Poll retries
+	}
 	return errs
 }
+
+// readRetriable reports whether a read (ListOffsets, Fetch) may be sent again after
+// err: the reasons a produce is retried for, and, since a read changes nothing, a
+// transport failure without a reason too (a node that could not reach the leader).
+func readRetriable(err error) bool { return retriable(err, true) }
 
 func listOffsets(ctx context.Context, cl *cluster, topic string, o Offset, readCommitted bool, partitions []int32) ([]*sluicev1.PartitionOffset, error) {
 	var resp *sluicev1.ListOffsetsResponse
