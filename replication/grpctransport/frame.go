@@ -57,7 +57,9 @@ var chunkThreshold = frameTarget
 // maxChunkedMessage bounds the message a receiver reassembles.
 const maxChunkedMessage = 1 << 30
 
-// chunk is one piece of a message sent in chunks; data is its own copy.
+// chunk is one piece of a message sent in chunks. On the sending side data
+// is a slice of the marshalled message; decodeChunk gives it its own copy,
+// since the received frame's buffer is reused once decoded.
 type chunk struct {
 	group, id, offset, total uint64
 	data                     []byte
