@@ -22,10 +22,13 @@
 //
 // Partitioning: a record with a key goes to batch.KeyPartition(key, n), where Kafka's
 // default partitioner puts it (murmur2); an empty key counts as no key, since the wire
-// cannot tell them apart. Records without a key stick to one randomly chosen partition
-// until StickyPartitionBytes (16 KiB) went to it and the batch they fill is sent, then
-// move on (Kafka's sticky partitioner, KIP-794), so unkeyed records batch well even
-// when batches are sent early. ManualPartitioning uses Record.Partition.
+// cannot tell them apart. Records without a key stick to one partition until
+// StickyPartitionBytes (16 KiB) went to it and the batch they fill is sent, then move on
+// (Kafka's sticky partitioner, KIP-794), so unkeyed records batch well even when
+// batches are sent early. They move to a partition with the fewest batches in flight or
+// queued (at random among those, as Kafka's adaptive partitioning), so they neither wait
+// behind a request still out nor pile up on a slow leader. ManualPartitioning uses
+// Record.Partition.
 //
 // Batching: each partition has an open batch encoded as records are produced
 // (batch.Builder). It becomes ready when it reaches MaxBatchBytes, when Linger passes
@@ -35,7 +38,10 @@
 // MaxInflightPerPartition batches in flight. Records arriving while a batch with room
 // waits join it: a partition whose batches do not fill sends one request per round
 // trip, each carrying what arrived during the last one (one Raft entry and one fsync
-// per replica for all of them), and a partition whose batches fill pipelines them.
+// per replica for all of them), and a partition whose batches fill pipelines them. A
+// batch with room also goes once the request before it has been out for twice the
+// partition's average round trip: behind a slow answer (a slow fsync) its records are
+// replicated meanwhile instead of waiting for that answer and a round trip of their own.
 //
 // Transport: the producer sends straight to partition leaders (ClusterService.GetMetadata
 // maps partitions to node addresses) over one ProducerService.ProduceStream per node.

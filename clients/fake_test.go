@@ -44,6 +44,9 @@ type fake struct {
 	// answers carry, for every partition, the error a node gives when it cannot reach
 	// the partition's leader: UNAVAILABLE without a reason.
 	offsetsUnavailable, fetchUnavailable int
+	// held holds the answers of a node's ProduceStreams (not the appends) until its
+	// channel is closed (holdAnswers).
+	held map[int32]chan struct{}
 }
 
 // unreachableLeader is the per-partition error of a node that cannot reach the leader.
@@ -148,6 +151,24 @@ func (f *fake) setLeader(topic string, partition int, leader int32) {
 	f.topics[topic][partition].leader = leader
 }
 
+// waitBatches waits until a partition holds n batches (or ctx ends: false).
+func (f *fake) waitBatches(ctx context.Context, topic string, partition, n int) bool {
+	for {
+		f.mu.Lock()
+		have := len(f.topics[topic][partition].batches)
+		changed := f.changed
+		f.mu.Unlock()
+		if have >= n {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // log returns the batches of a partition.
 func (f *fake) log(topic string, partition int) []fakeBatch {
 	f.mu.Lock()
@@ -158,6 +179,23 @@ func (f *fake) log(topic string, partition int) []fakeBatch {
 func apiError(code codes.Code, reason string, md map[string]string) error {
 	st, _ := status.New(code, reason).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "sluice.v1", Metadata: md})
 	return st.Err()
+}
+
+// holdAnswers appends what node id's ProduceStreams receive but holds their answers
+// until release is called: a request in flight that takes long to be answered, while
+// the node goes on receiving. Release is idempotent and runs at cleanup.
+func (f *fake) holdAnswers(t testing.TB, id int32) (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	if f.held == nil {
+		f.held = make(map[int32]chan struct{})
+	}
+	f.held[id] = ch
+	f.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(ch) }) }
+	t.Cleanup(release)
+	return release
 }
 
 func (n *fakeNode) produce(ctx context.Context, req *sluicev1.ProduceRequest) (*sluicev1.ProduceResponse, error) {
@@ -229,40 +267,79 @@ func (n *fakeNode) ProduceStream(stream grpc.BidiStreamingServer[sluicev1.Produc
 	if no {
 		return status.Error(codes.Unimplemented, "no streams here")
 	}
-	for {
-		req, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		resp, err := n.produce(stream.Context(), req.GetRequest())
-		n.f.mu.Lock()
-		brk := err == nil && n.f.breakStreams > 0
-		if brk {
-			n.f.breakStreams--
-		}
-		n.f.mu.Unlock()
-		if brk {
-			return status.Error(codes.Unavailable, "connection reset")
-		}
-		out := &sluicev1.ProduceStreamResponse{CorrelationId: req.GetCorrelationId(), Response: resp}
-		if err != nil {
-			st := status.Convert(err)
-			pe := &sluicev1.Error{Code: int32(st.Code()), Message: st.Message()}
-			for _, d := range st.Details() {
-				if info, ok := d.(*errdetails.ErrorInfo); ok {
-					pe.Reason = sluicev1.ErrorReason(sluicev1.ErrorReason_value["ERROR_REASON_"+info.GetReason()])
-					pe.Metadata = info.GetMetadata()
+	// Requests are received and appended on a goroutine of the handler, and answered in
+	// their order here, so that answers can be held (holdAnswers) while later requests
+	// are still received. A nil answer ends the stream with brk (breakStreams).
+	ctx := stream.Context()
+	answers := make(chan *sluicev1.ProduceStreamResponse, 1024)
+	var recvErr error // set before answers is closed
+	brk := status.Error(codes.Unavailable, "connection reset")
+	go func() {
+		defer close(answers)
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					recvErr = err
 				}
+				return
 			}
-			out = &sluicev1.ProduceStreamResponse{CorrelationId: req.GetCorrelationId(), Error: pe}
+			resp, err := n.produce(ctx, req.GetRequest())
+			n.f.mu.Lock()
+			broken := err == nil && n.f.breakStreams > 0
+			if broken {
+				n.f.breakStreams--
+			}
+			n.f.mu.Unlock()
+			var out *sluicev1.ProduceStreamResponse
+			if !broken {
+				out = produceAnswer(req.GetCorrelationId(), resp, err)
+			}
+			select {
+			case answers <- out:
+			case <-ctx.Done():
+				return
+			}
+			if broken {
+				return
+			}
+		}
+	}()
+	for out := range answers {
+		if out == nil {
+			return brk
+		}
+		n.f.mu.Lock()
+		hold := n.f.held[n.id]
+		n.f.mu.Unlock()
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if err := stream.Send(out); err != nil {
 			return err
 		}
 	}
+	return recvErr
+}
+
+// produceAnswer is the stream answer to a produce request's outcome.
+func produceAnswer(corr uint64, resp *sluicev1.ProduceResponse, err error) *sluicev1.ProduceStreamResponse {
+	if err == nil {
+		return &sluicev1.ProduceStreamResponse{CorrelationId: corr, Response: resp}
+	}
+	st := status.Convert(err)
+	pe := &sluicev1.Error{Code: int32(st.Code()), Message: st.Message()}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			pe.Reason = sluicev1.ErrorReason(sluicev1.ErrorReason_value["ERROR_REASON_"+info.GetReason()])
+			pe.Metadata = info.GetMetadata()
+		}
+	}
+	return &sluicev1.ProduceStreamResponse{CorrelationId: corr, Error: pe}
 }
 
 func (n *fakeNode) InitProducer(ctx context.Context, req *sluicev1.InitProducerRequest) (*sluicev1.InitProducerResponse, error) {

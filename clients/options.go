@@ -251,7 +251,8 @@ func ManualPartitioning() ProducerOpt {
 // StickyPartitionBytes sets how many bytes of records without a key go to one
 // partition before the producer may move them to another (default 16 KiB, Kafka's
 // batch.size; KIP-794). Past it, the producer moves on once the batch it was filling is
-// sent. 0 moves on after every sent batch.
+// sent, to the partition with the fewest batches outstanding. 0 moves on after every
+// sent batch.
 func StickyPartitionBytes(n int) ProducerOpt {
 	return producerOpt(func(c *config) { c.stickyBytes = max(n, 0) })
 }

@@ -23,6 +23,15 @@ func (p *Producer) complete(b *pbatch, resp *sluicev1.ProduceResponse, err error
 	p.mu.Lock()
 	pb := b.part
 	pb.inflight--
+	if err == nil && !b.takenAt.IsZero() {
+		// A moving average of round trips, as TCP's smoothed RTT (weight 1/8).
+		d := time.Since(b.takenAt)
+		if pb.rtt == 0 {
+			pb.rtt = d
+		} else {
+			pb.rtt += (d - pb.rtt) / 8
+		}
+	}
 	if err != nil && p.mu.closed {
 		err = ErrClosed
 	}

@@ -77,6 +77,11 @@ type partBuf struct {
 	holes       []seqHole // sequence ranges of batches that failed unwritten
 	gen         int       // counts holes ever punched
 	lastBytes   int       // encoded size of the last sealed batch: the next one's size hint
+	// takenAt is when the partition's last batch was taken for sending, and rtt a moving
+	// average of its batches' round trips (taken to answered): a batch with room may go
+	// behind one in flight once that one is slow (coalesceDoneLocked).
+	takenAt time.Time
+	rtt     time.Duration
 }
 
 // seqHole is the sequence range of an idempotent batch the server refused: later
@@ -103,6 +108,7 @@ type pbatch struct {
 	seq      int32
 	attempts int
 	corr     uint64
+	takenAt  time.Time // when last taken for sending: its round trip runs from here
 	sentAt   time.Time // when last sent on a stream: its request timeout runs from here
 	adjGen   int       // holes up to this generation are applied to seq
 
@@ -228,7 +234,7 @@ func (p *Producer) produce(ctx context.Context, r *Record, promise func(*Record,
 
 // stickyLocked returns the sticky partition for records without a key. It stays until
 // StickyPartitionBytes of records went to it (Kafka's KIP-794), and past that until the
-// batch it was filling is sealed, then moves to another partition at random. The byte
+// batch it was filling is sealed, then moves to the least loaded partition. The byte
 // floor matters when batches are sent early (Linger 0, or a partition with nothing in
 // flight): moving on after every sent batch would make each record its own batch and
 // Raft entry on a different partition.
@@ -249,12 +255,43 @@ func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 			}
 		}
 	}
-	next := rand.Int32N(n)
-	if n > 1 && next == st.partition {
-		next = (next + 1 + rand.Int32N(n-1)) % n
-	}
-	st.partition, st.batch, st.bytes = next, nil, 0
+	st.partition, st.batch, st.bytes = p.leastLoadedLocked(topic, n, st.partition), nil, 0
 	return st
+}
+
+// leastLoadedLocked picks the next sticky partition: at random among those with the
+// fewest batches in flight or queued, other than the one the records leave unless it is
+// the only such, and among partitions with a known leader when there are any (Kafka's
+// adaptive partitioning weighs its choice by queue sizes for the same reason). Records whose partition is still waiting for an answer would wait for
+// it too: a partition with nothing outstanding sends them at once. And a partition
+// whose leader is slow keeps batches in flight and queued, so new records go to
+// partitions that keep up instead of queueing behind it.
+func (p *Producer) leastLoadedLocked(topic string, n, leaving int32) int32 {
+	const unrouted = 1 << 20 // a partition without a known leader: only when all are
+	best, ties := int32(0), 0
+	bestLoad := 0
+	for i := range n {
+		load := 0 // twice the batches, and one more for the partition left: it loses ties
+		if pb := p.mu.parts[topicPartition{topic, i}]; pb != nil {
+			load = 2 * (pb.inflight + len(pb.batches))
+			if pb.sink == nil {
+				load += unrouted
+			}
+		}
+		if i == leaving {
+			load++
+		}
+		switch {
+		case ties == 0 || load < bestLoad:
+			best, bestLoad, ties = i, load, 1
+		case load == bestLoad:
+			ties++
+			if rand.IntN(ties) == 0 { // uniform among the ties (reservoir sampling)
+				best = i
+			}
+		}
+	}
+	return best
 }
 
 func (p *Producer) partLocked(tp topicPartition) *partBuf {

@@ -230,6 +230,87 @@ func TestStickyPartitionBytesFloor(t *testing.T) {
 	}
 }
 
+// Records without a key move to a partition with nothing outstanding: ones still
+// waiting for an answer (here, forever) are not picked while another is idle. Before,
+// the next partition was random, and records landing on a partition with a request out
+// waited for its answer.
+func TestStickyPartitionPrefersIdlePartitions(t *testing.T) {
+	f := newFake(t, 2)
+	f.addTopic("t", 4, 1, 1, 1, 2) // node 1 leads partitions 0-2 and holds its answers
+	p := newProducer(t, f, clients.Linger(0), clients.StickyPartitionBytes(0))
+	ctx := guard(t)
+	release := f.holdAnswers(t, 1)
+	count := map[int32]int{}
+	var wg sync.WaitGroup
+	for range 60 {
+		acked := make(chan error, 1)
+		wg.Add(1)
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: []byte("v")}, func(_ *clients.Record, err error) {
+			acked <- err
+			wg.Done()
+		})
+		part := clients.StickyPartition(p, "t") // where the record went: only this loop produces
+		count[part]++
+		if part == 3 { // node 2 answers
+			if err := <-acked; err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if count[part] > 1 {
+			t.Fatalf("records per partition %v: partition %d was picked with a request outstanding", count, part)
+		}
+		if !f.waitBatches(ctx, "t", int(part), 1) { // in flight: its answer is held
+			t.Fatal("the first request of a partition of node 1 never arrived")
+		}
+	}
+	release()
+	wg.Wait()
+}
+
+// A batch with room waits for the partition's request in flight, so records produced
+// during a round trip share the next request. But once that request has been out for
+// twice the partition's usual round trip, the batch goes behind it: its records are
+// replicated meanwhile instead of waiting for the slow answer and then a round trip of
+// their own.
+func TestBatchGoesBehindASlowRequest(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 1)
+	p := newProducer(t, f, clients.Linger(0))
+	ctx := guard(t)
+	const warm = 5 // answered round trips: the partition's usual one
+	for range warm {
+		if _, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("w")}).First(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	release := f.holdAnswers(t, 1)
+	var wg sync.WaitGroup
+	produce := func(v string) {
+		wg.Add(1)
+		p.Produce(ctx, &clients.Record{Topic: "t", Value: []byte(v)}, func(_ *clients.Record, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			wg.Done()
+		})
+	}
+	produce("a") // sent at once; its answer is held
+	if !f.waitBatches(ctx, "t", 0, warm+1) {
+		t.Fatal("a was not sent")
+	}
+	produce("b") // has room: waits behind a until a's round trip is slow
+	if !f.waitBatches(ctx, "t", 0, warm+2) {
+		t.Fatal("b never went while a's answer was outstanding")
+	}
+	release()
+	wg.Wait()
+	log := f.log("t", 0)
+	if len(log) != warm+2 || log[warm].h.RecordCount != 1 || log[warm+1].h.RecordCount != 1 {
+		t.Fatalf("%d batches, want a and b in one each after %d", len(log), warm)
+	}
+}
+
 // The leader moves after the producer cached metadata: the old leader answers
 // NOT_LEADER with the new leader's address and the batch is retried there.
 func TestRetryOnNotLeaderFollowsTheHint(t *testing.T) {

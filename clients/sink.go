@@ -29,10 +29,12 @@ type sink struct {
 	sendMu sync.Mutex
 
 	// guarded by Producer.mu
-	parts  []*partBuf
-	next   int
-	stream *pstream
-	unary  bool
+	parts   []*partBuf
+	next    int
+	stream  *pstream
+	unary   bool
+	timer   *time.Timer // pokes the sink when a waiting batch may go (pokeInLocked)
+	timerAt time.Time
 }
 
 type pstream struct {
@@ -142,7 +144,8 @@ func (s *sink) sendNow() {
 }
 
 // takeLocked removes the batches that may be sent now, in partition order, and marks
-// them in flight.
+// them in flight. When a batch waits for a round trip to turn slow (coalesceDoneLocked),
+// the sink's timer pokes it then.
 func (s *sink) takeLocked(now time.Time) []*pbatch {
 	p := s.p
 	maxIn := p.cfg.maxInflight
@@ -151,16 +154,24 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 	}
 	var out []*pbatch
 	var wait time.Duration
+	soonest := func(d time.Duration) {
+		if d > 0 && (wait == 0 || d < wait) {
+			wait = d
+		}
+	}
 	n := len(s.parts)
 	for i := range n {
 		pb := s.parts[(s.next+i)%n]
 		if now.Before(pb.backoffTill) {
-			if d := pb.backoffTill.Sub(now); wait == 0 || d < wait {
-				wait = d
-			}
+			soonest(pb.backoffTill.Sub(now))
 			continue
 		}
-		for pb.inflight < maxIn && (pb.inflight == 0 || pb.inflightOn == s) && p.readyLocked(pb) && coalesceDoneLocked(pb) {
+		for pb.inflight < maxIn && (pb.inflight == 0 || pb.inflightOn == s) && p.readyLocked(pb) {
+			ok, retry := coalesceDoneLocked(pb, now)
+			if !ok {
+				soonest(retry)
+				break
+			}
 			b := pb.batches[0]
 			pb.batches = pb.batches[1:]
 			b.full = true
@@ -170,31 +181,64 @@ func (s *sink) takeLocked(now time.Time) []*pbatch {
 			p.adjustSeqLocked(b)
 			pb.inflight++
 			pb.inflightOn = s
+			pb.takenAt, b.takenAt = now, now
 			out = append(out, b)
 		}
 	}
 	if n > 0 {
 		s.next = (s.next + 1) % n
 	}
-	if len(out) == 0 && wait > 0 {
-		time.AfterFunc(wait, s.poke)
+	if wait > 0 {
+		s.pokeInLocked(now, wait)
 	}
 	return out
 }
 
+// pokeInLocked arms the sink's timer to poke it after d, unless it is armed to fire
+// sooner already: one timer per sink, however often its batches wait.
+func (s *sink) pokeInLocked(now time.Time, d time.Duration) {
+	at := now.Add(d)
+	if !s.timerAt.IsZero() && !s.timerAt.After(at) && s.timerAt.After(now) {
+		return
+	}
+	s.timerAt = at
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.poke)
+		return
+	}
+	s.timer.Reset(d)
+}
+
+// slowRound is how many of a partition's average round trips its last request may take
+// before a batch with room goes behind it (coalesceDoneLocked).
+const slowRound = 2
+
 // coalesceDoneLocked reports whether pb's first batch may go while others of the
-// partition are in flight: only once no more records fit in it (or it is a retry).
-// A batch with room waits for the partition's requests in flight to be answered, and
-// records produced meanwhile join it, so a partition sends one request per round trip
-// unless its batches fill faster: at a steady rate the records of a round trip share
-// one request, one Raft entry and one fsync on each replica instead of taking one each
-// (franz-go keeps one produce request in flight per broker for the same reason).
-func coalesceDoneLocked(pb *partBuf) bool {
+// partition are in flight, and if not, how long until it may. A batch that is sealed or
+// full (or a retry) goes at once. A batch with room waits for the partition's requests
+// in flight to be answered, and records produced meanwhile join it, so a partition sends
+// one request per round trip unless its batches fill faster: at a steady rate the
+// records of a round trip share one request, one Raft entry and one fsync on each
+// replica instead of taking one each (franz-go keeps one produce request in flight per
+// broker for the same reason). But once the last request has been out for slowRound
+// times the partition's average round trip (a slow fsync or a stall somewhere), the
+// batch goes behind it: its records would otherwise wait for the slow answer and then
+// for a whole round trip of their own, while sent now they are replicated in the
+// meantime and answered right after it. That costs at most one request more per slow
+// round.
+func coalesceDoneLocked(pb *partBuf, now time.Time) (bool, time.Duration) {
 	if pb.inflight == 0 {
-		return true
+		return true, 0
 	}
 	b := pb.batches[0]
-	return b.sealed || b.full || len(pb.batches) > 1
+	if b.sealed || b.full || len(pb.batches) > 1 {
+		return true, 0
+	}
+	if pb.rtt <= 0 {
+		return false, 0
+	}
+	left := pb.takenAt.Add(slowRound * pb.rtt).Sub(now)
+	return left <= 0, left
 }
 
 // sealLocked fixes b's records and assigns its producer id and sequence; the sink
