@@ -260,18 +260,22 @@ func (p *Producer) stickyLocked(topic string, n int32) *stickyState {
 }
 
 // leastLoadedLocked picks the next sticky partition: at random among those with the
-// fewest batches in flight or queued, other than the one the records leave unless it is
-// the only such, and among partitions with a known leader when there are any (Kafka's
-// adaptive partitioning weighs its choice by queue sizes for the same reason). Records whose partition is still waiting for an answer would wait for
-// it too: a partition with nothing outstanding sends them at once. And a partition
-// whose leader is slow keeps batches in flight and queued, so new records go to
-// partitions that keep up instead of queueing behind it.
+// fewest batches in flight or queued (Kafka's adaptive partitioning weighs its choice by
+// queue sizes for the same reason). Records sent to a partition still waiting for an
+// answer would wait for it too, while one with nothing outstanding sends them at once;
+// and a partition whose leader is slow keeps batches in flight and queued, so new
+// records go to partitions that keep up instead of queueing behind it. The partition
+// the records leave loses ties, and partitions without a known leader are picked only
+// when all are such. Topics with many partitions are weighed by a random sample, so a
+// move costs the same however many partitions there are.
 func (p *Producer) leastLoadedLocked(topic string, n, leaving int32) int32 {
-	const unrouted = 1 << 20 // a partition without a known leader: only when all are
-	best, ties := int32(0), 0
-	bestLoad := 0
-	for i := range n {
-		load := 0 // twice the batches, and one more for the partition left: it loses ties
+	const (
+		unrouted = 1 << 20
+		sample   = 16
+	)
+	best, bestLoad, ties := int32(0), 0, 0
+	consider := func(i int32) {
+		load := 0 // twice the batches, so that one more for the partition left breaks ties
 		if pb := p.mu.parts[topicPartition{topic, i}]; pb != nil {
 			load = 2 * (pb.inflight + len(pb.batches))
 			if pb.sink == nil {
@@ -289,6 +293,15 @@ func (p *Producer) leastLoadedLocked(topic string, n, leaving int32) int32 {
 			if rand.IntN(ties) == 0 { // uniform among the ties (reservoir sampling)
 				best = i
 			}
+		}
+	}
+	if n <= sample {
+		for i := range n {
+			consider(i)
+		}
+	} else {
+		for range sample {
+			consider(rand.Int32N(n))
 		}
 	}
 	return best

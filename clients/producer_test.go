@@ -268,6 +268,29 @@ func TestStickyPartitionPrefersIdlePartitions(t *testing.T) {
 	wg.Wait()
 }
 
+// With many partitions the next sticky partition is chosen from a sample: records
+// still spread over the topic, and every choice is a partition of it.
+func TestStickyPartitioningSpreadsOverManyPartitions(t *testing.T) {
+	f := newFake(t, 1)
+	f.addTopic("t", 64)
+	p := newProducer(t, f, clients.Linger(0), clients.StickyPartitionBytes(0))
+	ctx := guard(t)
+	seen := map[int32]bool{}
+	for range 200 {
+		r, err := p.ProduceSync(ctx, &clients.Record{Topic: "t", Value: []byte("v")}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Partition < 0 || r.Partition >= 64 {
+			t.Fatalf("partition %d of 64", r.Partition)
+		}
+		seen[r.Partition] = true
+	}
+	if len(seen) < 32 {
+		t.Fatalf("200 records moving after every batch used %d of 64 partitions", len(seen))
+	}
+}
+
 // A batch with room waits for the partition's request in flight, so records produced
 // during a round trip share the next request. But once that request has been out for
 // twice the partition's usual round trip, the batch goes behind it: its records are
