@@ -26,8 +26,9 @@
 // StickyPartitionBytes (16 KiB) went to it and the batch they fill is sent, then move on
 // (Kafka's sticky partitioner, KIP-794), so unkeyed records batch well even when
 // batches are sent early. They move to a partition with the fewest batches in flight or
-// queued (at random among those, as Kafka's adaptive partitioning), so they neither wait
-// behind a request still out nor pile up on a slow leader. ManualPartitioning uses
+// queued (at random among those, as Kafka's adaptive partitioning; among 16 sampled ones
+// in larger topics), so they neither wait behind a request still out nor pile up on a
+// slow leader. ManualPartitioning uses
 // Record.Partition.
 //
 // Batching: each partition has an open batch encoded as records are produced
